@@ -1,0 +1,39 @@
+# Two commands on a fresh machine: `make run` and `make test`. Each creates .venv and installs.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test lint install migrate bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+## make run: migrate, load the protocol, make an admin login, start web + worker + beat (Ctrl-C stops all)
+run: install
+	bash bin/run
+
+## make test: the whole suite (PostgreSQL/Redis tests run when DATABASE_URL/REDIS_URL are set)
+# Tests run with DEBUG off (as in production) and a throwaway key unless the environment sets one.
+test: install
+	SECRET_KEY="$${SECRET_KEY:-test-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz}" \
+	SECURE_SSL_REDIRECT="$${SECURE_SSL_REDIRECT:-false}" \
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+bench: install
+	$(PY) bench/enroll_latency.py
+
+clean:
+	rm -rf var

@@ -1,0 +1,47 @@
+from rest_framework import serializers
+
+from trial.models import DoseLevel, EligibilityCriterion, Site, Trial, VisitDefinition
+
+
+class DoseLevelSerializer(serializers.ModelSerializer):
+    cells_display = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = DoseLevel
+        fields = ("id", "level", "label", "cells", "cells_display")
+
+
+class SiteSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Site
+        fields = ("id", "name", "city", "region", "country", "time_zone")
+
+
+class CriterionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = EligibilityCriterion
+        fields = ("code", "kind", "text", "needs_judgment")
+
+
+class VisitDefinitionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = VisitDefinition
+        fields = ("code", "name", "day_offset", "window_before_days", "window_after_days")
+
+
+class TrialSerializer(serializers.ModelSerializer):
+    sites = SiteSerializer(many=True, read_only=True)
+    dose_levels = DoseLevelSerializer(many=True, read_only=True)
+    criteria = CriterionSerializer(many=True, read_only=True)
+    visit_schedule = VisitDefinitionSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Trial
+        fields = (
+            "id", "registry_id", "title", "short_title", "phase", "design", "product", "sponsor",
+            "planned_enrollment", "status", "protocol_version", "eligible_sex", "min_age_years", "max_age_years",
+            "escalation_design", "boin_target_rate", "cohort_size", "max_per_dose_level", "dlt_window_days",
+            "sentinel_observation_days", "stagger_hours", "infusion_rate_min", "infusion_rate_max",
+            "default_drop_factor", "dose_tolerance_pct", "max_infusions_per_participant", "review_quorum",
+            "sites", "dose_levels", "criteria", "visit_schedule",
+        )  # fmt: skip

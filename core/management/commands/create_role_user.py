@@ -1,0 +1,39 @@
+import json
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from core.roles import ROLES
+
+
+class Command(BaseCommand):
+    help = "Create a staff user with one role (group); prints the generated password once, as JSON."
+
+    def add_arguments(self, parser):
+        parser.add_argument("username")
+        parser.add_argument("--role", required=True, choices=ROLES)
+        parser.add_argument("--first-name", default="")
+        parser.add_argument("--last-name", default="")
+        parser.add_argument("--email", default="")
+        parser.add_argument("--token", action="store_true", help="also create an API token for the user")
+
+    def handle(self, *args, username, role, first_name, last_name, email, token, **options):
+        users = get_user_model()
+        if users.objects.filter(username=username).exists():
+            raise CommandError(f"A user named {username!r} already exists.")
+        password = secrets.token_urlsafe(12)
+        with transaction.atomic():
+            user = users.objects.create_user(
+                username=username, password=password, email=email, first_name=first_name, last_name=last_name,
+                is_staff=True,
+            )
+            user.groups.add(Group.objects.get(name=role))
+            key = None
+            if token:
+                from rest_framework.authtoken.models import Token
+
+                key = Token.objects.create(user=user).key
+        self.stdout.write(json.dumps({"username": username, "role": role, "password": password, "token": key}))

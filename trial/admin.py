@@ -1,0 +1,84 @@
+from django.contrib import admin
+
+from core.admin import AuditedAdmin, AuditedInline
+from trial.models import DoseLevel, EligibilityCriterion, Site, Trial, VisitDefinition
+
+
+class DoseLevelInline(AuditedInline):
+    model = DoseLevel
+    fields = ("level", "label", "cells", "cells_shown")
+    readonly_fields = ("cells_shown",)
+
+    @admin.display(description="Cells")
+    def cells_shown(self, obj):
+        return obj.cells_display if obj.pk else "—"
+
+
+class SiteInline(AuditedInline):
+    model = Site
+    fields = ("name", "city", "region", "country", "time_zone")
+
+
+class CriterionInline(AuditedInline):
+    model = EligibilityCriterion
+    fields = ("order", "code", "kind", "text", "needs_judgment", "rule", "params")
+    classes = ("collapse",)
+
+
+class VisitInline(AuditedInline):
+    model = VisitDefinition
+    fields = ("code", "name", "day_offset", "window_before_days", "window_after_days")
+
+
+@admin.register(Trial)
+class TrialAdmin(AuditedAdmin):
+    list_display = ("registry_id", "short_title", "phase", "status", "planned_enrollment", "escalation_design")
+    list_filter = ("status", "phase", "escalation_design")
+    search_fields = ("registry_id", "title", "short_title")
+    inlines = (SiteInline, DoseLevelInline, VisitInline, CriterionInline)
+    fieldsets = (
+        ("Registration", {"fields": ("registry_id", "title", "short_title", "phase", "design", "product",
+                                     "sponsor", "protocol_version", "status")}),
+        ("Population", {"fields": ("planned_enrollment", "eligible_sex", "min_age_years", "max_age_years")}),
+        ("Escalation design", {"fields": ("escalation_design", "boin_target_rate", "cohort_size",
+                                          "max_per_dose_level", "review_quorum")}),
+        ("Safety windows", {"fields": ("dlt_window_days", "sentinel_observation_days", "stagger_hours")}),
+        ("Infusion", {"fields": ("infusion_rate_min", "infusion_rate_max", "default_drop_factor",
+                                 "dose_tolerance_pct", "max_infusions_per_participant")}),
+    )  # fmt: skip
+
+    def get_readonly_fields(self, request, obj=None):
+        # The registry ID identifies the trial everywhere (files, API, signatures): fixed once loaded.
+        return ("registry_id",) if obj else ()
+
+
+@admin.register(DoseLevel)
+class DoseLevelAdmin(AuditedAdmin):
+    list_display = ("trial", "level", "label", "cells_display")
+    list_filter = ("trial",)
+    list_select_related = ("trial",)
+
+
+@admin.register(EligibilityCriterion)
+class EligibilityCriterionAdmin(AuditedAdmin):
+    list_display = ("code", "kind", "short_text", "needs_judgment", "trial")
+    list_filter = ("trial", "kind", "needs_judgment")
+    search_fields = ("code", "text")
+    list_select_related = ("trial",)
+
+    @admin.display(description="Criterion")
+    def short_text(self, obj):
+        return obj.text if len(obj.text) <= 100 else obj.text[:99] + "…"
+
+
+@admin.register(VisitDefinition)
+class VisitDefinitionAdmin(AuditedAdmin):
+    list_display = ("code", "name", "day_offset", "window_before_days", "window_after_days", "trial")
+    list_filter = ("trial",)
+    list_select_related = ("trial",)
+
+
+@admin.register(Site)
+class SiteAdmin(AuditedAdmin):
+    list_display = ("name", "city", "country", "time_zone", "trial")
+    list_select_related = ("trial",)

@@ -1,0 +1,201 @@
+"""Reading and validating a protocol data file (JSON) before anything is written.
+
+The DRF serializers below are the file's schema; an error names the file and the field path,
+e.g. ``NCT06949137.json: dose_levels[1].cells: A valid integer is required.``
+"""
+
+import json
+from decimal import Decimal
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+from rest_framework import serializers
+
+from core.errors import InvalidInput
+from trial.models import EligibilityCriterion, Trial
+
+
+class _Strict(serializers.Serializer):
+    """Unknown keys are an error: a typo in a parameter name must not be silently ignored."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({key: ["Unknown field."] for key in unknown})
+        return super().to_internal_value(data)
+
+
+class ParametersSchema(_Strict):
+    escalation_design = serializers.ChoiceField(choices=Trial.EscalationDesign.choices)
+    boin_target_rate = serializers.DecimalField(
+        max_digits=4, decimal_places=3, min_value=Decimal("0.001"), max_value=Decimal("0.999")
+    )
+    cohort_size = serializers.IntegerField(min_value=1, max_value=100)
+    max_per_dose_level = serializers.IntegerField(min_value=1, max_value=1000)
+    dlt_window_days = serializers.IntegerField(min_value=1, max_value=3650)
+    sentinel_observation_days = serializers.IntegerField(min_value=0, max_value=3650)
+    stagger_hours = serializers.IntegerField(min_value=0, max_value=24 * 365)
+    infusion_rate_min = serializers.DecimalField(max_digits=6, decimal_places=2, min_value=Decimal("0.01"))
+    infusion_rate_max = serializers.DecimalField(max_digits=6, decimal_places=2, min_value=Decimal("0.01"))
+    default_drop_factor = serializers.IntegerField(min_value=1, max_value=100)
+    dose_tolerance_pct = serializers.DecimalField(
+        max_digits=5, decimal_places=2, min_value=Decimal("0"), max_value=Decimal("100")
+    )
+    max_infusions_per_participant = serializers.IntegerField(min_value=1, max_value=100)
+    review_quorum = serializers.IntegerField(min_value=1, max_value=50)
+
+    def validate(self, attrs):
+        if attrs["infusion_rate_max"] < attrs["infusion_rate_min"]:
+            raise serializers.ValidationError({"infusion_rate_max": ["Must not be below infusion_rate_min."]})
+        if attrs["max_per_dose_level"] < attrs["cohort_size"]:
+            raise serializers.ValidationError({"max_per_dose_level": ["Must not be below cohort_size."]})
+        return attrs
+
+
+class SiteSchema(_Strict):
+    name = serializers.CharField(max_length=200)
+    city = serializers.CharField(max_length=120)
+    region = serializers.CharField(max_length=120, required=False, allow_blank=True, default="")
+    country = serializers.CharField(max_length=120)
+    time_zone = serializers.CharField(max_length=64)
+
+    def validate_time_zone(self, value: str) -> str:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise serializers.ValidationError(f"{value!r} is not an IANA time zone.") from None
+        return value
+
+
+class DoseLevelSchema(_Strict):
+    level = serializers.IntegerField(min_value=1, max_value=100)
+    label = serializers.CharField(max_length=60)
+    cells = serializers.IntegerField(min_value=1, max_value=10**15)
+
+
+class CriterionSchema(_Strict):
+    code = serializers.RegexField(r"^[A-Z][0-9A-Za-z]{0,15}$", max_length=16)
+    kind = serializers.ChoiceField(choices=EligibilityCriterion.Kind.choices)
+    text = serializers.CharField()
+    rule = serializers.CharField(max_length=80)
+    params = serializers.DictField(required=False, default=dict)
+    needs_judgment = serializers.BooleanField(default=False)
+
+
+class VisitSchema(_Strict):
+    code = serializers.CharField(max_length=16)
+    name = serializers.CharField(max_length=120)
+    day_offset = serializers.IntegerField(min_value=0, max_value=3650)
+    window_before_days = serializers.IntegerField(min_value=0, max_value=365)
+    window_after_days = serializers.IntegerField(min_value=0, max_value=365)
+
+    def validate(self, attrs):
+        if attrs["window_before_days"] > attrs["day_offset"]:
+            raise serializers.ValidationError({"window_before_days": ["The window cannot open before the infusion."]})
+        return attrs
+
+
+def _unique(items: list[dict], key: str, what: str) -> None:
+    seen = set()
+    for index, item in enumerate(items):
+        if item[key] in seen:
+            raise serializers.ValidationError({f"{what}[{index}].{key}": [f"Duplicate {key} {item[key]!r}."]})
+        seen.add(item[key])
+
+
+class ProtocolSchema(_Strict):
+    registry_id = serializers.RegexField(r"^[A-Za-z0-9_-]{3,32}$")
+    title = serializers.CharField(max_length=500)
+    short_title = serializers.CharField(max_length=120, required=False, allow_blank=True, default="")
+    phase = serializers.ChoiceField(choices=Trial.Phase.choices)
+    design = serializers.CharField(max_length=200)
+    product = serializers.CharField(max_length=200)
+    sponsor = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+    planned_enrollment = serializers.IntegerField(min_value=1, max_value=100000)
+    status = serializers.ChoiceField(choices=Trial.Status.choices)
+    protocol_version = serializers.CharField(max_length=40)
+    eligible_sex = serializers.ChoiceField(choices=Trial.Sex.choices)
+    min_age_years = serializers.IntegerField(min_value=0, max_value=150)
+    max_age_years = serializers.IntegerField(min_value=0, max_value=150)
+    parameters = ParametersSchema()
+    sites = SiteSchema(many=True, allow_empty=False)
+    dose_levels = DoseLevelSchema(many=True, allow_empty=False)
+    criteria = CriterionSchema(many=True, allow_empty=False)
+    visit_schedule = VisitSchema(many=True)
+
+    def validate(self, attrs):
+        if attrs["max_age_years"] < attrs["min_age_years"]:
+            raise serializers.ValidationError({"max_age_years": ["Must not be below min_age_years."]})
+        _unique(attrs["sites"], "name", "sites")
+        _unique(attrs["dose_levels"], "level", "dose_levels")
+        _unique(attrs["dose_levels"], "label", "dose_levels")
+        _unique(attrs["criteria"], "code", "criteria")
+        _unique(attrs["visit_schedule"], "code", "visit_schedule")
+        levels = sorted(d["level"] for d in attrs["dose_levels"])
+        if levels != list(range(1, len(levels) + 1)):
+            raise serializers.ValidationError({"dose_levels": ["Levels must be numbered 1, 2, 3… without gaps."]})
+        by_level = sorted(attrs["dose_levels"], key=lambda d: d["level"])
+        for lower, higher in pairwise(by_level):
+            if higher["cells"] <= lower["cells"]:
+                raise serializers.ValidationError(
+                    {"dose_levels": [f"Dose level {higher['level']} must have more cells than level {lower['level']}."]}
+                )
+        from cohorts.rules import known_rules
+
+        registered = known_rules()
+        for index, criterion in enumerate(attrs["criteria"]):
+            if criterion["rule"] not in registered:
+                raise serializers.ValidationError(
+                    {f"criteria[{index}].rule": [f"No eligibility rule is registered as {criterion['rule']!r}."]}
+                )
+        return attrs
+
+
+def _flatten(detail: Any, prefix: str = "") -> list[str]:
+    if isinstance(detail, dict):
+        out = []
+        for key, value in detail.items():
+            key = f"[{key}]" if isinstance(key, int) or str(key).isdigit() else str(key)
+            if key == "non_field_errors":
+                path = prefix
+            elif key.startswith("["):
+                path = f"{prefix}{key}"
+            else:
+                path = f"{prefix}.{key}" if prefix else key
+            out += _flatten(value, path)
+        return out
+    if isinstance(detail, list):
+        if all(isinstance(item, str) for item in detail):
+            return [f"{prefix or '(file)'}: {item}" for item in detail]
+        out = []
+        for index, item in enumerate(detail):
+            if item:
+                out += _flatten(item, f"{prefix}[{index}]")
+        return out
+    return [f"{prefix or '(file)'}: {detail}"]
+
+
+def read_protocol_file(path: Path) -> dict:
+    """Parse and validate ``path``; raise InvalidInput naming the file and every bad field."""
+    name = path.name
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidInput("protocol_file_missing", f"{path}: no such protocol file.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput("protocol_file_malformed", f"{name}: not valid JSON ({exc}).") from None
+    if not isinstance(raw, dict):
+        raise InvalidInput("protocol_file_malformed", f"{name}: the top level must be a JSON object.")
+    schema = ProtocolSchema(data=raw)
+    if not schema.is_valid():
+        problems = _flatten(schema.errors)
+        raise InvalidInput(
+            "protocol_file_invalid",
+            f"{name}: " + "; ".join(problems),
+            fields={p.split(": ", 1)[0]: [p.split(": ", 1)[1]] for p in problems},
+        )
+    return schema.validated_data
