@@ -16,10 +16,12 @@ class SiteTimezoneMiddleware:
     def __call__(self, request):
         from trial.selectors import display_time_zone
 
-        name = display_time_zone()
+        from django.db import DatabaseError
+
         try:
-            timezone.activate(zoneinfo.ZoneInfo(name))
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            timezone.activate(zoneinfo.ZoneInfo(display_time_zone()))
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, DatabaseError):
+            # An unknown zone, or the database is down (/healthz must still answer): show UTC.
             timezone.deactivate()
         try:
             return self.get_response(request)

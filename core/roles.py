@@ -19,16 +19,41 @@ def _perms(app: str, actions: tuple[str, ...], models: tuple[str, ...]) -> set[s
     return {f"{app}.{action}_{model}" for action in actions for model in models}
 
 
+COHORT_MODELS = (
+    "participant", "screeningrecord", "fracture", "criterionassessment", "judgmentconfirmation",
+    "consentdocument", "consentrecord", "cohort", "enrollment",
+)  # fmt: skip
+# What staff record at the bedside and at screening (never delete; corrections are audited edits).
+SCREENING_WRITES = _perms("cohorts", ("add", "change"), ("participant", "screeningrecord", "fracture", "consentrecord"))
+
 _READ_PROTOCOL = _perms("trial", ("view",), PROTOCOL_MODELS)
+_READ_COHORTS = _perms("cohorts", ("view",), COHORT_MODELS)
+# Sponsors see pseudonymised data only: the API never serialises identifiers for them.
+_SPONSOR_READS = _perms("cohorts", ("view",), ("participant", "cohort", "enrollment", "consentdocument"))
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    SITE_STAFF: frozenset(_READ_PROTOCOL),
-    INVESTIGATOR: frozenset(_READ_PROTOCOL),
-    SAFETY_COMMITTEE: frozenset(_READ_PROTOCOL),
-    SPONSOR: frozenset(_READ_PROTOCOL),
-    # The data manager keeps the protocol's parameters current (with a reason for each change).
+    SITE_STAFF: frozenset(_READ_PROTOCOL | _READ_COHORTS | SCREENING_WRITES | {"cohorts.add_enrollment"}),
+    # Investigators do what staff do, confirm judgment criteria and open a trial's first cohort.
+    INVESTIGATOR: frozenset(
+        _READ_PROTOCOL
+        | _READ_COHORTS
+        | SCREENING_WRITES
+        | {
+            "cohorts.add_enrollment",
+            "cohorts.add_judgmentconfirmation",
+            "cohorts.change_judgmentconfirmation",
+            "cohorts.open_first_cohort",
+        }
+    ),
+    SAFETY_COMMITTEE: frozenset(_READ_PROTOCOL | _READ_COHORTS),
+    SPONSOR: frozenset(_READ_PROTOCOL | _SPONSOR_READS),
+    # The data manager keeps the protocol's parameters and consent versions current (each change audited).
     DATA_MANAGER: frozenset(
-        _READ_PROTOCOL | _perms("trial", ("add", "change"), PROTOCOL_MODELS) | {"core.view_heartbeat"}
+        _READ_PROTOCOL
+        | _READ_COHORTS
+        | _perms("trial", ("add", "change"), PROTOCOL_MODELS)
+        | _perms("cohorts", ("add", "change"), ("consentdocument",))
+        | {"core.view_heartbeat"}
     ),
 }
 

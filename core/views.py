@@ -14,11 +14,13 @@ def healthz(request):
         database = "ok"
     except Exception:  # any database failure means "not ok" here
         database = "unavailable"
-    beat = heartbeat_status()
+    beat = heartbeat_status() if database == "ok" else None
     body = {
         "status": "ok" if database == "ok" else "degraded",
         "database": database,
-        "heartbeat": {
+        "heartbeat": None
+        if beat is None
+        else {
             "last_seen_at": beat.last_seen_at.isoformat() if beat.last_seen_at else None,
             "worker": beat.worker,
             "age_seconds": round(beat.age_seconds, 1) if beat.age_seconds is not None else None,

@@ -78,3 +78,93 @@ class DoseLevelFactory(factory.django.DjangoModelFactory):
     level = factory.Sequence(lambda n: n + 1)
     label = factory.LazyAttribute(lambda o: f"Dose {o.level}")
     cells = factory.LazyAttribute(lambda o: 60_000_000 * 2 ** (o.level - 1))
+
+
+# --- cohorts: participants that pass screening, built through the services as staff would ---
+
+import datetime as dt  # noqa: E402
+
+from django.utils import timezone  # noqa: E402
+
+ELIGIBLE_SCREENING = {
+    "years_since_last_menses": Decimal("10"),
+    "natural_menopause": True,
+    "weight_kg": Decimal("55.0"),
+    "height_cm": Decimal("158.0"),
+    "fracture_history_taken": True,
+    "multiple_site_fracture_history": False,
+    "t_score_lumbar_l1_l4": Decimal("-3.2"),
+    "t_score_total_hip": Decimal("-2.1"),
+    "t_score_femoral_neck": Decimal("-2.4"),
+    "measurable_lumbar_vertebrae": 4,
+    "dxa_impeded": False,
+    "frax_major_pct": Decimal("18.0"),
+    "frax_hip_pct": Decimal("3.0"),
+    "high_fall_risk": False,
+    "glucocorticoid_dose_mg_per_day": Decimal("0"),
+    "glucocorticoid_duration_months": Decimal("0"),
+    "ast_x_uln": Decimal("0.6"),
+    "alt_x_uln": Decimal("0.5"),
+    "alp_x_uln": Decimal("0.8"),
+    "bilirubin_x_uln": Decimal("0.6"),
+    "egfr": Decimal("88"),
+    "tsh": Decimal("2.1"),
+    "tsh_lower_limit": Decimal("0.35"),
+    "tsh_upper_limit": Decimal("5.5"),
+    "t4_in_range": True,
+    "hbv_dna_cps_per_ml": Decimal("0"),
+    "hbv_dna_uln": Decimal("20"),
+    "hcv_antibody_positive": False,
+    "hcv_rna_above_uln": False,
+    "syphilis_antibody_positive": False,
+    "hiv_antibody_positive": False,
+    "bone_treatment_history_taken": True,
+    "oral_bisphosphonate_cumulative_months": Decimal("0"),
+    "prior_cell_therapy": False,
+    "transplant_or_radiation": False,
+    "other_trial_history_taken": True,
+}
+
+
+def staff_users() -> tuple:
+    """A coordinator (Site staff) and an investigator, as the services need them."""
+    from core.roles import INVESTIGATOR, SITE_STAFF
+
+    return UserFactory(username="coordinator", role=SITE_STAFF), UserFactory(username="investigator", role=INVESTIGATOR)
+
+
+def consent_document(trial, version: str = "1.0"):
+    from cohorts.models import ConsentDocument
+
+    return ConsentDocument.objects.get_or_create(
+        trial=trial, version=version, defaults={"effective_from": dt.date(2025, 1, 1), "title": "ICF"}
+    )[0]
+
+
+def eligible_participant(trial, *, number: str, judge: bool = True, consent: bool = True, **overrides):
+    """A participant screened, judged and consented through the services: eligible unless overridden."""
+    from cohorts import services
+    from cohorts.selectors import site_today
+
+    coordinator, investigator = staff_users()
+    site = trial.sites.order_by("pk").first()
+    participant = services.participant_register(
+        trial=trial, site=site, screening_number=number, date_of_birth=dt.date(1960, 3, 15), sex="F",
+        initials="WL", by=coordinator,
+    )  # fmt: skip
+    services.screening_record_save(
+        participant=participant,
+        values={**ELIGIBLE_SCREENING, "screening_date": site_today(participant), **overrides},
+        fractures=[],
+        by=coordinator,
+    )
+    if judge:
+        for criterion in trial.criteria.filter(needs_judgment=True).exclude(code="I4"):
+            services.judgment_confirm(participant=participant, code=criterion.code, satisfied=True, by=investigator)
+    if consent:
+        services.consent_record(
+            participant=participant, document=consent_document(trial),
+            signed_at=timezone.now() - dt.timedelta(minutes=5), by=coordinator,
+        )  # fmt: skip
+    participant.refresh_from_db()
+    return participant

@@ -30,3 +30,16 @@ def test_healthz_reports_the_last_heartbeat_and_whether_it_is_recent(client, set
     assert body["heartbeat"]["alive"] is True
     with time_machine.travel(timezone.now() + timezone.timedelta(minutes=5)):
         assert client.get("/healthz").json()["heartbeat"]["alive"] is False
+
+
+def test_healthz_answers_503_json_when_the_database_is_down(client, monkeypatch):
+    from django.db import OperationalError
+    from django.db.backends.utils import CursorWrapper
+
+    def broken(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(CursorWrapper, "execute", broken)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["database"] == "unavailable"

@@ -44,3 +44,11 @@ def test_create_role_user_command_makes_a_staff_user_in_that_group(capsys):
     assert user.is_staff and user.check_password(printed["password"])
     assert list(user.groups.values_list("name", flat=True)) == ["Site staff"]
     assert printed["token"]
+
+
+def test_a_sponsor_user_gets_no_admin_access_because_the_admin_shows_identifiers(capsys):
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    call_command("create_role_user", "sponsor1", "--role", SPONSOR, "--token")
+    assert get_user_model().objects.get(username="sponsor1").is_staff is False

@@ -6,7 +6,7 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from core.roles import ROLES
+from core.roles import ROLES, SPONSOR
 
 
 class Command(BaseCommand):
@@ -28,7 +28,8 @@ class Command(BaseCommand):
         with transaction.atomic():
             user = users.objects.create_user(
                 username=username, password=password, email=email, first_name=first_name, last_name=last_name,
-                is_staff=True,
+                # Sponsors read through the API only: the admin shows direct identifiers.
+                is_staff=role != SPONSOR,
             )
             user.groups.add(Group.objects.get(name=role))
             key = None

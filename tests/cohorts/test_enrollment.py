@@ -1,0 +1,159 @@
+import pytest
+
+from cohorts import services
+from cohorts.models import Cohort, Enrollment, Participant
+from core.errors import DomainError
+from tests.factories import eligible_participant, staff_users
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def open_cohort(nct_trial):
+    _, investigator = staff_users()
+    return services.cohort_open_first(trial=nct_trial, by=investigator)
+
+
+def test_a_screened_judged_and_consented_participant_is_eligible(nct_trial):
+    participant = eligible_participant(nct_trial, number="S001")
+    assert participant.status == Participant.Status.ELIGIBLE
+    assert participant.screening.verdict == "eligible"
+
+
+def test_first_enrollee_is_the_sentinel_and_gets_a_study_id_and_slot_1(open_cohort, nct_trial):
+    coordinator, _ = staff_users()
+    enrollment = services.enroll_participant(
+        participant=eligible_participant(nct_trial, number="S001"), cohort=open_cohort, by=coordinator
+    )
+    assert (enrollment.slot, enrollment.is_sentinel) == (1, True)
+    enrollment.participant.refresh_from_db()
+    assert enrollment.participant.study_id == "9137-001"
+    assert enrollment.participant.status == Participant.Status.ENROLLED
+
+
+def test_fourth_participant_is_refused_when_cohort_of_three_is_full(open_cohort, nct_trial):
+    coordinator, _ = staff_users()
+    for n in range(3):
+        services.enroll_participant(
+            participant=eligible_participant(nct_trial, number=f"S00{n}"), cohort=open_cohort, by=coordinator
+        )
+    open_cohort.refresh_from_db()
+    assert open_cohort.state == Cohort.State.FULL
+    fourth = eligible_participant(nct_trial, number="S009")
+    with pytest.raises(DomainError) as refused:
+        services.enroll_participant(participant=fourth, cohort=open_cohort, by=coordinator)
+    assert refused.value.code == "cohort_full"
+    assert Enrollment.objects.count() == 3
+    fourth.refresh_from_db()
+    assert fourth.study_id is None and fourth.status == Participant.Status.ELIGIBLE
+
+
+@pytest.mark.parametrize(
+    ("setup", "code"),
+    [
+        (lambda t: eligible_participant(t, number="X1", consent=False), "no_consent"),
+        (lambda t: eligible_participant(t, number="X2", judge=False), "judgment_pending"),
+        (lambda t: eligible_participant(t, number="X3", weight_kg="39.9"), "not_eligible"),
+        (lambda t: eligible_participant(t, number="X4", egfr="59.9"), "not_eligible"),
+    ],
+)
+def test_each_enrollment_rule_refuses_with_its_code_and_writes_nothing(open_cohort, nct_trial, setup, code):
+    coordinator, _ = staff_users()
+    participant = setup(nct_trial)
+    with pytest.raises(DomainError) as refused:
+        services.enroll_participant(participant=participant, cohort=open_cohort, by=coordinator)
+    assert refused.value.code == code
+    assert Enrollment.objects.count() == 0
+    participant.refresh_from_db()
+    assert participant.study_id is None
+
+
+def test_the_same_participant_cannot_be_enrolled_twice(open_cohort, nct_trial):
+    coordinator, _ = staff_users()
+    participant = eligible_participant(nct_trial, number="S001")
+    services.enroll_participant(participant=participant, cohort=open_cohort, by=coordinator)
+    with pytest.raises(DomainError) as refused:
+        services.enroll_participant(participant=participant, cohort=open_cohort, by=coordinator)
+    assert refused.value.code == "already_enrolled"
+
+
+def test_a_consent_of_an_outdated_version_does_not_allow_enrollment(open_cohort, nct_trial):
+    import datetime as dt
+
+    from cohorts.models import ConsentDocument
+
+    coordinator, _ = staff_users()
+    participant = eligible_participant(nct_trial, number="S001")
+    old = ConsentDocument.objects.get(version="1.0")
+    old.effective_to = dt.date(2025, 12, 31)
+    old.save()
+    ConsentDocument.objects.create(trial=nct_trial, version="2.0", effective_from=dt.date(2026, 1, 1))
+    with pytest.raises(DomainError) as refused:
+        services.enroll_participant(participant=participant, cohort=open_cohort, by=coordinator)
+    assert refused.value.code == "no_consent"
+
+
+def test_no_participant_is_enrolled_into_a_paused_cohort(open_cohort, nct_trial):
+    coordinator, _ = staff_users()
+    Cohort.objects.filter(pk=open_cohort.pk).update(state=Cohort.State.PAUSED)
+    with pytest.raises(DomainError) as refused:
+        services.enroll_participant(
+            participant=eligible_participant(nct_trial, number="S001"), cohort=open_cohort, by=coordinator
+        )
+    assert refused.value.code == "cohort_paused"
+
+
+def test_the_first_cohort_opens_only_once_and_later_cohorts_need_an_escalation_decision(open_cohort, nct_trial):
+    _, investigator = staff_users()
+    assert (open_cohort.sequence, open_cohort.dose_level.level, open_cohort.capacity) == (1, 1, 3)
+    with pytest.raises(DomainError) as refused:
+        services.cohort_open_first(trial=nct_trial, by=investigator)
+    assert refused.value.code == "escalation_decision_required"
+    with pytest.raises(DomainError) as refused:
+        services.cohort_open_next(trial=nct_trial, dose_level=nct_trial.dose_levels.get(level=2), by=investigator)
+    assert refused.value.code == "escalation_decision_required"
+    assert Cohort.objects.count() == 1
+
+
+def test_site_staff_cannot_open_the_first_cohort(nct_trial):
+    coordinator, _ = staff_users()
+    with pytest.raises(DomainError) as refused:
+        services.cohort_open_first(trial=nct_trial, by=coordinator)
+    assert refused.value.code == "permission_denied"
+    assert Cohort.objects.count() == 0
+
+
+def test_the_database_refuses_a_second_open_cohort_even_past_the_service(open_cohort, nct_trial):
+    from django.db import IntegrityError, transaction
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Cohort.objects.create(trial=nct_trial, dose_level=nct_trial.dose_levels.get(level=2), sequence=2,
+                              capacity=3, state=Cohort.State.OPEN)  # fmt: skip
+
+
+def test_the_database_refuses_a_slot_beyond_the_capacity(open_cohort, nct_trial):
+    from django.db import IntegrityError, transaction
+    from django.utils import timezone
+
+    coordinator, _ = staff_users()
+    participant = eligible_participant(nct_trial, number="S001")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Enrollment.objects.create(trial=nct_trial, participant=participant, cohort=open_cohort, slot=4,
+                                  cohort_capacity=3, enrolled_at=timezone.now(), enrolled_by=coordinator)  # fmt: skip
+
+
+def test_a_replaced_participant_frees_one_slot_in_a_full_cohort(open_cohort, nct_trial):
+    coordinator, _ = staff_users()
+    enrolled = [
+        services.enroll_participant(
+            participant=eligible_participant(nct_trial, number=f"S00{n}"), cohort=open_cohort, by=coordinator
+        ).participant
+        for n in range(3)
+    ]
+    services.participant_mark_replaced(participant=enrolled[1], reason="Infusion not given", by=coordinator)
+    open_cohort.refresh_from_db()
+    assert (open_cohort.state, open_cohort.capacity) == (Cohort.State.OPEN, 4)
+    replacement = services.enroll_participant(
+        participant=eligible_participant(nct_trial, number="S010"), cohort=open_cohort, by=coordinator
+    )
+    assert replacement.slot == 4 and not replacement.is_sentinel
