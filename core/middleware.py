@@ -14,9 +14,9 @@ class SiteTimezoneMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        from trial.selectors import display_time_zone
-
         from django.db import DatabaseError
+
+        from trial.selectors import display_time_zone
 
         try:
             timezone.activate(zoneinfo.ZoneInfo(display_time_zone()))
