@@ -1,6 +1,7 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from core.admin import AuditedAdmin, AuditedInline
+from core.errors import DomainError
 from trial.models import DoseLevel, EligibilityCriterion, Site, Trial, VisitDefinition
 
 
@@ -46,6 +47,23 @@ class TrialAdmin(AuditedAdmin):
         ("Infusion", {"fields": ("infusion_rate_min", "infusion_rate_max", "default_drop_factor",
                                  "dose_tolerance_pct", "max_infusions_per_participant")}),
     )  # fmt: skip
+
+    actions = ("open_first_cohort",)
+
+    @admin.action(description="Open the first cohort (lowest dose)", permissions=["open_first_cohort"])
+    def open_first_cohort(self, request, queryset):
+        from cohorts.services import cohort_open_first
+
+        for trial in queryset:
+            try:
+                cohort = cohort_open_first(trial=trial, by=request.user)
+            except DomainError as refused:
+                self.message_user(request, f"{trial.registry_id}: {refused.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"{trial.registry_id}: {cohort} is open for enrollment.", messages.SUCCESS)
+
+    def has_open_first_cohort_permission(self, request):
+        return request.user.has_perm("cohorts.open_first_cohort")
 
     def get_readonly_fields(self, request, obj=None):
         # The registry ID identifies the trial everywhere (files, API, signatures): fixed once loaded.
