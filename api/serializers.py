@@ -43,5 +43,6 @@ class TrialSerializer(serializers.ModelSerializer):
             "escalation_design", "boin_target_rate", "cohort_size", "max_per_dose_level", "dlt_window_days",
             "sentinel_observation_days", "stagger_hours", "infusion_rate_min", "infusion_rate_max",
             "default_drop_factor", "dose_tolerance_pct", "max_infusions_per_participant", "review_quorum",
+            "dlt_min_grade", "dlt_min_relationship", "dlt_stop_count", "stop_on_related_death",
             "sites", "dose_levels", "criteria", "visit_schedule",
         )  # fmt: skip

@@ -69,6 +69,9 @@ class Participant(models.Model):
     withdrawal_reason = models.TextField(blank=True)
     replaced = models.BooleanField(default=False, help_text="Not evaluable for DLT; a replacement slot was opened.")
     replacement_reason = models.TextField(blank=True)
+    # Set in the transaction that completes the infusion: day 0 is the infusion day (site time zone).
+    dlt_window_start = models.DateField("DLT window from", null=True, blank=True, editable=False)
+    dlt_window_end = models.DateField("DLT window to (inclusive)", null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     history = audited_history()
@@ -81,6 +84,11 @@ class Participant(models.Model):
             models.CheckConstraint(
                 condition=~Q(status="withdrawn") | Q(withdrawn_on__isnull=False),
                 name="participant_withdrawn_has_date",
+            ),
+            models.CheckConstraint(
+                condition=Q(dlt_window_start__isnull=True, dlt_window_end__isnull=True)
+                | Q(dlt_window_end__gte=F("dlt_window_start")),
+                name="participant_dlt_window_ordered",
             ),
         ]
 

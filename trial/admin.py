@@ -44,6 +44,8 @@ class TrialAdmin(AuditedAdmin):
         ("Escalation design", {"fields": ("escalation_design", "boin_target_rate", "cohort_size",
                                           "max_per_dose_level", "review_quorum")}),
         ("Safety windows", {"fields": ("dlt_window_days", "sentinel_observation_days", "stagger_hours")}),
+        ("DLT definition and stopping rules", {"fields": ("dlt_min_grade", "dlt_min_relationship", "dlt_stop_count",
+                                                          "stop_on_related_death")}),
         ("Infusion", {"fields": ("infusion_rate_min", "infusion_rate_max", "default_drop_factor",
                                  "dose_tolerance_pct", "max_infusions_per_participant")}),
     )  # fmt: skip

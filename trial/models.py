@@ -76,6 +76,18 @@ class Trial(models.Model):
     )
     max_infusions_per_participant = models.PositiveSmallIntegerField(default=1)
     review_quorum = models.PositiveSmallIntegerField("safety review quorum (signatures, chair included)")
+    # --- DLT definition and stopping rules (protocol data) ---
+    dlt_min_grade = models.PositiveSmallIntegerField("DLT: minimum CTCAE grade", default=3)
+    dlt_min_relationship = models.CharField(
+        "DLT: minimum relationship to the product", max_length=12, default="possible",
+        choices=[("unlikely", "Unlikely"), ("possible", "Possible"), ("probable", "Probable"),
+                 ("definite", "Definite")],
+    )  # fmt: skip
+    dlt_stop_count = models.PositiveSmallIntegerField(
+        "stop: confirmed DLTs at one dose level that pause the cohort", default=2,
+        help_text="3+3: two or more DLTs among up to six participants exceed the MTD.",
+    )  # fmt: skip
+    stop_on_related_death = models.BooleanField("stop: a related grade 5 event pauses the cohort", default=True)
 
     history = audited_history()
 
@@ -105,6 +117,8 @@ class Trial(models.Model):
             models.CheckConstraint(
                 condition=Q(max_infusions_per_participant__gte=1), name="trial_max_infusions_positive"
             ),
+            models.CheckConstraint(condition=Q(dlt_min_grade__gte=1, dlt_min_grade__lte=5), name="trial_dlt_grade_1_5"),
+            models.CheckConstraint(condition=Q(dlt_stop_count__gte=1), name="trial_dlt_stop_count_positive"),
         ]
 
     def __str__(self) -> str:

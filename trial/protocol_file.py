@@ -45,6 +45,10 @@ class ParametersSchema(_Strict):
     )
     max_infusions_per_participant = serializers.IntegerField(min_value=1, max_value=100)
     review_quorum = serializers.IntegerField(min_value=1, max_value=50)
+    dlt_min_grade = serializers.IntegerField(min_value=1, max_value=5)
+    dlt_min_relationship = serializers.ChoiceField(choices=["unlikely", "possible", "probable", "definite"])
+    dlt_stop_count = serializers.IntegerField(min_value=1, max_value=100)
+    stop_on_related_death = serializers.BooleanField()
 
     def validate(self, attrs):
         if attrs["infusion_rate_max"] < attrs["infusion_rate_min"]:

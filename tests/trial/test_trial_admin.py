@@ -17,7 +17,8 @@ def _change_form_data(trial: Trial, **overrides) -> dict:
             "planned_enrollment", "eligible_sex", "min_age_years", "max_age_years", "escalation_design",
             "boin_target_rate", "cohort_size", "max_per_dose_level", "review_quorum", "dlt_window_days",
             "sentinel_observation_days", "stagger_hours", "infusion_rate_min", "infusion_rate_max",
-            "default_drop_factor", "dose_tolerance_pct", "max_infusions_per_participant",
+            "default_drop_factor", "dose_tolerance_pct", "max_infusions_per_participant", "dlt_min_grade",
+            "dlt_min_relationship", "dlt_stop_count", "stop_on_related_death",
         )
     }  # fmt: skip
     for prefix, related in (
