@@ -23,35 +23,63 @@ COHORT_MODELS = (
     "participant", "screeningrecord", "fracture", "criterionassessment", "judgmentconfirmation",
     "consentdocument", "consentrecord", "cohort", "enrollment",
 )  # fmt: skip
+INFUSION_MODELS = ("infusion", "dripratereading", "infusioninterruption", "vitalsigns", "followupvisit",
+                   "protocoldeviation")  # fmt: skip
+SAFETY_MODELS = ("adverseevent", "reportingclock", "ctcaeterm", "safetyreview", "signoff")
 # What staff record at the bedside and at screening (never delete; corrections are audited edits).
 SCREENING_WRITES = _perms("cohorts", ("add", "change"), ("participant", "screeningrecord", "fracture", "consentrecord"))
 
 _READ_PROTOCOL = _perms("trial", ("view",), PROTOCOL_MODELS)
-_READ_COHORTS = _perms("cohorts", ("view",), COHORT_MODELS)
+_READ_COHORTS = _perms("cohorts", ("view",), COHORT_MODELS + INFUSION_MODELS)
+_READ_SAFETY = _perms("safety", ("view",), SAFETY_MODELS)
+BEDSIDE_WRITES = _perms("cohorts", ("add", "change"), INFUSION_MODELS) | _perms(
+    "safety", ("add", "change"), ("adverseevent", "reportingclock")
+)
 # Sponsors see pseudonymised data only: the API never serialises identifiers for them.
-_SPONSOR_READS = _perms("cohorts", ("view",), ("participant", "cohort", "enrollment", "consentdocument"))
+_SPONSOR_READS = _perms(
+    "cohorts",
+    ("view",),
+    (
+        "participant",
+        "cohort",
+        "enrollment",
+        "consentdocument",
+        "infusion",
+        "dripratereading",
+        "followupvisit",
+        "protocoldeviation",
+    ),
+) | _perms("safety", ("view",), ("adverseevent", "reportingclock", "safetyreview", "signoff", "ctcaeterm"))
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    SITE_STAFF: frozenset(_READ_PROTOCOL | _READ_COHORTS | SCREENING_WRITES | {"cohorts.add_enrollment"}),
+    SITE_STAFF: frozenset(
+        _READ_PROTOCOL | _READ_COHORTS | _READ_SAFETY | SCREENING_WRITES | BEDSIDE_WRITES | {"cohorts.add_enrollment"}
+    ),
     # Investigators do what staff do, confirm judgment criteria and open a trial's first cohort.
     INVESTIGATOR: frozenset(
         _READ_PROTOCOL
         | _READ_COHORTS
+        | _READ_SAFETY
         | SCREENING_WRITES
+        | BEDSIDE_WRITES
         | {
             "cohorts.add_enrollment",
             "cohorts.add_judgmentconfirmation",
             "cohorts.change_judgmentconfirmation",
             "cohorts.open_first_cohort",
+            "safety.decide_dlt",
         }
     ),
-    SAFETY_COMMITTEE: frozenset(_READ_PROTOCOL | _READ_COHORTS),
+    # The committee reads everything and signs reviews (safety.sign_review; the password is re-entered).
+    SAFETY_COMMITTEE: frozenset(_READ_PROTOCOL | _READ_COHORTS | _READ_SAFETY | {"safety.sign_review"}),
     SPONSOR: frozenset(_READ_PROTOCOL | _SPONSOR_READS),
     # The data manager keeps the protocol's parameters and consent versions current (each change audited).
     DATA_MANAGER: frozenset(
         _READ_PROTOCOL
         | _READ_COHORTS
+        | _READ_SAFETY
         | _perms("trial", ("add", "change"), PROTOCOL_MODELS)
+        | _perms("safety", ("add", "change"), ("ctcaeterm",))
         | _perms("cohorts", ("add", "change"), ("consentdocument",))
         | {"core.view_heartbeat"}
     ),
