@@ -171,26 +171,37 @@ def judgment_confirm(
     *, participant: Participant, code: str, satisfied: bool, by, note: str = ""
 ) -> JudgmentConfirmation:
     """An investigator confirms (or not) a criterion that needs judgment; recorded with who and when."""
+    return judgments_confirm(participant=participant, answers={code: satisfied}, by=by, note=note)[0]
+
+
+def judgments_confirm(
+    *, participant: Participant, answers: Mapping[str, bool], by, note: str = ""
+) -> list[JudgmentConfirmation]:
+    """Several judgment criteria confirmed at once (one evaluation afterwards)."""
     _require(by, "cohorts.add_judgmentconfirmation", "confirm eligibility judgments (investigators only)")
-    criterion = participant.trial.criteria.filter(code=code).first()
-    if criterion is None:
-        raise InvalidInput(
-            "unknown_criterion", f"{participant.trial.registry_id} has no criterion {code}.", {"code": ["Unknown."]}
-        )
-    if not criterion.needs_judgment:
-        raise RuleViolation("no_judgment_needed", f"{code} is decided from screening data, not by judgment.")
+    criteria = {c.code: c for c in participant.trial.criteria.filter(code__in=list(answers))}
+    for code in answers:
+        if code not in criteria:
+            raise InvalidInput(
+                "unknown_criterion", f"{participant.trial.registry_id} has no criterion {code}.", {"code": ["Unknown."]}
+            )
+        if not criteria[code].needs_judgment:
+            raise RuleViolation("no_judgment_needed", f"{code} is decided from screening data, not by judgment.")
+    saved = []
     with transaction.atomic():
         participant = Participant.objects.select_for_update().get(pk=participant.pk)
-        confirmation = JudgmentConfirmation.objects.filter(participant=participant, code=code).first()
-        reason = "Judgment confirmed" if confirmation is None else "Judgment revised"
-        confirmation = confirmation or JudgmentConfirmation(participant=participant, code=code)
-        confirmation.satisfied = satisfied
-        confirmation.note = note
-        confirmation.confirmed_by = by
-        confirmation.confirmed_at = timezone.now()
-        audit(confirmation, by=by, reason=reason).save()
+        existing = {j.code: j for j in JudgmentConfirmation.objects.filter(participant=participant, code__in=answers)}
+        for code, satisfied in answers.items():
+            confirmation = existing.get(code) or JudgmentConfirmation(participant=participant, code=code)
+            reason = "Judgment revised" if confirmation.pk else "Judgment confirmed"
+            confirmation.satisfied = satisfied
+            confirmation.note = note
+            confirmation.confirmed_by = by
+            confirmation.confirmed_at = timezone.now()
+            audit(confirmation, by=by, reason=reason).save()
+            saved.append(confirmation)
         eligibility_evaluate(participant=participant, by=by)
-    return confirmation
+    return saved
 
 
 # --- consent -------------------------------------------------------------------------------

@@ -78,8 +78,9 @@ class OutcomeNotationError(ValueError):
     ``character`` is the offending character, when there is one.
     """
 
-    def __init__(self, message: str, *, text: str | None = None, position: int | None = None,
-                 character: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, text: str | None = None, position: int | None = None, character: str | None = None
+    ) -> None:
         super().__init__(message)
         self.text = text
         self.position = position
@@ -99,13 +100,10 @@ class CohortOutcome:
         if self.dose < 1:
             # escalation R/phase1_outcomes_to_cohorts.R:
             #   if(c_dl <= 0) stop('Dose-levels must be strictly positive integers.')
-            raise OutcomeNotationError(
-                f"dose level {self.dose} is not allowed: dose levels are numbered from 1"
-            )
+            raise OutcomeNotationError(f"dose level {self.dose} is not allowed: dose levels are numbered from 1")
         if not isinstance(self.outcomes, str) or not self.outcomes:
             raise OutcomeNotationError(
-                f"cohort at dose {self.dose} has no patient outcomes: "
-                "give one N (no DLT) or T (DLT) per patient"
+                f"cohort at dose {self.dose} has no patient outcomes: give one N (no DLT) or T (DLT) per patient"
             )
         bad = [c for c in self.outcomes if c not in _OUTCOME_LETTERS]
         if bad:
@@ -153,13 +151,17 @@ def _unexpected(text: str, index: int, expected: str) -> OutcomeNotationError:
     if ch in "nt":
         # escalation only matches upper case: valid_str_match <- '^\\s*(\\d+[NT]+\\s*)+$'
         # so '1nnn' is rejected by R as well. We reject it with a more helpful message.
-        hint = ("outcome letters must be upper case N (no DLT) or T (DLT); "
-                "lower case is not accepted, as in the R package escalation")
+        hint = (
+            "outcome letters must be upper case N (no DLT) or T (DLT); "
+            "lower case is not accepted, as in the R package escalation"
+        )
     else:
         hint = f"expected {expected}"
     return OutcomeNotationError(
         f'unexpected character {ch!r} at position {position} in "{text}": {hint}',
-        text=text, position=position, character=ch,
+        text=text,
+        position=position,
+        character=ch,
     )
 
 
@@ -200,9 +202,7 @@ def parse_outcomes(text: str, *, num_doses: int | None = None) -> list[CohortOut
             i += 1
             continue
         if text[i] not in _DIGITS:
-            raise _unexpected(
-                text, i, "a dose level (a whole number such as 1 or 12) before the outcome letters"
-            )
+            raise _unexpected(text, i, "a dose level (a whole number such as 1 or 12) before the outcome letters")
         start = i
         while i < length and text[i] in _DIGITS:
             i += 1
@@ -212,13 +212,16 @@ def parse_outcomes(text: str, *, num_doses: int | None = None) -> list[CohortOut
             raise OutcomeNotationError(
                 f'dose level {dose_text} at position {start + 1} in "{text}" is not allowed: '
                 "dose levels are numbered from 1",
-                text=text, position=start + 1, character=text[start],
+                text=text,
+                position=start + 1,
+                character=text[start],
             )
         if num_doses is not None and dose > num_doses:
             raise OutcomeNotationError(
-                f'dose level {dose} at position {start + 1} in "{text}" is above the highest dose level '
-                f"({num_doses})",
-                text=text, position=start + 1, character=text[start],
+                f'dose level {dose} at position {start + 1} in "{text}" is above the highest dose level ({num_doses})',
+                text=text,
+                position=start + 1,
+                character=text[start],
             )
         letters_start = i
         while i < length and text[i] in _OUTCOME_LETTERS:
@@ -228,7 +231,9 @@ def parse_outcomes(text: str, *, num_doses: int | None = None) -> list[CohortOut
                 raise OutcomeNotationError(
                     f'cohort "{dose_text}" at position {start + 1} in "{text}" has no patient outcomes: '
                     f'give one N (no DLT) or T (DLT) per patient after the dose level, e.g. "{dose}NNN"',
-                    text=text, position=start + 1, character=None,
+                    text=text,
+                    position=start + 1,
+                    character=None,
                 )
             raise _unexpected(text, i, "N (no DLT) or T (DLT)")
         if i < length and not (text[i].isspace() or text[i] in _DIGITS):
@@ -274,8 +279,7 @@ def _coerce(outcomes: Outcomes, num_doses: int) -> list[CohortOutcome]:
             raise TypeError(f"cohort {index} must be a CohortOutcome, got {type(cohort).__name__}")
         if cohort.dose > num_doses:
             raise OutcomeNotationError(
-                f'dose level {cohort.dose} in cohort {index} ("{cohort}") is above the highest dose level '
-                f"({num_doses})"
+                f'dose level {cohort.dose} in cohort {index} ("{cohort}") is above the highest dose level ({num_doses})'
             )
     return cohorts
 
@@ -351,8 +355,7 @@ def check_three_plus_three_path(cohorts: Outcomes, *, allow_deescalate: bool = F
     for dose, t in counts.items():
         if t.n > 6:
             raise InconsistentThreePlusThreeError(
-                f"Inconsistent 3+3: dose {dose} has been given to {t.n} patients; "
-                "3+3 never treats more than 6."
+                f"Inconsistent 3+3: dose {dose} has been given to {t.n} patients; 3+3 never treats more than 6."
             )
     if not allow_deescalate:
         for dose, t in counts.items():
@@ -364,9 +367,7 @@ def check_three_plus_three_path(cohorts: Outcomes, *, allow_deescalate: bool = F
     given = sorted(counts)
     if given[-1] - given[0] + 1 != len(given):
         missing = sorted(set(range(given[0], given[-1] + 1)) - set(given))
-        raise InconsistentThreePlusThreeError(
-            f"Inconsistent 3+3: dose(s) {', '.join(map(str, missing))} were skipped."
-        )
+        raise InconsistentThreePlusThreeError(f"Inconsistent 3+3: dose(s) {', '.join(map(str, missing))} were skipped.")
     in_progress = [dose for dose, t in counts.items() if t.n % 3 != 0]
     if len(in_progress) > 1:
         raise InconsistentThreePlusThreeError(
@@ -380,8 +381,9 @@ def check_three_plus_three_path(cohorts: Outcomes, *, allow_deescalate: bool = F
             )
 
 
-def three_plus_three(cohorts: Outcomes, *, num_doses: int, allow_deescalate: bool = False,
-                     strict: bool = True) -> Recommendation:
+def three_plus_three(
+    cohorts: Outcomes, *, num_doses: int, allow_deescalate: bool = False, strict: bool = True
+) -> Recommendation:
     """Next-dose advice from the 3+3 design, matching ``escalation::get_three_plus_three``.
 
     Standard rules: escalate after 0/3; expand to 6 after 1/3; escalate after
@@ -461,44 +463,59 @@ def three_plus_three(cohorts: Outcomes, *, num_doses: int, allow_deescalate: boo
         # R: "Escalate if you can, or stop if at top dose"
         if dose == num_doses:
             # R: if(last_dose == num_doses) { next_dose = last_dose; cont = FALSE }
-            return go(dose, False,
-                      f"{seen} and dose {dose} is the highest dose: stop and recommend dose {dose}.")
+            return go(dose, False, f"{seen} and dose {dose} is the highest dose: stop and recommend dose {dose}.")
         above = counts[dose + 1]
         if above.n >= 6 or above.tox >= 2:
             # R: (df_c$n[last_dose + 1] >= 6 | df_c$tox[last_dose + 1] >= 2) -> stop at current dose
-            why = (f"{_dlts(above.tox)} in {_patients(above.n)}" if above.tox >= 2
-                   else f"{_patients(above.n)} treated")
-            return go(dose, False,
-                      f"{seen}, and dose {dose + 1} has already been ruled out ({why}): "
-                      f"stop and recommend dose {dose}.")
+            why = f"{_dlts(above.tox)} in {_patients(above.n)}" if above.tox >= 2 else f"{_patients(above.n)} treated"
+            return go(
+                dose,
+                False,
+                f"{seen}, and dose {dose + 1} has already been ruled out ({why}): stop and recommend dose {dose}.",
+            )
         return go(dose + 1, True, f"{seen}: escalate to dose {dose + 1}.")
 
     # Two or more DLTs in 3 or in 6 patients.
     if dose == 1:
         # R: if(last_dose == 1) { next_dose <- NA; cont <- FALSE }  (with or without de-escalation)
-        return go(None, False, f"{seen}, which is too toxic, and there is no lower dose: "
-                               "stop the trial; no dose is recommended.")
+        return go(
+            None,
+            False,
+            f"{seen}, which is too toxic, and there is no lower dose: stop the trial; no dose is recommended.",
+        )
     below = counts[dose - 1]
     if not allow_deescalate:
         # R: next_dose <- last_dose - 1; cont <- FALSE  (no check of how many were treated below)
-        return go(dose - 1, False,
-                  f"{seen}, which is too toxic: stop escalation and recommend dose {dose - 1} "
-                  f"({below.tox} of {below.n} patients had a DLT there).")
+        return go(
+            dose - 1,
+            False,
+            f"{seen}, which is too toxic: stop escalation and recommend dose {dose - 1} "
+            f"({below.tox} of {below.n} patients had a DLT there).",
+        )
     if below.n < 6:
         # R (Korn): if(df_c$n[last_dose - 1] < 6) { next_dose <- last_dose - 1; cont <- TRUE }
-        return go(dose - 1, True,
-                  f"{seen}, which is too toxic: de-escalate to dose {dose - 1}, "
-                  f"which has only {_patients(below.n)}, so that 6 are treated there.")
+        return go(
+            dose - 1,
+            True,
+            f"{seen}, which is too toxic: de-escalate to dose {dose - 1}, "
+            f"which has only {_patients(below.n)}, so that 6 are treated there.",
+        )
     # R (Korn): "the highest dose level (>= 1) in which 6 patients have been treated with <= 1 DLT"
     korn = [d for d, t in counts.items() if t.n >= 6 and t.tox <= 1]
     if korn:
         mtd = korn[-1]
-        return go(mtd, False,
-                  f"{seen}, which is too toxic, and dose {dose - 1} already has {_patients(below.n)}: "
-                  f"stop; dose {mtd} is the highest dose with at most 1 DLT in 6 or more patients.")
-    return go(None, False,
-              f"{seen}, which is too toxic, and dose {dose - 1} already has {_patients(below.n)}; "
-              "no dose has at most 1 DLT in 6 or more patients: stop the trial; no dose is recommended.")
+        return go(
+            mtd,
+            False,
+            f"{seen}, which is too toxic, and dose {dose - 1} already has {_patients(below.n)}: "
+            f"stop; dose {mtd} is the highest dose with at most 1 DLT in 6 or more patients.",
+        )
+    return go(
+        None,
+        False,
+        f"{seen}, which is too toxic, and dose {dose - 1} already has {_patients(below.n)}; "
+        "no dose has at most 1 DLT in 6 or more patients: stop the trial; no dose is recommended.",
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -522,19 +539,13 @@ def _boin_parameters(target: float, p_saf: float | None, p_tox: float | None) ->
         raise ValueError(f"p_tox must lie strictly between the target {target} and 1, got {p_tox}")
     # BOIN get.boundary: if((target-p.saf)<(0.1*target)) and if((p.tox-target)<(0.1*target))
     if (target - p_saf) < (0.1 * target):
-        raise ValueError(
-            "the probability deemed safe (p_saf) cannot be higher than or too close to the target"
-        )
+        raise ValueError("the probability deemed safe (p_saf) cannot be higher than or too close to the target")
     if (p_tox - target) < (0.1 * target):
-        raise ValueError(
-            "the probability deemed toxic (p_tox) cannot be lower than or too close to the target"
-        )
+        raise ValueError("the probability deemed toxic (p_tox) cannot be lower than or too close to the target")
     return p_saf, p_tox
 
 
-def boin_boundaries(
-    target: float, p_saf: float | None = None, p_tox: float | None = None
-) -> tuple[float, float]:
+def boin_boundaries(target: float, p_saf: float | None = None, p_tox: float | None = None) -> tuple[float, float]:
     """BOIN escalation and de-escalation boundaries ``(lambda_e, lambda_d)``.
 
     Liu & Yuan (2015), as computed in ``BOIN::get.boundary``::
@@ -608,8 +619,7 @@ def _boin_row(n: int, target: float, lambda_e: float, lambda_d: float, cutoff_el
     # BOIN get.boundary: if(!is.na(elim[i]) && (b.d[i]>elim[i])) b.d[i]=elim[i];
     if eliminate is not None and deescalate > eliminate:
         deescalate = eliminate
-    return BoinBoundary(n=n, escalate_at_most=escalate, deescalate_at_least=deescalate,
-                        eliminate_at_least=eliminate)
+    return BoinBoundary(n=n, escalate_at_most=escalate, deescalate_at_least=deescalate, eliminate_at_least=eliminate)
 
 
 def _check_cutoff(cutoff_eli: float) -> None:
@@ -617,8 +627,9 @@ def _check_cutoff(cutoff_eli: float) -> None:
         raise ValueError(f"cutoff_eli must lie strictly between 0 and 1, got {cutoff_eli}")
 
 
-def boin_decision_table(target: float, max_n: int, cutoff_eli: float = 0.95, *, p_saf: float | None = None,
-                        p_tox: float | None = None) -> list[BoinBoundary]:
+def boin_decision_table(
+    target: float, max_n: int, cutoff_eli: float = 0.95, *, p_saf: float | None = None, p_tox: float | None = None
+) -> list[BoinBoundary]:
     """BOIN decision table for ``n = 1..max_n`` patients at a dose.
 
     Matches ``BOIN::get.boundary(...)$full_boundary_tab`` exactly:
@@ -637,8 +648,15 @@ def boin_decision_table(target: float, max_n: int, cutoff_eli: float = 0.95, *, 
     return [_boin_row(n, target, lambda_e, lambda_d, cutoff_eli) for n in range(1, max_n + 1)]
 
 
-def boin_eliminated_doses(cohorts: Outcomes, *, num_doses: int, target: float, cutoff_eli: float = 0.95,
-                          extrasafe: bool = False, offset: float = 0.05) -> tuple[int, ...]:
+def boin_eliminated_doses(
+    cohorts: Outcomes,
+    *,
+    num_doses: int,
+    target: float,
+    cutoff_eli: float = 0.95,
+    extrasafe: bool = False,
+    offset: float = 0.05,
+) -> tuple[int, ...]:
     """Doses eliminated for toxicity by BOIN's safety rule (empty if none).
 
     Mirrors ``BOIN::select.mtd`` (and ``escalation``'s ``dose_admissible`` for
@@ -667,9 +685,18 @@ def boin_eliminated_doses(cohorts: Outcomes, *, num_doses: int, target: float, c
     return tuple(range(lowest, num_doses + 1)) if lowest is not None else ()
 
 
-def boin(cohorts: Outcomes, *, num_doses: int, target: float, cutoff_eli: float = 0.95,
-         extrasafe: bool = False, offset: float = 0.05, p_saf: float | None = None,
-         p_tox: float | None = None, use_stopping_rule: bool = True) -> Recommendation:
+def boin(
+    cohorts: Outcomes,
+    *,
+    num_doses: int,
+    target: float,
+    cutoff_eli: float = 0.95,
+    extrasafe: bool = False,
+    offset: float = 0.05,
+    p_saf: float | None = None,
+    p_tox: float | None = None,
+    use_stopping_rule: bool = True,
+) -> Recommendation:
     """Next-dose advice from BOIN, matching ``escalation::get_boin`` (``R/boin_selector.R``).
 
     The decision uses the patients and DLTs at the dose the *last* cohort
@@ -722,15 +749,21 @@ def boin(cohorts: Outcomes, *, num_doses: int, target: float, cutoff_eli: float 
         # escalation get_boin: if(nrow(df) == 0) { recommended_dose <- 1; continue <- TRUE }
         return go(1, True, "No patients have been treated yet: start at dose 1.")
 
-    eliminated = (boin_eliminated_doses(parsed, num_doses=num_doses, target=target, cutoff_eli=cutoff_eli,
-                                        extrasafe=extrasafe, offset=offset)
-                  if use_stopping_rule else ())
+    eliminated = (
+        boin_eliminated_doses(
+            parsed, num_doses=num_doses, target=target, cutoff_eli=cutoff_eli, extrasafe=extrasafe, offset=offset
+        )
+        if use_stopping_rule
+        else ()
+    )
     lowest_eliminated = eliminated[0] if eliminated else None
 
     def posterior(dose: int) -> str:
         t = counts[dose]
-        return (f"the probability that the DLT rate at dose {dose} exceeds the target {target:g} is "
-                f"{prob_tox_exceeds(target, t.n, t.tox):.3f}")
+        return (
+            f"the probability that the DLT rate at dose {dose} exceeds the target {target:g} is "
+            f"{prob_tox_exceeds(target, t.n, t.tox):.3f}"
+        )
 
     if lowest_eliminated == 1:
         # BOIN get.boundary docs: "stop the trial if the lowest dose is eliminated due to toxicity, and
@@ -739,10 +772,13 @@ def boin(cohorts: Outcomes, *, num_doses: int, target: float, cutoff_eli: float 
         first = counts[1]
         extrasafe_only = prob_tox_exceeds(target, first.n, first.tox) <= cutoff_eli
         threshold = f"{cutoff_eli - offset:g} (extra-safe rule)" if extrasafe_only else f"{cutoff_eli:g}"
-        return go(None, False,
-                  f"{first.tox} of {first.n} patients at dose 1 had a DLT; {posterior(1)}, "
-                  f"above {threshold}, so dose 1 (the lowest dose) and all higher doses are eliminated "
-                  "for toxicity: stop the trial; no dose is recommended.")
+        return go(
+            None,
+            False,
+            f"{first.tox} of {first.n} patients at dose 1 had a DLT; {posterior(1)}, "
+            f"above {threshold}, so dose 1 (the lowest dose) and all higher doses are eliminated "
+            "for toxicity: stop the trial; no dose is recommended.",
+        )
 
     dose = parsed[-1].dose
     t = counts[dose]
@@ -750,28 +786,34 @@ def boin(cohorts: Outcomes, *, num_doses: int, target: float, cutoff_eli: float 
     rate = f"{t.tox} of {t.n} patients at dose {dose} had a DLT (rate {t.tox / t.n:.3f})"
 
     if t.tox <= row.escalate_at_most:
-        why = (f"{rate}, at or below the escalation boundary {lambda_e:.4f} "
-               f"(escalate if at most {_dlts(row.escalate_at_most)} in {t.n})")
+        why = (
+            f"{rate}, at or below the escalation boundary {lambda_e:.4f} "
+            f"(escalate if at most {_dlts(row.escalate_at_most)} in {t.n})"
+        )
         if dose == num_doses:
             # escalation get_boin: recommended_dose <- pmin(num_doses, last_dose + 1)
             return go(dose, True, f"{why}, but dose {dose} is the highest dose: stay at dose {dose}.")
         if lowest_eliminated is not None and dose + 1 >= lowest_eliminated:
             # escalation get_boin: next dose eliminated -> recommended_dose <- last_dose
             stay = min(dose, lowest_eliminated - 1)
-            return go(stay, True,
-                      f"{why}, but dose {dose + 1} has been eliminated for toxicity: stay at dose {stay}.")
+            return go(stay, True, f"{why}, but dose {dose + 1} has been eliminated for toxicity: stay at dose {stay}.")
         return go(dose + 1, True, f"{why}: escalate to dose {dose + 1}.")
 
     if t.tox >= row.deescalate_at_least:
-        why = (f"{rate}, at or above the de-escalation boundary {lambda_d:.4f} "
-               f"(de-escalate if at least {_dlts(row.deescalate_at_least)} in {t.n})")
+        why = (
+            f"{rate}, at or above the de-escalation boundary {lambda_d:.4f} "
+            f"(de-escalate if at least {_dlts(row.deescalate_at_least)} in {t.n})"
+        )
         if lowest_eliminated is not None and dose >= lowest_eliminated:
             # escalation get_boin: "Eliminate this dose and all higher doses" -> last_dose - 1, continue
             lower = lowest_eliminated - 1
-            return go(lower, True,
-                      f"{why}; {posterior(lowest_eliminated)}, above {cutoff_eli:g}, so dose "
-                      f"{lowest_eliminated} and all higher doses are eliminated: "
-                      f"de-escalate to dose {lower}.")
+            return go(
+                lower,
+                True,
+                f"{why}; {posterior(lowest_eliminated)}, above {cutoff_eli:g}, so dose "
+                f"{lowest_eliminated} and all higher doses are eliminated: "
+                f"de-escalate to dose {lower}.",
+            )
         if dose == 1:
             # escalation get_boin: if(recommended_dose <= 0) recommended_dose <- 1
             # (stop_when_deescalation_impossible = FALSE by default)
@@ -780,9 +822,12 @@ def boin(cohorts: Outcomes, *, num_doses: int, target: float, cutoff_eli: float 
 
     # escalation get_boin: "As you were" -> recommended_dose <- last_dose
     stay = dose if lowest_eliminated is None else min(dose, lowest_eliminated - 1)
-    return go(stay, True,
-              f"{rate}, between the escalation boundary {lambda_e:.4f} and the de-escalation boundary "
-              f"{lambda_d:.4f}: stay at dose {stay}.")
+    return go(
+        stay,
+        True,
+        f"{rate}, between the escalation boundary {lambda_e:.4f} and the de-escalation boundary "
+        f"{lambda_d:.4f}: stay at dose {stay}.",
+    )
 
 
 def _pava(values: list[float], weights: list[float]) -> list[float]:
@@ -805,9 +850,17 @@ def _pava(values: list[float], weights: list[float]) -> list[float]:
             levels[j] = lvl1
 
 
-def boin_select_mtd(cohorts: Outcomes, *, num_doses: int, target: float, cutoff_eli: float = 0.95,
-                    extrasafe: bool = False, offset: float = 0.05, bound_mtd: bool = False,
-                    p_tox: float | None = None) -> int | None:
+def boin_select_mtd(
+    cohorts: Outcomes,
+    *,
+    num_doses: int,
+    target: float,
+    cutoff_eli: float = 0.95,
+    extrasafe: bool = False,
+    offset: float = 0.05,
+    bound_mtd: bool = False,
+    p_tox: float | None = None,
+) -> int | None:
     """MTD selection at the end of a BOIN trial, as ``BOIN::select.mtd`` (``None`` for R's 99).
 
     Among treated, non-eliminated doses, estimate each DLT rate as
@@ -819,8 +872,11 @@ def boin_select_mtd(cohorts: Outcomes, *, num_doses: int, target: float, cutoff_
     """
     parsed = _coerce(cohorts, num_doses)
     counts = tally(parsed, num_doses=num_doses)
-    eliminated = set(boin_eliminated_doses(parsed, num_doses=num_doses, target=target, cutoff_eli=cutoff_eli,
-                                           extrasafe=extrasafe, offset=offset))
+    eliminated = set(
+        boin_eliminated_doses(
+            parsed, num_doses=num_doses, target=target, cutoff_eli=cutoff_eli, extrasafe=extrasafe, offset=offset
+        )
+    )
     # select.mtd: if (elimi[1] == 1 || sum(n[elimi == 0]) == 0) selectdose = 99
     if 1 in eliminated or sum(counts[d].n for d in counts if d not in eliminated) == 0:
         return None
@@ -828,8 +884,7 @@ def boin_select_mtd(cohorts: Outcomes, *, num_doses: int, target: float, cutoff_
     y = [counts[d].tox for d in admissible]
     n = [counts[d].n for d in admissible]
     phat = [(yi + 0.05) / (ni + 0.1) for yi, ni in zip(y, n, strict=True)]
-    var = [(yi + 0.05) * (ni - yi + 0.05) / ((ni + 0.1) ** 2 * (ni + 0.1 + 1))
-           for yi, ni in zip(y, n, strict=True)]
+    var = [(yi + 0.05) * (ni - yi + 0.05) / ((ni + 0.1) ** 2 * (ni + 0.1 + 1)) for yi, ni in zip(y, n, strict=True)]
     phat = _pava(phat, [1 / v for v in var])
     # select.mtd: phat = phat + (1:length(phat)) * 1e-10
     phat = [p + (i + 1) * 1e-10 for i, p in enumerate(phat)]
@@ -864,9 +919,17 @@ def _canonical_design(design: str) -> str:
     raise ValueError(f"unknown design {design!r}: choose one of {known}")
 
 
-def recommend(design: str, outcomes: Outcomes, *, num_doses: int, target: float = 0.3,
-              allow_deescalate: bool = False, strict: bool = True, cutoff_eli: float = 0.95,
-              extrasafe: bool = False) -> Recommendation:
+def recommend(
+    design: str,
+    outcomes: Outcomes,
+    *,
+    num_doses: int,
+    target: float = 0.3,
+    allow_deescalate: bool = False,
+    strict: bool = True,
+    cutoff_eli: float = 0.95,
+    extrasafe: bool = False,
+) -> Recommendation:
     """Run one design by name (``"3+3"`` or ``"boin"``) on an outcome string.
 
     ``target``, ``cutoff_eli`` and ``extrasafe`` are used by BOIN only;
@@ -875,16 +938,17 @@ def recommend(design: str, outcomes: Outcomes, *, num_doses: int, target: float 
     """
     name = _canonical_design(design)
     if name == "3+3":
-        return three_plus_three(outcomes, num_doses=num_doses, allow_deescalate=allow_deescalate,
-                                strict=strict)
+        return three_plus_three(outcomes, num_doses=num_doses, allow_deescalate=allow_deescalate, strict=strict)
     return boin(outcomes, num_doses=num_doses, target=target, cutoff_eli=cutoff_eli, extrasafe=extrasafe)
 
 
-def compare(outcomes: Outcomes, *, num_doses: int, target: float = 0.3, allow_deescalate: bool = False,
-            strict: bool = True) -> dict[str, Recommendation]:
+def compare(
+    outcomes: Outcomes, *, num_doses: int, target: float = 0.3, allow_deescalate: bool = False, strict: bool = True
+) -> dict[str, Recommendation]:
     """Both designs' advice for the same outcomes, keyed ``"3+3"`` and ``"boin"``."""
     return {
-        name: recommend(name, outcomes, num_doses=num_doses, target=target, allow_deescalate=allow_deescalate,
-                        strict=strict)
+        name: recommend(
+            name, outcomes, num_doses=num_doses, target=target, allow_deescalate=allow_deescalate, strict=strict
+        )
         for name in DESIGNS
     }

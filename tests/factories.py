@@ -159,8 +159,8 @@ def eligible_participant(trial, *, number: str, judge: bool = True, consent: boo
         by=coordinator,
     )
     if judge:
-        for criterion in trial.criteria.filter(needs_judgment=True).exclude(code="I4"):
-            services.judgment_confirm(participant=participant, code=criterion.code, satisfied=True, by=investigator)
+        codes = trial.criteria.filter(needs_judgment=True).exclude(code="I4").values_list("code", flat=True)
+        services.judgments_confirm(participant=participant, answers=dict.fromkeys(codes, True), by=investigator)
     if consent:
         services.consent_record(
             participant=participant, document=consent_document(trial),

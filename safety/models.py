@@ -1,0 +1,280 @@
+"""Adverse events, DLT assessment and expedited-reporting clocks (safety reviews follow below)."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+from cohorts.models import Participant
+from core.history import audited_history
+
+
+class CtcaeTerm(models.Model):
+    """A CTCAE v5.0 term with its system organ class (a small table loaded as data)."""
+
+    term = models.CharField(max_length=200, unique=True)
+    soc = models.CharField("system organ class", max_length=200)
+    meddra_code = models.CharField(max_length=16, blank=True)
+
+    history = audited_history()
+
+    class Meta:
+        ordering = ["soc", "term"]
+        verbose_name = "CTCAE term"
+
+    def __str__(self) -> str:
+        return f"{self.term} ({self.soc})"
+
+
+class AdverseEvent(models.Model):
+    class Relationship(models.TextChoices):
+        NOT_RELATED = "not_related", "Not related"
+        UNLIKELY = "unlikely", "Unlikely"
+        POSSIBLE = "possible", "Possible"
+        PROBABLE = "probable", "Probable"
+        DEFINITE = "definite", "Definite"
+
+    class Outcome(models.TextChoices):
+        RECOVERED = "recovered", "Recovered/resolved"
+        RECOVERING = "recovering", "Recovering/resolving"
+        NOT_RECOVERED = "not_recovered", "Not recovered/not resolved"
+        SEQUELAE = "sequelae", "Recovered with sequelae"
+        FATAL = "fatal", "Fatal"
+        UNKNOWN = "unknown", "Unknown"
+
+    class Action(models.TextChoices):
+        NONE = "none", "None"
+        INFUSION_INTERRUPTED = "infusion_interrupted", "Infusion interrupted"
+        INFUSION_STOPPED = "infusion_stopped", "Infusion stopped"
+        TREATMENT_GIVEN = "treatment_given", "Concomitant treatment given"
+        NOT_APPLICABLE = "not_applicable", "Not applicable (after infusion)"
+
+    class DltStatus(models.TextChoices):
+        NOT_CANDIDATE = "not_candidate", "Not a DLT candidate"
+        CANDIDATE = "candidate", "DLT candidate (investigator to decide)"
+        CONFIRMED = "confirmed", "DLT confirmed"
+        REJECTED = "rejected", "DLT rejected"
+
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="adverse_events")
+    verbatim_term = models.CharField(max_length=300)
+    ctcae_term = models.ForeignKey(CtcaeTerm, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    ctcae_term_text = models.CharField("CTCAE term (free text)", max_length=200, blank=True,
+                                       help_text="Where the term is missing from the table.")  # fmt: skip
+    onset_date = models.DateField()
+    resolution_date = models.DateField(null=True, blank=True)
+    grade = models.PositiveSmallIntegerField("CTCAE grade")
+    worst_grade = models.PositiveSmallIntegerField(editable=False)
+    serious = models.BooleanField(default=False)
+    sae_death = models.BooleanField("results in death", default=False)
+    sae_life_threatening = models.BooleanField("life-threatening", default=False)
+    sae_hospitalisation = models.BooleanField("hospitalisation or its prolongation", default=False)
+    sae_disability = models.BooleanField("persistent or significant disability", default=False)
+    sae_congenital_anomaly = models.BooleanField("congenital anomaly", default=False)
+    sae_other_important = models.BooleanField("other important medical event", default=False)
+    relationship = models.CharField("relationship to the product", max_length=12, choices=Relationship.choices)
+    expected = models.BooleanField("expected per the investigator's brochure", default=False)
+    infusion_reaction = models.BooleanField("infusion-related reaction", default=False)
+    action_taken = models.CharField(max_length=24, choices=Action.choices, default=Action.NONE)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.NOT_RECOVERED)
+    site_aware_at = models.DateTimeField("site became aware at")
+    reported_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    dlt_status = models.CharField(max_length=16, choices=DltStatus.choices, default=DltStatus.NOT_CANDIDATE,
+                                  editable=False)  # fmt: skip
+    dlt_reason = models.TextField(blank=True, editable=False, help_text="Why it is (not) a candidate, or the decision")
+    dlt_decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                       related_name="+", editable=False)  # fmt: skip
+    dlt_decided_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    history = audited_history()
+
+    class Meta:
+        ordering = ["-onset_date", "-pk"]
+        permissions = [("decide_dlt", "Can confirm or reject a DLT candidate")]
+        constraints = [
+            models.CheckConstraint(condition=Q(grade__gte=1, grade__lte=5), name="ae_grade_1_to_5"),
+            models.CheckConstraint(
+                condition=Q(worst_grade__gte=F("grade"), worst_grade__lte=5), name="ae_worst_grade_at_least_grade"
+            ),
+            models.CheckConstraint(
+                condition=Q(resolution_date__isnull=True) | Q(resolution_date__gte=F("onset_date")),
+                name="ae_resolution_not_before_onset",
+            ),
+            models.CheckConstraint(
+                condition=Q(serious=False)
+                | Q(sae_death=True)
+                | Q(sae_life_threatening=True)
+                | Q(sae_hospitalisation=True)
+                | Q(sae_disability=True)
+                | Q(sae_congenital_anomaly=True)
+                | Q(sae_other_important=True),
+                name="ae_serious_has_a_criterion",
+            ),
+            models.CheckConstraint(condition=~Q(grade=5) | Q(outcome="fatal"), name="ae_grade5_is_fatal"),
+            models.CheckConstraint(
+                condition=Q(relationship__in=["not_related", "unlikely", "possible", "probable", "definite"]),
+                name="ae_relationship_in_list",
+            ),
+            models.CheckConstraint(
+                condition=~Q(dlt_status__in=["confirmed", "rejected"]) | Q(dlt_decided_by__isnull=False),
+                name="ae_dlt_decision_has_investigator",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.verbatim_term} (grade {self.grade}) — {self.participant}"
+
+    @property
+    def fatal_or_life_threatening(self) -> bool:
+        return self.sae_death or self.sae_life_threatening or self.outcome == self.Outcome.FATAL
+
+
+class ReportingClock(models.Model):
+    """An expedited-reporting deadline: due at, done at, by whom and to whom."""
+
+    class Kind(models.TextChoices):
+        SPONSOR_24H = "sponsor_24h", "Sponsor notification (24 h)"
+        SUSAR_7D = "susar_7d", "SUSAR to regulators (7 days)"
+        SUSAR_15D = "susar_15d", "SUSAR to regulators (15 days)"
+
+    adverse_event = models.ForeignKey(AdverseEvent, on_delete=models.PROTECT, related_name="clocks")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    started_at = models.DateTimeField()
+    due_at = models.DateTimeField()
+    recipient = models.CharField(max_length=200)
+    done_at = models.DateTimeField(null=True, blank=True)
+    done_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                related_name="+")  # fmt: skip
+    reported_to = models.CharField(max_length=200, blank=True)
+
+    history = audited_history()
+
+    class Meta:
+        ordering = ["due_at"]
+        constraints = [
+            # A clock is started once per event and kind, however often the event is saved.
+            models.UniqueConstraint(fields=["adverse_event", "kind"], name="clock_unique_kind_per_event"),
+            models.CheckConstraint(condition=Q(due_at__gt=F("started_at")), name="clock_due_after_start"),
+            models.CheckConstraint(
+                condition=Q(done_at__isnull=True) | Q(done_by__isnull=False), name="clock_done_has_who"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.adverse_event_id}"
+
+
+class SafetyReview(models.Model):
+    """The committee's review of a cohort: a frozen snapshot of what it saw, a proposal, signatures.
+
+    A review whose decision took effect (or was rejected) cannot change: a correction is a new review.
+    """
+
+    class Kind(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled (DLT windows complete)"
+        UNSCHEDULED = "unscheduled", "Unscheduled (stopping rule)"
+        CHAIR = "chair", "Called by the chair"
+
+    class State(models.TextChoices):
+        OPEN = "open", "Open for signatures"
+        EFFECTIVE = "effective", "Decision effective"
+        REJECTED = "rejected", "Rejected"
+        WITHDRAWN = "withdrawn", "Withdrawn (superseded by a new review)"
+
+    class Decision(models.TextChoices):
+        ESCALATE = "escalate", "Escalate to the next dose level"
+        EXPAND = "expand", "Expand: another cohort at the same dose"
+        DEESCALATE = "deescalate", "De-escalate to the lower dose level"
+        STOP = "stop", "Stop the trial"
+        MTD = "mtd", "Declare the MTD"
+        RESUME = "resume", "Resume after the pause"
+
+    trial = models.ForeignKey("trial.Trial", on_delete=models.PROTECT, related_name="safety_reviews")
+    cohort = models.ForeignKey("cohorts.Cohort", on_delete=models.PROTECT, related_name="safety_reviews")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    reason = models.TextField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.OPEN, editable=False)
+    opened_at = models.DateTimeField()
+    opened_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                  related_name="+")  # fmt: skip
+    snapshot = models.JSONField(help_text="What the committee saw, frozen when the review opened.")
+    snapshot_digest = models.CharField(max_length=64)
+    decision = models.CharField(max_length=12, choices=Decision.choices, blank=True)
+    rationale = models.TextField(blank=True)
+    proposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                    related_name="+")  # fmt: skip
+    proposed_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    resulting_cohort = models.ForeignKey("cohorts.Cohort", on_delete=models.PROTECT, null=True, blank=True,
+                                         related_name="opened_by_review")  # fmt: skip
+    mtd_dose_level = models.ForeignKey("trial.DoseLevel", on_delete=models.PROTECT, null=True, blank=True,
+                                       related_name="+")  # fmt: skip
+
+    history = audited_history()
+
+    class Meta:
+        ordering = ["-opened_at"]
+        permissions = [
+            ("sign_review", "Can sign safety reviews (committee member)"),
+            ("chair_review", "Chairs the safety review committee"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["cohort"], condition=Q(state="open"), name="review_one_open_per_cohort"),
+            models.CheckConstraint(
+                condition=~Q(state="effective") | (~Q(decision="") & Q(decided_at__isnull=False)),
+                name="review_effective_has_decision",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Safety review {self.pk} of cohort {self.cohort.sequence} ({self.get_state_display()})"
+
+
+class SignOff(models.Model):
+    """A committee member's electronic signature (21 CFR Part 11 §11.50, §11.70, §11.200).
+
+    Bound to what was signed by a SHA-256 digest over the review's canonical snapshot, the
+    decision, the signer, the meaning and the time, chained to the trial's previous signature.
+    Rows are never updated or deleted (a database trigger refuses it).
+    """
+
+    class Meaning(models.TextChoices):
+        APPROVE = "approve", "Approve"
+        REJECT = "reject", "Reject"
+
+    trial = models.ForeignKey("trial.Trial", on_delete=models.PROTECT, related_name="signatures")
+    review = models.ForeignKey(SafetyReview, on_delete=models.PROTECT, related_name="signatures")
+    sequence = models.PositiveIntegerField(help_text="Position in the trial's signature chain")
+    signer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    signer_full_name = models.CharField(max_length=300)
+    meaning = models.CharField(max_length=8, choices=Meaning.choices)
+    decision = models.CharField(max_length=12, choices=SafetyReview.Decision.choices)
+    comment = models.TextField(blank=True)
+    signed_at = models.DateTimeField()
+    previous_digest = models.CharField(max_length=64, blank=True)
+    digest = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["trial", "sequence"]
+        constraints = [
+            models.UniqueConstraint(fields=["review", "signer"], name="signoff_one_per_member_per_review"),
+            models.UniqueConstraint(fields=["trial", "sequence"], name="signoff_chain_sequence_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.signer_full_name}: {self.get_meaning_display()} ({self.signed_at:%Y-%m-%d %H:%M} UTC)"
+
+
+class SignatureFailure(models.Model):
+    """A refused signing attempt (wrong password); counts toward the signer's lockout."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    review = models.ForeignKey(SafetyReview, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-at"]
+        indexes = [models.Index(fields=["user", "at"])]
+
+    def __str__(self) -> str:
+        return f"Refused signature by {self.user_id} at {self.at:%Y-%m-%d %H:%M}"

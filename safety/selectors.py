@@ -1,0 +1,143 @@
+"""Reads the admin, the API, the services and the cohorts app need from the safety data."""
+
+import hashlib
+import json
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from cohorts.models import Cohort, Enrollment, Participant
+from safety import rules
+from safety.models import AdverseEvent, ReportingClock
+
+OPEN_DLT_STATUSES = (AdverseEvent.DltStatus.CANDIDATE, AdverseEvent.DltStatus.CONFIRMED)
+
+
+def participant_has_dlt_candidate(participant: Participant) -> bool:
+    """True while any of the participant's events is a DLT candidate or a confirmed DLT.
+
+    The sentinel hold uses it: the rest of a cohort waits while the sentinel has one.
+    """
+    return AdverseEvent.objects.filter(participant=participant, dlt_status__in=OPEN_DLT_STATUSES).exists()
+
+
+def confirmed_dlts_at_dose(cohort: Cohort) -> int:
+    """Confirmed DLTs among evaluable participants of every cohort at this cohort's dose level."""
+    return (
+        AdverseEvent.objects.filter(
+            participant__enrollments__cohort__trial=cohort.trial_id,
+            participant__enrollments__cohort__dose_level=cohort.dose_level_id,
+            participant__replaced=False,
+            dlt_status=AdverseEvent.DltStatus.CONFIRMED,
+        )
+        .values("participant")
+        .distinct()
+        .count()
+    )
+
+
+def related_deaths_in_trial(cohort: Cohort) -> int:
+    return AdverseEvent.objects.filter(
+        participant__trial=cohort.trial_id,
+        grade=5,
+        relationship__in=["possible", "probable", "definite"],
+    ).count()
+
+
+def adverse_event_list() -> QuerySet[AdverseEvent]:
+    return AdverseEvent.objects.select_related(
+        "participant__site", "ctcae_term", "reported_by", "dlt_decided_by"
+    ).prefetch_related("clocks")
+
+
+def overdue_clocks() -> QuerySet[ReportingClock]:
+    return ReportingClock.objects.filter(done_at__isnull=True, due_at__lt=timezone.now())
+
+
+# --- what a safety review shows ---------------------------------------------------------------
+
+
+def canonical_json(data) -> str:
+    """One byte-exact text for a JSON value: sorted keys, no spaces, UTF-8 kept."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def review_snapshot(cohort: Cohort) -> dict:
+    """The data the committee reviews: per dose level treated/evaluable/DLTs, AEs by grade and
+    seriousness, the outcome string in the common notation, and both designs' recommendations.
+
+    Only infused, non-replaced participants whose DLT window has ended are evaluable; a confirmed DLT
+    is a T, everything else an N. Pending DLT candidates are listed: no decision can be signed while
+    any remains.
+    """
+    trial = cohort.trial
+    doses = list(trial.dose_levels.order_by("level"))
+    enrollments = list(
+        Enrollment.objects.filter(trial=trial)
+        .select_related("participant", "cohort__dose_level")
+        .order_by("cohort__sequence", "slot")
+    )
+    events = list(AdverseEvent.objects.filter(participant__trial=trial).select_related("participant"))
+    by_participant: dict[int, list[AdverseEvent]] = {}
+    for event in events:
+        by_participant.setdefault(event.participant_id, []).append(event)
+
+    per_dose = {d.level: {"dose_level": d.level, "label": d.label, "cells": d.cells, "treated": 0, "evaluable": 0,
+                          "dlts": 0} for d in doses}  # fmt: skip
+    cohorts_out: list[str] = []
+    current_group: tuple[int, int] | None = None
+    for enrollment in enrollments:
+        participant = enrollment.participant
+        level = enrollment.cohort.dose_level.level
+        infused = participant.dlt_window_start is not None
+        if infused:
+            per_dose[level]["treated"] += 1
+        evaluable = infused and not participant.replaced
+        if not evaluable:
+            continue
+        per_dose[level]["evaluable"] += 1
+        has_dlt = any(e.dlt_status == AdverseEvent.DltStatus.CONFIRMED for e in by_participant.get(participant.pk, []))
+        per_dose[level]["dlts"] += int(has_dlt)
+        group = (enrollment.cohort.sequence, level)
+        if group != current_group:
+            cohorts_out.append(str(level))
+            current_group = group
+        cohorts_out[-1] += "T" if has_dlt else "N"
+    outcomes = " ".join(cohorts_out)
+
+    by_grade = {str(g): 0 for g in range(1, 6)}
+    for event in events:
+        by_grade[str(event.worst_grade)] += 1
+    recommendations = {}
+    for name, call in (
+        ("3+3", lambda: rules.three_plus_three(outcomes, num_doses=len(doses), strict=False)),
+        ("boin", lambda: rules.boin(outcomes, num_doses=len(doses), target=float(trial.boin_target_rate))),
+    ):
+        try:
+            recommendations[name] = call().to_dict()
+        except ValueError as exc:  # a path the design cannot judge: show why rather than guess
+            recommendations[name] = {"recommended_dose": None, "continue": False, "reason": str(exc)}
+    return {
+        "trial": trial.registry_id,
+        "protocol_version": trial.protocol_version,
+        "cohort": {
+            "id": cohort.pk,
+            "sequence": cohort.sequence,
+            "dose_level": cohort.dose_level.level,
+            "state": cohort.state,
+        },
+        "dose_levels": [per_dose[d.level] for d in doses],
+        "outcomes": outcomes,
+        "adverse_events": {
+            "total": len(events),
+            "by_worst_grade": by_grade,
+            "serious": sum(1 for e in events if e.serious),
+            "pending_dlt_candidates": sorted(e.pk for e in events if e.dlt_status == AdverseEvent.DltStatus.CANDIDATE),
+        },
+        "recommendations": recommendations,
+        "design": trial.escalation_design,
+    }

@@ -1,0 +1,508 @@
+"""Every write to adverse events, DLT decisions, reporting clocks and the safety stop.
+
+Recording or updating an event evaluates, in the same transaction: DLT candidacy, the expedited
+reporting clocks, and the stopping rules (which pause the trial's active cohort at once).
+"""
+
+import zoneinfo
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from cohorts.models import ACTIVE_COHORT_STATES, Cohort, Participant
+from core.errors import InvalidInput, PermissionDenied, RuleViolation
+from core.history import audit
+from safety import dlt
+from safety.models import AdverseEvent, ReportingClock, SafetyReview, SignatureFailure, SignOff
+from safety.selectors import (
+    canonical_json,
+    confirmed_dlts_at_dose,
+    related_deaths_in_trial,
+    review_snapshot,
+    sha256_hex,
+)
+from trial.models import Trial
+
+AE_FIELDS = (
+    "verbatim_term", "ctcae_term", "ctcae_term_text", "onset_date", "resolution_date", "grade", "serious",
+    "sae_death", "sae_life_threatening", "sae_hospitalisation", "sae_disability", "sae_congenital_anomaly",
+    "sae_other_important", "relationship", "expected", "infusion_reaction", "action_taken", "outcome",
+    "site_aware_at",
+)  # fmt: skip
+SAE_CRITERIA = ("sae_death", "sae_life_threatening", "sae_hospitalisation", "sae_disability",
+                "sae_congenital_anomaly", "sae_other_important")  # fmt: skip
+
+
+def _require(user, perm: str, action: str) -> None:
+    if not user.has_perm(perm):
+        raise PermissionDenied("permission_denied", f"Your role does not allow you to {action}.")
+
+
+def _validate(event: AdverseEvent) -> None:
+    """Refuse bad input with a clear message before anything is written."""
+    problems: dict[str, list[str]] = {}
+    if not isinstance(event.grade, int) or not 1 <= event.grade <= 5:
+        problems["grade"] = [f"CTCAE grade must be 1 to 5, not {event.grade!r}."]
+    if event.relationship not in AdverseEvent.Relationship.values:
+        problems["relationship"] = [
+            f"Relationship must be one of {', '.join(AdverseEvent.Relationship.values)}, not {event.relationship!r}."
+        ]
+    if event.resolution_date and event.onset_date and event.resolution_date < event.onset_date:
+        problems["resolution_date"] = ["The event cannot resolve before its onset."]
+    if event.serious and not any(getattr(event, name) for name in SAE_CRITERIA):
+        problems["serious"] = ["A serious event needs at least one seriousness criterion (ICH E2A)."]
+    if not event.serious and any(getattr(event, name) for name in SAE_CRITERIA):
+        problems["serious"] = ["A seriousness criterion is ticked: mark the event serious."]
+    if event.grade == 5 and event.outcome != AdverseEvent.Outcome.FATAL:
+        problems["outcome"] = ["A grade 5 event is fatal: set the outcome to fatal."]
+    if event.outcome == AdverseEvent.Outcome.FATAL and event.grade != 5:
+        problems["grade"] = ["A fatal outcome is grade 5."]
+    if event.site_aware_at and event.site_aware_at > timezone.now():
+        problems["site_aware_at"] = ["Awareness cannot be in the future."]
+    if not event.ctcae_term_id and not (event.ctcae_term_text or "").strip():
+        problems["ctcae_term"] = ["Choose a CTCAE term or write it as free text."]
+    if problems:
+        raise InvalidInput("invalid", " ".join(m for ms in problems.values() for m in ms), problems)
+    try:
+        event.full_clean(exclude=["participant", "reported_by", "worst_grade"])
+    except ValidationError as exc:
+        raise InvalidInput("invalid", "The adverse event is not valid.", exc.message_dict) from None
+    participant = event.participant
+    zone = zoneinfo.ZoneInfo(participant.site.time_zone)
+    first_consent = participant.consents.order_by("signed_at").first()
+    if first_consent is None:
+        raise RuleViolation("no_consent", f"{participant} has no signed consent: no study adverse event yet.")
+    consented_on = timezone.localdate(first_consent.signed_at, timezone=zone)
+    today = timezone.localdate(timezone=zone)
+    if event.onset_date > today or (event.resolution_date and event.resolution_date > today):
+        raise InvalidInput("date_in_future", "Onset and resolution cannot be after today (site time).",
+                           {"onset_date": ["In the future."]})  # fmt: skip
+    if event.onset_date < consented_on:
+        raise InvalidInput(
+            "onset_before_consent",
+            f"Onset {event.onset_date} is before consent ({consented_on}): a pre-consent condition is medical "
+            "history, not an adverse event.",
+            {"onset_date": ["Before consent."]},
+        )
+
+
+def _assess_dlt(event: AdverseEvent) -> None:
+    """Candidate status from the protocol's DLT definition; an investigator's decision is kept."""
+    if event.dlt_status in (AdverseEvent.DltStatus.CONFIRMED, AdverseEvent.DltStatus.REJECTED):
+        return
+    trial = event.participant.trial
+    verdict = dlt.dlt_candidacy(
+        grade=event.worst_grade, relationship=event.relationship, onset=event.onset_date,
+        infusion_reaction=event.infusion_reaction, window_start=event.participant.dlt_window_start,
+        window_end=event.participant.dlt_window_end, min_grade=trial.dlt_min_grade,
+        min_relationship=trial.dlt_min_relationship,
+    )  # fmt: skip
+    event.dlt_status = AdverseEvent.DltStatus.CANDIDATE if verdict.candidate else AdverseEvent.DltStatus.NOT_CANDIDATE
+    event.dlt_reason = verdict.reason
+
+
+def _start_clocks(event: AdverseEvent, *, by) -> None:
+    """Start each due clock once (the unique key (event, kind) decides; a re-save starts nothing new)."""
+    for due in dlt.reporting_clocks(
+        serious=event.serious, relationship=event.relationship, expected=event.expected,
+        fatal_or_life_threatening=event.fatal_or_life_threatening, aware_at=event.site_aware_at,
+        site_time_zone=event.participant.site.time_zone,
+    ):  # fmt: skip
+        if ReportingClock.objects.filter(adverse_event=event, kind=due.kind).exists():
+            continue
+        clock = ReportingClock(adverse_event=event, kind=due.kind, started_at=event.site_aware_at, due_at=due.due_at,
+                               recipient=due.recipient)  # fmt: skip
+        audit(clock, by=by, reason="Expedited-reporting clock started").save()
+
+
+def _apply_stopping_rules(event: AdverseEvent, *, by) -> Cohort | None:
+    """Pause the trial's active cohort at once when a stopping rule is met (same transaction)."""
+    trial = event.participant.trial
+    cohort = (
+        Cohort.objects.select_for_update()
+        .filter(trial=trial, state__in=ACTIVE_COHORT_STATES)
+        .select_related("dose_level", "trial")
+        .first()
+    )
+    if cohort is None:
+        return None
+    enrollment = event.participant.enrollments.select_related("cohort").first()
+    dose_cohort = enrollment.cohort if enrollment else cohort
+    verdict = dlt.stopping_rule(
+        related_deaths=related_deaths_in_trial(cohort), confirmed_dlts_at_dose=confirmed_dlts_at_dose(dose_cohort),
+        dose_level=dose_cohort.dose_level.level, stop_on_related_death=trial.stop_on_related_death,
+        dlt_stop_count=trial.dlt_stop_count,
+    )  # fmt: skip
+    if not verdict.stop or cohort.state == Cohort.State.PAUSED:
+        return None
+    cohort.state_before_pause = cohort.state
+    cohort.state = Cohort.State.PAUSED
+    audit(cohort, by=by, reason=f"Stopping rule: {verdict.reason} Enrollment and infusion paused.").save()
+    review_open_unscheduled(cohort=cohort, reason=f"Stopping rule met: {verdict.reason}", by=by)
+    return cohort
+
+
+def _coerce(values: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(values) - set(AE_FIELDS))
+    if unknown:
+        raise InvalidInput(
+            "unknown_fields", f"Unknown fields: {', '.join(unknown)}.", {k: ["Unknown."] for k in unknown}
+        )
+    return dict(values)
+
+
+def adverse_event_record(*, participant: Participant, values: Mapping[str, Any], by) -> AdverseEvent:
+    """Record a new adverse event; DLT candidacy, clocks and stopping rules in the same transaction."""
+    _require(by, "safety.add_adverseevent", "record adverse events")
+    values = _coerce(values)
+    with transaction.atomic():
+        participant = Participant.objects.select_for_update().select_related("trial", "site").get(pk=participant.pk)
+        event = AdverseEvent(participant=participant, reported_by=by, **values)
+        event.site_aware_at = event.site_aware_at or timezone.now()
+        _validate(event)
+        event.worst_grade = event.grade
+        _assess_dlt(event)
+        audit(event, by=by, reason="Adverse event reported").save()
+        _start_clocks(event, by=by)
+        _apply_stopping_rules(event, by=by)
+    return event
+
+
+def adverse_event_update(*, event: AdverseEvent, values: Mapping[str, Any], reason: str, by) -> AdverseEvent:
+    """A follow-up: update the event (history kept), keep the worst grade, re-assess DLT, clocks, stops."""
+    _require(by, "safety.change_adverseevent", "update adverse events")
+    if not reason.strip():
+        raise InvalidInput("reason_required", "Give the reason for this follow-up.", {"reason": ["Required."]})
+    values = _coerce(values)
+    with transaction.atomic():
+        event = (
+            AdverseEvent.objects.select_for_update()
+            .select_related("participant__trial", "participant__site")
+            .get(pk=event.pk)
+        )
+        for name, value in values.items():
+            setattr(event, name, value)
+        _validate(event)
+        event.worst_grade = max(event.worst_grade, event.grade)
+        _assess_dlt(event)
+        audit(event, by=by, reason=reason).save()
+        _start_clocks(event, by=by)
+        _apply_stopping_rules(event, by=by)
+    return event
+
+
+def dlt_decide(*, event: AdverseEvent, confirm: bool, reason: str, by) -> AdverseEvent:
+    """An investigator confirms or rejects a DLT candidate, with a reason; confirmed DLTs feed escalation."""
+    _require(by, "safety.decide_dlt", "confirm or reject DLTs (investigators only)")
+    if not reason.strip():
+        raise InvalidInput("reason_required", "Give the reason for the DLT decision.", {"reason": ["Required."]})
+    with transaction.atomic():
+        event = AdverseEvent.objects.select_for_update().select_related("participant__trial").get(pk=event.pk)
+        if event.dlt_status != AdverseEvent.DltStatus.CANDIDATE:
+            raise RuleViolation("not_a_dlt_candidate", f"This event is {event.get_dlt_status_display().lower()}.")
+        event.dlt_status = AdverseEvent.DltStatus.CONFIRMED if confirm else AdverseEvent.DltStatus.REJECTED
+        event.dlt_reason = reason
+        event.dlt_decided_by = by
+        event.dlt_decided_at = timezone.now()
+        audit(event, by=by, reason=f"DLT {'confirmed' if confirm else 'rejected'}: {reason}").save()
+        if confirm:
+            _apply_stopping_rules(event, by=by)
+    return event
+
+
+def clock_complete(*, clock: ReportingClock, done_at: datetime, reported_to: str, by) -> ReportingClock:
+    _require(by, "safety.change_reportingclock", "record expedited reports")
+    if not reported_to.strip():
+        raise InvalidInput("recipient_required", "Say to whom it was reported.", {"reported_to": ["Required."]})
+    with transaction.atomic():
+        clock = ReportingClock.objects.select_for_update().get(pk=clock.pk)
+        if clock.done_at:
+            raise RuleViolation("already_reported", f"Already reported at {clock.done_at:%Y-%m-%d %H:%M}.")
+        if done_at < clock.started_at or done_at > timezone.now():
+            raise InvalidInput("invalid_time", "The report time must lie between awareness and now.")
+        clock.done_at, clock.done_by, clock.reported_to = done_at, by, reported_to
+        audit(clock, by=by, reason=f"Reported to {reported_to}").save()
+    return clock
+
+
+# --- safety reviews, Part 11 sign-off and the escalation gate -----------------------------------
+
+SIGNING_LOCKOUT_FAILURES = 5
+SIGNING_LOCKOUT_MINUTES = 30
+
+
+def _new_review(*, cohort: Cohort, kind: str, reason: str, by) -> SafetyReview:
+    snapshot = review_snapshot(cohort)
+    review = SafetyReview(
+        trial=cohort.trial, cohort=cohort, kind=kind, reason=reason, opened_at=timezone.now(), opened_by=by,
+        snapshot=snapshot, snapshot_digest=sha256_hex(canonical_json(snapshot)),
+    )  # fmt: skip
+    audit(review, by=by, reason=f"Safety review opened: {reason}").save()
+    return review
+
+
+def _withdraw_open_reviews(cohort: Cohort, *, by, reason: str) -> None:
+    for stale in SafetyReview.objects.select_for_update().filter(cohort=cohort, state=SafetyReview.State.OPEN):
+        stale.state = SafetyReview.State.WITHDRAWN
+        audit(stale, by=by, reason=reason).save()
+
+
+def review_open_scheduled(*, cohort: Cohort, by=None) -> SafetyReview:
+    """Open the review of a cohort whose participants all completed the DLT window (cohort → in review)."""
+    from cohorts.selectors import dlt_windows_complete
+
+    with transaction.atomic():
+        cohort = Cohort.objects.select_for_update().select_related("trial", "dose_level").get(pk=cohort.pk)
+        if cohort.state != Cohort.State.OBSERVING:
+            raise RuleViolation("cohort_not_observing", f"{cohort} is {cohort.get_state_display().lower()}.")
+        if not dlt_windows_complete(cohort):
+            raise RuleViolation("dlt_windows_running", f"DLT windows of {cohort} are still running.")
+        cohort.state = Cohort.State.IN_REVIEW
+        audit(cohort, by=by, reason="Every participant completed the DLT window: safety review opened").save()
+        return _new_review(cohort=cohort, kind=SafetyReview.Kind.SCHEDULED, reason="DLT windows complete", by=by)
+
+
+def reviews_open_due(*, by=None) -> list[SafetyReview]:
+    """Open the scheduled review of every observing cohort whose DLT windows are complete (beat task)."""
+    from cohorts.selectors import dlt_windows_complete
+
+    opened = []
+    for cohort in Cohort.objects.filter(state=Cohort.State.OBSERVING).select_related("trial", "dose_level"):
+        if dlt_windows_complete(cohort):
+            try:
+                opened.append(review_open_scheduled(cohort=cohort, by=by))
+            except RuleViolation:
+                continue  # another worker opened it first: the cohort is no longer observing
+    return opened
+
+
+def review_open_unscheduled(*, cohort: Cohort, reason: str, by) -> SafetyReview:
+    """A stopping rule opens a fresh review; any open review's snapshot is stale and is withdrawn."""
+    with transaction.atomic():
+        cohort = Cohort.objects.select_for_update().select_related("trial", "dose_level").get(pk=cohort.pk)
+        _withdraw_open_reviews(cohort, by=by, reason="Superseded: a stopping rule opened an unscheduled review")
+        return _new_review(cohort=cohort, kind=SafetyReview.Kind.UNSCHEDULED, reason=reason, by=by)
+
+
+def review_open_by_chair(*, cohort: Cohort, reason: str, by) -> SafetyReview:
+    _require(by, "safety.chair_review", "call a safety review (the committee chair only)")
+    if not reason.strip():
+        raise InvalidInput("reason_required", "Say why the review is called.", {"reason": ["Required."]})
+    with transaction.atomic():
+        cohort = Cohort.objects.select_for_update().select_related("trial", "dose_level").get(pk=cohort.pk)
+        if cohort.state in (Cohort.State.PLANNED, Cohort.State.CLOSED):
+            raise RuleViolation("cohort_not_active", f"{cohort} is {cohort.get_state_display().lower()}.")
+        _withdraw_open_reviews(cohort, by=by, reason="Superseded by a review the chair called")
+        return _new_review(cohort=cohort, kind=SafetyReview.Kind.CHAIR, reason=reason, by=by)
+
+
+def protocol_recommendation(review: SafetyReview) -> str:
+    """The decision the protocol's design recommends, read from the snapshot (3+3 for NCT06949137)."""
+    design = review.snapshot["design"]
+    rec = review.snapshot["recommendations"].get(design) or {}
+    current = review.snapshot["cohort"]["dose_level"]
+    dose, goes_on = rec.get("recommended_dose"), rec.get("continue")
+    if dose is None:
+        return SafetyReview.Decision.STOP
+    if not goes_on:
+        return SafetyReview.Decision.MTD
+    if dose > current:
+        return SafetyReview.Decision.ESCALATE
+    if dose < current:
+        return SafetyReview.Decision.DEESCALATE
+    return SafetyReview.Decision.EXPAND
+
+
+def _check_decision_possible(review: SafetyReview, decision: str) -> None:
+    from cohorts.selectors import dlt_windows_complete
+
+    cohort = review.cohort
+    levels = set(review.trial.dose_levels.values_list("level", flat=True))
+    level = cohort.dose_level.level
+    if review.snapshot["adverse_events"]["pending_dlt_candidates"]:
+        raise RuleViolation("dlt_pending", "Investigators must first confirm or reject every DLT candidate; "
+                            "then open a new review with the decided data.")  # fmt: skip
+    if decision == SafetyReview.Decision.ESCALATE and level + 1 not in levels:
+        raise RuleViolation("no_higher_dose", f"Dose level {level} is the highest: no escalation.")
+    if decision in (SafetyReview.Decision.ESCALATE, SafetyReview.Decision.EXPAND) and not dlt_windows_complete(cohort):
+        # Safety rule 1: no cohort opens while any participant of the reviewed one is inside the DLT window.
+        raise RuleViolation("dlt_windows_running", f"Every DLT window of {cohort} must be complete first.")
+    if decision == SafetyReview.Decision.DEESCALATE and level - 1 not in levels:
+        raise RuleViolation("no_lower_dose", f"Dose level {level} is the lowest: no de-escalation.")
+    if decision == SafetyReview.Decision.RESUME and cohort.state != Cohort.State.PAUSED:
+        raise RuleViolation("not_paused", f"{cohort} is not paused.")
+
+
+def review_propose(*, review: SafetyReview, decision: str, rationale: str = "", by) -> SafetyReview:
+    """Set the decision to be signed. Only before the first signature; a deviation from the protocol's
+    recommendation needs a rationale."""
+    _require(by, "safety.sign_review", "propose review decisions (committee members only)")
+    if decision not in SafetyReview.Decision.values:
+        raise InvalidInput("invalid_decision", f"Decision must be one of {', '.join(SafetyReview.Decision.values)}.",
+                           {"decision": ["Unknown decision."]})  # fmt: skip
+    with transaction.atomic():
+        review = (
+            SafetyReview.objects.select_for_update().select_related("cohort__dose_level", "trial").get(pk=review.pk)
+        )
+        if review.state != SafetyReview.State.OPEN:
+            raise RuleViolation("review_closed", f"This review is {review.get_state_display().lower()}: a "
+                                "correction is a new review.")  # fmt: skip
+        if review.signatures.exists():
+            raise RuleViolation("review_signed", "The review is already signed: its decision cannot change.")
+        _check_decision_possible(review, decision)
+        recommended = protocol_recommendation(review)
+        if decision != recommended and not rationale.strip():
+            raise InvalidInput(
+                "rationale_required",
+                f"The protocol's design recommends '{recommended}': explain why the committee decides '{decision}'.",
+                {"rationale": ["Required when the decision differs from the recommendation."]},
+            )
+        review.decision, review.rationale = decision, rationale
+        review.proposed_by, review.proposed_at = by, timezone.now()
+        audit(review, by=by, reason=f"Decision proposed: {decision}").save()
+    return review
+
+
+def signature_digest(*, review_id: int, snapshot_digest: str, decision: str, signer_id: int, signer_name: str,
+                     meaning: str, signed_at, previous: str) -> str:  # fmt: skip
+    """SHA-256 over what was signed: the review's snapshot, the decision, the signer, the meaning,
+    the time and the previous signature of the trial (a chain: changing any earlier row breaks it)."""
+    return sha256_hex(
+        canonical_json(
+            {"review": review_id, "snapshot": snapshot_digest, "decision": decision, "signer": signer_id,
+             "signer_name": signer_name, "meaning": meaning, "signed_at": signed_at.isoformat(),
+             "previous": previous}
+        )
+    )  # fmt: skip
+
+
+def _signing_locked(user) -> bool:
+    since = timezone.now() - timezone.timedelta(minutes=SIGNING_LOCKOUT_MINUTES)
+    return SignatureFailure.objects.filter(user=user, at__gte=since).count() >= SIGNING_LOCKOUT_FAILURES
+
+
+def review_sign(*, review: SafetyReview, user, password: str, meaning: str, comment: str = "") -> SignOff:
+    """A committee member signs by re-entering the password (Part 11 §11.200); never by a token alone.
+
+    At quorum (the chair among the signers) and with no rejection the decision takes effect in the
+    same transaction. A wrong password is refused, logged and counts toward a lockout.
+    """
+    _require(user, "safety.sign_review", "sign safety reviews (committee members only)")
+    if meaning not in SignOff.Meaning.values:
+        raise InvalidInput("invalid_meaning", "The meaning of a signature is approve or reject.",
+                           {"meaning": ["approve or reject"]})  # fmt: skip
+    if _signing_locked(user):
+        raise PermissionDenied("signing_locked", f"Too many wrong passwords: signing is locked for "
+                               f"{SIGNING_LOCKOUT_MINUTES} minutes. Contact the administrator.")  # fmt: skip
+    if not password or not user.check_password(password):
+        SignatureFailure.objects.create(user=user, review=review, at=timezone.now())  # kept: outside the signing txn
+        raise PermissionDenied("wrong_password", "The password is not correct: nothing was signed.",
+                               {"password": ["Incorrect."]})  # fmt: skip
+    full_name = user.get_full_name().strip()
+    if not full_name:
+        raise RuleViolation("signer_name_missing", "Your account has no full name: a signature must show it.")
+    with transaction.atomic():
+        trial = Trial.objects.select_for_update().get(pk=review.trial_id)  # serialises the trial's signature chain
+        review = SafetyReview.objects.select_for_update().select_related("cohort__dose_level").get(pk=review.pk)
+        if review.state != SafetyReview.State.OPEN:
+            raise RuleViolation("review_closed", f"This review is {review.get_state_display().lower()}.")
+        if not review.decision:
+            raise RuleViolation("no_decision", "There is no proposed decision to sign yet.")
+        if sha256_hex(canonical_json(review.snapshot)) != review.snapshot_digest:
+            raise RuleViolation("snapshot_tampered", "The review's data no longer matches what was opened: "
+                                "it cannot be signed. Open a new review.")  # fmt: skip
+        if review.signatures.filter(signer=user).exists():
+            raise RuleViolation("already_signed", "You have already signed this review.")
+        last = SignOff.objects.filter(trial=trial).order_by("-sequence").first()
+        signed_at = timezone.now()
+        previous = last.digest if last else ""
+        signature = SignOff.objects.create(
+            trial=trial, review=review, sequence=(last.sequence + 1) if last else 1, signer=user,
+            signer_full_name=full_name, meaning=meaning, decision=review.decision, comment=comment,
+            signed_at=signed_at, previous_digest=previous,
+            digest=signature_digest(review_id=review.pk, snapshot_digest=review.snapshot_digest,
+                                    decision=review.decision, signer_id=user.pk, signer_name=full_name,
+                                    meaning=meaning, signed_at=signed_at, previous=previous),
+        )  # fmt: skip
+        if meaning == SignOff.Meaning.REJECT:
+            review.state = SafetyReview.State.REJECTED
+            review.decided_at = signed_at
+            audit(review, by=user, reason=f"Rejected by {full_name}: the decision does not take effect").save()
+        elif _quorum_reached(review, trial):
+            _make_effective(review, by=user)
+    return signature
+
+
+def _quorum_reached(review: SafetyReview, trial: Trial) -> bool:
+    approvals = list(review.signatures.select_related("signer").filter(meaning=SignOff.Meaning.APPROVE))
+    if review.signatures.filter(meaning=SignOff.Meaning.REJECT).exists():
+        return False
+    chair_signed = any(s.signer.has_perm("safety.chair_review") for s in approvals)
+    return len(approvals) >= trial.review_quorum and chair_signed
+
+
+def _make_effective(review: SafetyReview, *, by) -> None:
+    """The gate: in one transaction the cohort closes with its decision and the next one opens."""
+    from cohorts.services import _open_cohort
+
+    _check_decision_possible(review, review.decision)
+    cohort = Cohort.objects.select_for_update().select_related("trial", "dose_level").get(pk=review.cohort_id)
+    trial = Trial.objects.select_for_update().get(pk=review.trial_id)
+    now = timezone.now()
+    Decision = SafetyReview.Decision
+    if review.decision == Decision.RESUME:
+        cohort.state, cohort.state_before_pause = cohort.state_before_pause or Cohort.State.OPEN, ""
+        audit(cohort, by=by, reason=f"Resumed by safety review {review.pk}").save()
+    else:
+        cohort.state, cohort.closed_at, cohort.decision = Cohort.State.CLOSED, now, review.decision
+        audit(cohort, by=by, reason=f"Closed by safety review {review.pk}: {review.get_decision_display()}").save()
+    level = cohort.dose_level.level
+    target = {Decision.ESCALATE: level + 1, Decision.EXPAND: level, Decision.DEESCALATE: level - 1}.get(review.decision)
+    if target is not None:
+        dose = trial.dose_levels.get(level=target)
+        review.resulting_cohort = _open_cohort(
+            trial=trial, dose_level=dose, by=by,
+            reason=f"Opened by the effective decision of safety review {review.pk} ({review.decision})",
+        )  # fmt: skip
+    if review.decision == Decision.STOP:
+        trial.status = Trial.Status.STOPPED
+        audit(trial, by=by, reason=f"Stopped by safety review {review.pk}").save()
+    if review.decision == Decision.MTD:
+        rec = review.snapshot["recommendations"].get(review.snapshot["design"], {})
+        review.mtd_dose_level = trial.dose_levels.get(level=rec.get("recommended_dose") or level)
+        trial.status = Trial.Status.COMPLETED
+        audit(
+            trial, by=by, reason=f"MTD declared by safety review {review.pk}: dose {review.mtd_dose_level.level}"
+        ).save()
+    review.state, review.decided_at = SafetyReview.State.EFFECTIVE, now
+    audit(review, by=by, reason="Quorum reached with the chair and no rejection: decision effective").save()
+
+
+def verify_signatures(*, trial: Trial | None = None) -> list[str]:
+    """Recompute every signature's digest and the chain; return the problems found (empty: intact)."""
+    problems = []
+    trials = [trial] if trial else list(Trial.objects.order_by("registry_id"))
+    for current in trials:
+        previous = ""
+        for signature in SignOff.objects.filter(trial=current).select_related("review").order_by("sequence"):
+            review = signature.review
+            where = f"{current.registry_id} signature #{signature.sequence} ({signature.signer_full_name})"
+            if sha256_hex(canonical_json(review.snapshot)) != review.snapshot_digest:
+                problems.append(f"{where}: review {review.pk}'s snapshot was changed after it was opened")
+            if signature.previous_digest != previous:
+                problems.append(f"{where}: the chain breaks here (previous digest does not match)")
+            expected = signature_digest(
+                review_id=review.pk, snapshot_digest=review.snapshot_digest, decision=signature.decision,
+                signer_id=signature.signer_id, signer_name=signature.signer_full_name, meaning=signature.meaning,
+                signed_at=signature.signed_at, previous=signature.previous_digest,
+            )  # fmt: skip
+            if expected != signature.digest:
+                problems.append(f"{where}: the digest does not match what was signed")
+            if signature.decision != review.decision:
+                problems.append(f"{where}: signed decision '{signature.decision}' differs from the review's")
+            previous = signature.digest
+    return problems

@@ -1,0 +1,223 @@
+"""Adverse events: bad input refused, DLT candidacy at its edges, reporting clocks, stopping rules."""
+
+import datetime as dt
+import zoneinfo
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from cohorts import services as cohort_services
+from cohorts.models import Cohort, Participant
+from core.errors import DomainError
+from core.roles import INVESTIGATOR
+from safety import services
+from safety.models import AdverseEvent, ReportingClock, SafetyReview
+from tests.factories import UserFactory, eligible_participant, staff_users
+
+pytestmark = pytest.mark.django_db
+SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
+DAY0 = dt.date(2026, 11, 2)
+
+
+@pytest.fixture
+def infused(nct_trial):
+    """An enrolled sentinel whose infusion day is DAY0: DLT window DAY0..DAY0+28 (as infusion completion sets).
+
+    Screening and consent happen on 2026-10-20; the test itself runs on 2026-12-02 (clock frozen).
+    """
+    traveller = time_machine.travel(dt.datetime(2026, 10, 20, 9, 0, tzinfo=SHANGHAI), tick=False)
+    shifted = traveller.start()
+    coordinator, investigator = staff_users()
+    cohort = cohort_services.cohort_open_first(trial=nct_trial, by=investigator)
+    participant = eligible_participant(nct_trial, number="S001")
+    cohort_services.enroll_participant(participant=participant, cohort=cohort, by=coordinator)
+    Participant.objects.filter(pk=participant.pk).update(
+        dlt_window_start=DAY0, dlt_window_end=DAY0 + dt.timedelta(days=28), status=Participant.Status.INFUSED
+    )
+    participant.refresh_from_db()
+    shifted.move_to(dt.datetime(2026, 12, 2, 9, 0, tzinfo=SHANGHAI))
+    yield participant
+    traveller.stop()
+
+
+def _values(**overrides) -> dict:
+    return {
+        "verbatim_term": "Fever after infusion", "ctcae_term_text": "Fever", "onset_date": DAY0 + dt.timedelta(days=10),
+        "grade": 3, "relationship": "possible", "expected": False, "outcome": "recovering",
+        "site_aware_at": timezone.now() - dt.timedelta(hours=1),
+    } | overrides  # fmt: skip
+
+
+def _record(participant, **overrides) -> AdverseEvent:
+    coordinator, _ = staff_users()
+    return services.adverse_event_record(participant=participant, values=_values(**overrides), by=coordinator)
+
+
+def test_a_related_grade_3_event_on_day_10_is_a_dlt_candidate_for_the_investigator(infused):
+    event = _record(infused)
+    assert event.dlt_status == AdverseEvent.DltStatus.CANDIDATE
+    assert "day 10" in event.dlt_reason
+
+
+@pytest.mark.parametrize(
+    ("grade", "relationship", "day", "candidate"),
+    [
+        (3, "possible", 28, True),  # last day of the window
+        (3, "possible", 29, False),  # the day after
+        (3, "possible", 0, True),  # infusion day
+        (2, "definite", 10, False),  # grade 2 is below the threshold
+        (3, "unlikely", 10, False),  # "unlikely" is below "possible"
+        (4, "probable", 10, True),
+    ],
+)
+def test_dlt_candidacy_at_its_edges(infused, grade, relationship, day, candidate):
+    event = _record(infused, grade=grade, relationship=relationship, onset_date=DAY0 + dt.timedelta(days=day))
+    assert (event.dlt_status == AdverseEvent.DltStatus.CANDIDATE) is candidate
+
+
+def test_a_grade_3_infusion_reaction_is_a_candidate_whatever_the_relationship(infused):
+    event = _record(infused, relationship="unlikely", infusion_reaction=True, onset_date=DAY0)
+    assert event.dlt_status == AdverseEvent.DltStatus.CANDIDATE
+
+
+def test_a_follow_up_raising_the_grade_turns_the_event_into_a_candidate_and_keeps_the_worst_grade(infused):
+    coordinator, _ = staff_users()
+    event = _record(infused, grade=2)
+    assert event.dlt_status == AdverseEvent.DltStatus.NOT_CANDIDATE
+    event = services.adverse_event_update(event=event, values={"grade": 3}, reason="Worsened", by=coordinator)
+    assert (event.dlt_status, event.worst_grade) == (AdverseEvent.DltStatus.CANDIDATE, 3)
+    event = services.adverse_event_update(event=event, values={"grade": 1, "outcome": "recovering"},
+                                          reason="Improving", by=coordinator)  # fmt: skip
+    assert (event.grade, event.worst_grade) == (1, 3)
+    assert event.history.count() == 3
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"grade": 0}, "grade"),
+        ({"grade": 6}, "grade"),
+        ({"resolution_date": DAY0}, "resolution_date"),
+        ({"serious": True}, "serious"),
+        ({"grade": 5, "outcome": "recovered"}, "outcome"),
+        ({"relationship": "maybe"}, "relationship"),
+        ({"ctcae_term_text": ""}, "ctcae_term"),
+    ],
+)
+def test_bad_input_is_refused_with_a_clear_message_and_nothing_saved(infused, overrides, field):
+    with pytest.raises(DomainError) as refused:
+        _record(infused, **overrides)
+    assert refused.value.status_code == 400 and field in refused.value.fields
+    assert AdverseEvent.objects.count() == 0
+
+
+def test_onset_before_consent_is_refused(infused):
+    with pytest.raises(DomainError) as refused:
+        _record(infused, onset_date=dt.date(2020, 1, 1))
+    assert refused.value.code == "onset_before_consent"
+    assert AdverseEvent.objects.count() == 0
+
+
+def test_a_serious_event_starts_the_24_hour_sponsor_clock_from_the_site_awareness_time(infused):
+    aware = dt.datetime(2026, 11, 20, 23, 30, tzinfo=SHANGHAI)
+    with time_machine.travel(dt.datetime(2026, 11, 21, 8, 0, tzinfo=SHANGHAI)):
+        event = _record(infused, serious=True, sae_hospitalisation=True, relationship="not_related",
+                        site_aware_at=aware)  # fmt: skip
+    clocks = {c.kind: c.due_at for c in event.clocks.all()}
+    assert clocks == {"sponsor_24h": aware + dt.timedelta(hours=24)}
+
+
+@pytest.mark.parametrize(
+    ("criteria", "kind", "days"),
+    [({"sae_life_threatening": True}, "susar_7d", 7), ({"sae_hospitalisation": True}, "susar_15d", 15)],
+)
+def test_a_related_unexpected_serious_event_is_a_susar_with_its_regulatory_clock(infused, criteria, kind, days):
+    aware = dt.datetime(2026, 11, 20, 9, 0, tzinfo=SHANGHAI)
+    with time_machine.travel(dt.datetime(2026, 11, 20, 10, 0, tzinfo=SHANGHAI)):
+        event = _record(infused, serious=True, relationship="probable", expected=False, site_aware_at=aware,
+                        **criteria)  # fmt: skip
+    due = {c.kind: c.due_at.astimezone(SHANGHAI) for c in event.clocks.all()}
+    assert (
+        due[kind] == dt.datetime(2026, 11, 20 + days, 9, 0, tzinfo=SHANGHAI)
+        if days == 7
+        else due[kind] == (dt.datetime(2026, 12, 5, 9, 0, tzinfo=SHANGHAI))
+    )
+    assert set(due) == {"sponsor_24h", kind}
+
+
+def test_saving_a_serious_event_again_starts_no_second_clock(infused):
+    coordinator, _ = staff_users()
+    event = _record(infused, serious=True, sae_hospitalisation=True)
+    started = sorted(event.clocks.values_list("kind", flat=True))
+    assert started == ["sponsor_24h", "susar_15d"]
+    services.adverse_event_update(event=event, values={"outcome": "recovered", "resolution_date": DAY0 + dt.timedelta(
+        days=12)}, reason="Resolved", by=coordinator)  # fmt: skip
+    assert sorted(ReportingClock.objects.filter(adverse_event=event).values_list("kind", flat=True)) == started
+
+
+def test_an_overdue_clock_is_listed_until_it_is_reported(infused):
+    from safety.selectors import overdue_clocks
+
+    coordinator, _ = staff_users()
+    event = _record(infused, serious=True, sae_hospitalisation=True, relationship="not_related",
+                    site_aware_at=timezone.now() - dt.timedelta(hours=30))  # fmt: skip
+    clock = event.clocks.get()
+    assert list(overdue_clocks()) == [clock]
+    services.clock_complete(clock=clock, done_at=timezone.now(), reported_to="Help Therapeutics PV", by=coordinator)
+    assert list(overdue_clocks()) == []
+
+
+def test_a_related_death_pauses_the_cohort_at_once_and_opens_an_unscheduled_review(infused, nct_trial):
+    _record(infused, grade=5, outcome="fatal", serious=True, sae_death=True, relationship="possible")
+    cohort = Cohort.objects.get()
+    assert cohort.state == Cohort.State.PAUSED
+    review = SafetyReview.objects.get()
+    assert review.kind == SafetyReview.Kind.UNSCHEDULED and "grade 5" in review.reason
+    coordinator, _ = staff_users()
+    with pytest.raises(DomainError) as refused:
+        cohort_services.enroll_participant(
+            participant=eligible_participant(nct_trial, number="S050"), cohort=cohort, by=coordinator
+        )
+    assert refused.value.code == "cohort_paused"
+
+
+def test_an_unrelated_death_does_not_trigger_the_stopping_rule(infused):
+    _record(infused, grade=5, outcome="fatal", serious=True, sae_death=True, relationship="not_related")
+    assert Cohort.objects.get().state != Cohort.State.PAUSED
+
+
+def test_two_confirmed_dlts_at_one_dose_pause_the_cohort(infused, nct_trial):
+    coordinator, investigator = staff_users()
+    cohort = Cohort.objects.get()
+    with time_machine.travel(dt.datetime(2026, 10, 21, 9, 0, tzinfo=SHANGHAI), tick=False):
+        second = eligible_participant(nct_trial, number="S002")
+        cohort_services.enroll_participant(participant=second, cohort=cohort, by=coordinator)
+    Participant.objects.filter(pk=second.pk).update(dlt_window_start=DAY0, dlt_window_end=DAY0 + dt.timedelta(days=28))
+    first_event = _record(infused)
+    services.dlt_decide(event=first_event, confirm=True, reason="Grade 3 fever, related", by=investigator)
+    assert Cohort.objects.get().state != Cohort.State.PAUSED
+    second.refresh_from_db()
+    services.dlt_decide(event=_record(second), confirm=True, reason="Same", by=investigator)
+    assert Cohort.objects.get().state == Cohort.State.PAUSED
+
+
+def test_only_an_investigator_confirms_a_dlt_and_needs_a_reason(infused):
+    coordinator, investigator = staff_users()
+    event = _record(infused)
+    with pytest.raises(DomainError) as refused:
+        services.dlt_decide(event=event, confirm=True, reason="x", by=coordinator)
+    assert refused.value.code == "permission_denied"
+    with pytest.raises(DomainError) as refused:
+        services.dlt_decide(event=event, confirm=False, reason=" ", by=investigator)
+    assert refused.value.code == "reason_required"
+    rejected = services.dlt_decide(event=event, confirm=False, reason="Fever from a urinary infection",
+                                   by=UserFactory(username="inv2", role=INVESTIGATOR))  # fmt: skip
+    assert rejected.dlt_status == AdverseEvent.DltStatus.REJECTED and rejected.dlt_decided_by.username == "inv2"
+
+
+def test_an_onset_after_today_is_refused(infused):
+    with pytest.raises(DomainError) as refused:
+        _record(infused, onset_date=dt.date(2026, 12, 3))
+    assert refused.value.code == "date_in_future"
+    assert AdverseEvent.objects.count() == 0
