@@ -10,3 +10,4 @@ class TrialViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = TrialSerializer
     queryset = trial_list()
     lookup_field = "registry_id"
+    lookup_value_regex = "[A-Za-z0-9_-]+"

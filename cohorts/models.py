@@ -6,12 +6,14 @@ within 1..capacity (the capacity is copied onto the enrollment so a CHECK can ho
 sentinel per cohort.
 """
 
+from decimal import ROUND_HALF_UP, Decimal
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
 from core.history import audited_history
-from trial.models import DoseLevel, Site, Trial
+from trial.models import DoseLevel, Site, Trial, VisitDefinition, format_cells
 
 
 class ConsentDocument(models.Model):
@@ -328,3 +330,411 @@ class Enrollment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.participant} in cohort {self.cohort.sequence}, slot {self.slot}"
+
+
+# --- infusion, follow-up visits and protocol deviations (DESIGN rules 4 and 5) -------------------
+
+ML_PER_HOUR_QUANTUM = Decimal("0.1")
+
+
+def ml_per_hour(drops_per_minute: Decimal, drop_factor: int) -> Decimal:
+    """mL/h from an observed drip rate and the giving set's drop factor (drops/mL), to 0.1 mL/h."""
+    return (Decimal(drops_per_minute) * 60 / Decimal(drop_factor)).quantize(ML_PER_HOUR_QUANTUM, ROUND_HALF_UP)
+
+
+def dose_within_tolerance(*, cells: int, target: int, tolerance_pct: Decimal) -> bool:
+    """|cells − target| ≤ tolerance % of target, in exact arithmetic (cell counts are integers)."""
+    return abs(Decimal(cells) - Decimal(target)) * 100 <= Decimal(target) * Decimal(tolerance_pct)
+
+
+class Infusion(models.Model):
+    """One IV infusion of the product to one participant, at the cohort's dose level.
+
+    Started, observed (drip-rate readings, vital signs, interruptions) and finished only through
+    ``cohorts.services``. The database holds what a race or a bypass could break: one infusion in
+    progress per cohort, at most ``max_infusions`` per participant (copied from the trial so a CHECK
+    can hold it), a positive drop factor, an end not before the start, non-negative volumes.
+    """
+
+    class Status(models.TextChoices):
+        PLANNED = "planned", "Planned"
+        IN_PROGRESS = "in_progress", "In progress"
+        COMPLETED = "completed", "Completed"
+        STOPPED_EARLY = "stopped_early", "Stopped early"
+
+    FINISHED = (Status.COMPLETED, Status.STOPPED_EARLY)
+
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="infusions")
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="infusions")
+    cohort = models.ForeignKey(Cohort, on_delete=models.PROTECT, related_name="infusions")
+    dose_level = models.ForeignKey(DoseLevel, on_delete=models.PROTECT, related_name="infusions")
+    sequence = models.PositiveSmallIntegerField(default=1, help_text="1 for the participant's first infusion.")
+    max_infusions = models.PositiveSmallIntegerField(
+        help_text="The trial's infusions per participant when this one started (CHECK sequence)."
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PLANNED, editable=False)
+    cells_planned = models.PositiveBigIntegerField(help_text="Exact number of cells in the product to give.")
+    cells_administered = models.PositiveBigIntegerField(null=True, blank=True, help_text="Exact number given.")
+    product_lot = models.CharField(max_length=60)
+    product_expiry = models.DateTimeField(help_text="The product may not be started after this moment.")
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    volume_planned_ml = models.DecimalField("volume to give (mL)", max_digits=7, decimal_places=1, null=True,
+                                            blank=True)  # fmt: skip
+    volume_ml = models.DecimalField("volume given (mL)", max_digits=7, decimal_places=1, null=True, blank=True)
+    drop_factor = models.PositiveSmallIntegerField("giving-set drop factor (drops/mL)")
+    premedication = models.TextField(blank=True)
+    stop_reason = models.TextField("reason stopped early", blank=True)
+    administered_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = audited_history()
+
+    class Meta:
+        ordering = ["cohort", "started_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["participant", "sequence"], name="infusion_unique_sequence"),
+            models.CheckConstraint(
+                condition=Q(sequence__gte=1) & Q(sequence__lte=F("max_infusions")),
+                name="infusion_sequence_within_max",
+            ),
+            models.UniqueConstraint(
+                fields=["cohort"], condition=Q(status="in_progress"), name="infusion_one_in_progress_per_cohort"
+            ),
+            models.CheckConstraint(condition=Q(cells_planned__gte=1), name="infusion_cells_planned_positive"),
+            models.CheckConstraint(condition=Q(drop_factor__gte=1), name="infusion_drop_factor_positive"),
+            models.CheckConstraint(
+                condition=Q(ended_at__isnull=True) | Q(ended_at__gte=F("started_at")), name="infusion_end_after_start"
+            ),
+            models.CheckConstraint(
+                condition=Q(volume_ml__isnull=True) | Q(volume_ml__gte=0), name="infusion_volume_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(volume_planned_ml__isnull=True) | Q(volume_planned_ml__gte=0),
+                name="infusion_planned_volume_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status__in=["completed", "stopped_early"])
+                | (Q(ended_at__isnull=False) & Q(cells_administered__isnull=False) & Q(volume_ml__isnull=False)),
+                name="infusion_finished_has_end_cells_volume",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status__in=["planned", "in_progress"]) | Q(ended_at__isnull=True),
+                name="infusion_running_has_no_end",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="stopped_early") | ~Q(stop_reason=""), name="infusion_stopped_early_has_reason"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Infusion of {self.participant} ({self.get_status_display().lower()})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    @property
+    def cells_planned_display(self) -> str:
+        return format_cells(self.cells_planned)
+
+    @property
+    def cells_administered_display(self) -> str:
+        return "" if self.cells_administered is None else format_cells(self.cells_administered)
+
+    @property
+    def duration(self):
+        """Time the product ran: end − start minus interruptions (an open one lasts until the end)."""
+        if self.ended_at is None:
+            return None
+        paused = sum(
+            ((i.restarted_at or self.ended_at) - i.stopped_at for i in self.interruptions.all()),
+            start=self.ended_at - self.ended_at,
+        )
+        return self.ended_at - self.started_at - paused
+
+    @property
+    def duration_minutes(self) -> Decimal | None:
+        duration = self.duration
+        return None if duration is None else Decimal(int(duration.total_seconds())) / 60
+
+    @property
+    def average_ml_per_hour(self) -> Decimal | None:
+        """Volume given over the running time: the rate actually achieved."""
+        minutes = self.duration_minutes
+        if not minutes or self.volume_ml is None:
+            return None
+        return (self.volume_ml * 60 / minutes).quantize(ML_PER_HOUR_QUANTUM, ROUND_HALF_UP)
+
+
+class DripRateReading(models.Model):
+    """A drip rate as observed at the bedside (drops/min). mL/h is derived from the drop factor.
+
+    The protocol range is copied onto the reading so the flag stays explainable if the protocol
+    changes, and a CHECK keeps the flag equal to "outside [rate_min, rate_max]".
+    """
+
+    infusion = models.ForeignKey(Infusion, on_delete=models.PROTECT, related_name="readings")
+    observed_at = models.DateTimeField()
+    drops_per_minute = models.DecimalField(max_digits=6, decimal_places=2)
+    rate_min = models.DecimalField("protocol minimum (drops/min)", max_digits=6, decimal_places=2, editable=False)
+    rate_max = models.DecimalField("protocol maximum (drops/min)", max_digits=6, decimal_places=2, editable=False)
+    out_of_range = models.BooleanField(default=False, editable=False)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    history = audited_history()
+
+    class Meta:
+        ordering = ["infusion", "observed_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(drops_per_minute__gt=0),
+                name="reading_rate_positive",
+                violation_error_message="The drip rate must be a positive number of drops/min.",
+            ),
+            models.CheckConstraint(condition=Q(rate_max__gte=F("rate_min")), name="reading_range_ordered"),
+            models.CheckConstraint(
+                condition=(
+                    Q(out_of_range=True)
+                    & (Q(drops_per_minute__lt=F("rate_min")) | Q(drops_per_minute__gt=F("rate_max")))
+                )
+                | Q(out_of_range=False, drops_per_minute__gte=F("rate_min"), drops_per_minute__lte=F("rate_max")),
+                name="reading_flag_matches_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        flag = " (outside the protocol)" if self.out_of_range else ""
+        return f"{self.drops_per_minute} drops/min at {self.observed_at:%Y-%m-%d %H:%M}{flag}"
+
+    @property
+    def ml_per_hour(self) -> Decimal:
+        return ml_per_hour(self.drops_per_minute, self.infusion.drop_factor)
+
+
+class InfusionInterruption(models.Model):
+    infusion = models.ForeignKey(Infusion, on_delete=models.PROTECT, related_name="interruptions")
+    stopped_at = models.DateTimeField()
+    restarted_at = models.DateTimeField(null=True, blank=True)
+    reason = models.TextField()
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    history = audited_history()
+
+    class Meta:
+        ordering = ["infusion", "stopped_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(restarted_at__isnull=True) | Q(restarted_at__gte=F("stopped_at")),
+                name="interruption_restart_after_stop",
+                violation_error_message="The restart cannot precede the interruption.",
+            ),
+            models.UniqueConstraint(
+                fields=["infusion"], condition=Q(restarted_at__isnull=True), name="interruption_one_open_per_infusion"
+            ),
+            models.CheckConstraint(condition=~Q(reason=""), name="interruption_has_reason"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Interrupted at {self.stopped_at:%Y-%m-%d %H:%M}: {self.reason[:60]}"
+
+
+VITAL_RANGES: dict[str, tuple[Decimal, Decimal]] = {
+    # Physiologically possible values: anything outside is a typing error, refused before saving.
+    "systolic_bp": (Decimal(40), Decimal(300)),
+    "diastolic_bp": (Decimal(20), Decimal(200)),
+    "heart_rate": (Decimal(20), Decimal(300)),
+    "temperature_c": (Decimal("30.0"), Decimal("45.0")),
+    "spo2_pct": (Decimal(50), Decimal(100)),
+    "respiratory_rate": (Decimal(4), Decimal(80)),
+}
+
+
+class VitalSigns(models.Model):
+    class Timepoint(models.TextChoices):
+        BEFORE = "before", "Before the infusion"
+        DURING = "during", "During the infusion"
+        AFTER = "after", "After the infusion"
+
+    infusion = models.ForeignKey(Infusion, on_delete=models.PROTECT, related_name="vitals")
+    timepoint = models.CharField(max_length=8, choices=Timepoint.choices)
+    measured_at = models.DateTimeField()
+    systolic_bp = models.PositiveSmallIntegerField("systolic BP (mmHg)", null=True, blank=True)
+    diastolic_bp = models.PositiveSmallIntegerField("diastolic BP (mmHg)", null=True, blank=True)
+    heart_rate = models.PositiveSmallIntegerField("heart rate (/min)", null=True, blank=True)
+    temperature_c = models.DecimalField("temperature (°C)", max_digits=3, decimal_places=1, null=True, blank=True)
+    spo2_pct = models.PositiveSmallIntegerField("SpO₂ (%)", null=True, blank=True)
+    respiratory_rate = models.PositiveSmallIntegerField("respiratory rate (/min)", null=True, blank=True)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    history = audited_history()
+
+    class Meta:
+        ordering = ["infusion", "measured_at"]
+        verbose_name_plural = "vital signs"
+        constraints = [
+            *(
+                models.CheckConstraint(
+                    condition=Q(**{f"{name}__isnull": True}) | Q(**{f"{name}__gte": low, f"{name}__lte": high}),
+                    name=f"vitals_{name}_plausible",
+                    violation_error_message=f"{name.replace('_', ' ').capitalize()} must be from {low} to {high}.",
+                )
+                for name, (low, high) in VITAL_RANGES.items()
+            ),
+            models.CheckConstraint(
+                condition=Q(systolic_bp__isnull=True)
+                | Q(diastolic_bp__isnull=True)
+                | Q(systolic_bp__gt=F("diastolic_bp")),
+                name="vitals_systolic_above_diastolic",
+                violation_error_message="The systolic blood pressure must be above the diastolic.",
+            ),
+            models.CheckConstraint(
+                condition=Q(systolic_bp__isnull=False) | Q(diastolic_bp__isnull=False) | Q(heart_rate__isnull=False)
+                | Q(temperature_c__isnull=False) | Q(spo2_pct__isnull=False) | Q(respiratory_rate__isnull=False),
+                name="vitals_at_least_one_measure",
+                violation_error_message="Give at least one vital sign.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        bp = f"{self.systolic_bp}/{self.diastolic_bp}" if self.systolic_bp else "—"
+        return f"{self.get_timepoint_display()}: BP {bp}, HR {self.heart_rate or '—'}"
+
+
+class FollowUpVisit(models.Model):
+    """A visit of the protocol's schedule for one participant, dated from the infusion day (day 0).
+
+    Target and window are copied from the schedule when the infusion completes, so a later protocol
+    amendment does not move visits already planned.
+    """
+
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        COMPLETED = "completed", "Completed"
+        MISSED = "missed", "Missed"
+
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="visits")
+    infusion = models.ForeignKey(Infusion, on_delete=models.PROTECT, related_name="visits")
+    definition = models.ForeignKey(VisitDefinition, on_delete=models.PROTECT, related_name="+")
+    code = models.CharField(max_length=16)
+    name = models.CharField(max_length=120)
+    day_offset = models.PositiveSmallIntegerField("day after infusion")
+    target_date = models.DateField()
+    window_start = models.DateField()
+    window_end = models.DateField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.SCHEDULED, editable=False)
+    done_on = models.DateField(null=True, blank=True)
+    missed_reason = models.TextField(blank=True)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                    related_name="+")  # fmt: skip
+    recorded_at = models.DateTimeField(null=True, blank=True)
+
+    history = audited_history()
+
+    class Meta:
+        ordering = ["participant", "target_date"]
+        verbose_name = "follow-up visit"
+        constraints = [
+            models.UniqueConstraint(fields=["infusion", "definition"], name="visit_unique_per_infusion"),
+            models.CheckConstraint(
+                condition=Q(window_start__lte=F("target_date")) & Q(target_date__lte=F("window_end")),
+                name="visit_target_within_window",
+            ),
+            models.CheckConstraint(
+                condition=(Q(status="scheduled") & Q(done_on__isnull=True) & Q(missed_reason=""))
+                | (Q(status="completed") & Q(done_on__isnull=False))
+                | (Q(status="missed") & Q(done_on__isnull=True) & ~Q(missed_reason="")),
+                name="visit_status_matches_outcome",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.participant} — {self.name} ({self.target_date})"
+
+    @property
+    def out_of_window(self) -> bool:
+        return self.done_on is not None and not (self.window_start <= self.done_on <= self.window_end)
+
+
+class ProtocolDeviation(models.Model):
+    """A departure from the protocol: opened by the system (rate, dose, visit window) or by staff."""
+
+    class Category(models.TextChoices):
+        INFUSION_RATE = "infusion_rate", "Infusion rate"
+        DOSE = "dose", "Dose"
+        VISIT_WINDOW = "visit_window", "Visit window"
+        PRODUCT = "product", "Investigational product"
+        ELIGIBILITY = "eligibility", "Eligibility"
+        CONSENT = "consent", "Informed consent"
+        PROCEDURE = "procedure", "Study procedure"
+        OTHER = "other", "Other"
+
+    class Severity(models.TextChoices):
+        MINOR = "minor", "Minor"
+        MAJOR = "major", "Major"
+
+    class Source(models.TextChoices):
+        SYSTEM = "system", "System (automatic check)"
+        STAFF = "staff", "Site staff"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        CLOSED = "closed", "Closed"
+
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="deviations")
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="deviations")
+    category = models.CharField(max_length=16, choices=Category.choices)
+    severity = models.CharField(max_length=8, choices=Severity.choices)
+    description = models.TextField()
+    source = models.CharField("detected by", max_length=8, choices=Source.choices, editable=False)
+    detected_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                    related_name="+", editable=False)  # fmt: skip
+    occurred_on = models.DateField(help_text="The site's date the deviation happened.")
+    detected_at = models.DateTimeField(editable=False)
+    corrective_action = models.TextField(blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN, editable=False)
+    closed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    closed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                  related_name="+", editable=False)  # fmt: skip
+    infusion = models.ForeignKey(Infusion, on_delete=models.PROTECT, null=True, blank=True, related_name="deviations")
+    drip_rate_reading = models.OneToOneField(DripRateReading, on_delete=models.PROTECT, null=True, blank=True,
+                                             related_name="deviation")  # fmt: skip
+    visit = models.ForeignKey(FollowUpVisit, on_delete=models.PROTECT, null=True, blank=True,
+                              related_name="deviations")  # fmt: skip
+
+    history = audited_history()
+
+    class Meta:
+        ordering = ["-detected_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(source="system") & Q(detected_by__isnull=True))
+                | (Q(source="staff") & Q(detected_by__isnull=False)),
+                name="deviation_detector_matches_source",
+            ),
+            models.CheckConstraint(
+                condition=(Q(status="open") & Q(closed_at__isnull=True))
+                | (Q(status="closed") & Q(closed_at__isnull=False) & ~Q(corrective_action="")),
+                name="deviation_closed_has_date_and_action",
+            ),
+            models.CheckConstraint(
+                condition=Q(drip_rate_reading__isnull=True) | (Q(category="infusion_rate") & Q(infusion__isnull=False)),
+                name="deviation_reading_is_rate",
+            ),
+            models.CheckConstraint(condition=~Q(description=""), name="deviation_has_description"),
+            # The automatic checks open one deviation per infusion (dose) and per visit (window): twice is a bug.
+            models.UniqueConstraint(
+                fields=["infusion"],
+                condition=Q(category="dose", source="system"),
+                name="deviation_one_dose_per_infusion",
+            ),
+            models.UniqueConstraint(
+                fields=["visit"],
+                condition=Q(category="visit_window", source="system"),
+                name="deviation_one_window_per_visit",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_severity_display()} deviation ({self.get_category_display().lower()}) — {self.participant}"

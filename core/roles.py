@@ -106,3 +106,19 @@ def sync_roles(apps, schema_editor=None) -> None:
             if perm is not None:  # models of a later migration get theirs in that migration's sync step
                 perms.append(perm)
         group.permissions.set(perms)
+
+
+def ensure_role_groups() -> None:
+    """Recreate the role groups with exactly their permissions, with the live app registry.
+
+    For tests: a TransactionTestCase flush empties auth_group, and the data migration that created the
+    groups does not run again. (``sync_roles`` is for migrations and their historical models.)
+    """
+    from django.contrib.auth.models import Group, Permission
+
+    existing = {
+        f"{p.content_type.app_label}.{p.codename}": p for p in Permission.objects.select_related("content_type")
+    }
+    for role, wanted in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        group.permissions.set([existing[name] for name in sorted(wanted) if name in existing])

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import zoneinfo
 
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -36,14 +37,6 @@ def confirmed_dlts_at_dose(cohort: Cohort) -> int:
     )
 
 
-def related_deaths_in_trial(cohort: Cohort) -> int:
-    return AdverseEvent.objects.filter(
-        participant__trial=cohort.trial_id,
-        grade=5,
-        relationship__in=["possible", "probable", "definite"],
-    ).count()
-
-
 def adverse_event_list() -> QuerySet[AdverseEvent]:
     return AdverseEvent.objects.select_related(
         "participant__site", "ctcae_term", "reported_by", "dlt_decided_by"
@@ -75,6 +68,7 @@ def review_snapshot(cohort: Cohort) -> dict:
     any remains.
     """
     trial = cohort.trial
+    today = timezone.localdate(timezone=zoneinfo.ZoneInfo(trial.sites.order_by("pk").first().time_zone))
     doses = list(trial.dose_levels.order_by("level"))
     enrollments = list(
         Enrollment.objects.filter(trial=trial)
@@ -96,11 +90,12 @@ def review_snapshot(cohort: Cohort) -> dict:
         infused = participant.dlt_window_start is not None
         if infused:
             per_dose[level]["treated"] += 1
-        evaluable = infused and not participant.replaced
-        if not evaluable:
+        has_dlt = any(e.dlt_status == AdverseEvent.DltStatus.CONFIRMED for e in by_participant.get(participant.pk, []))
+        # Evaluable: infused, not replaced, and either the DLT window is over or a DLT already occurred.
+        window_over = infused and participant.dlt_window_end < today
+        if not infused or participant.replaced or not (window_over or has_dlt):
             continue
         per_dose[level]["evaluable"] += 1
-        has_dlt = any(e.dlt_status == AdverseEvent.DltStatus.CONFIRMED for e in by_participant.get(participant.pk, []))
         per_dose[level]["dlts"] += int(has_dlt)
         group = (enrollment.cohort.sequence, level)
         if group != current_group:
@@ -141,3 +136,43 @@ def review_snapshot(cohort: Cohort) -> dict:
         "recommendations": recommendations,
         "design": trial.escalation_design,
     }
+
+
+# --- the participant's timeline (drawn on the same axis as the infusion and the DLT window) ----------
+
+
+def participant_ae_timeline(participant: Participant) -> list[dict]:
+    """The participant's adverse events as bars on a date axis, oldest onset first (one query).
+
+    Each item: ``id``; ``term`` (the CTCAE term, else the free-text term, else the verbatim term);
+    ``verbatim_term``; ``soc`` (or ""); ``onset`` and ``resolution`` (``date``; ``resolution`` is None
+    while ongoing); ``ongoing``; ``onset_day`` (days since the DLT window's first day, the infusion
+    day, or None before infusion); ``grade`` (current) and ``worst_grade``; ``serious``;
+    ``relationship``; ``infusion_reaction``; ``dlt_status`` (an ``AdverseEvent.DltStatus`` value) and
+    ``dlt_status_display``; ``in_dlt_window`` (onset inside the participant's DLT window).
+    """
+    start, end = participant.dlt_window_start, participant.dlt_window_end
+    events = (
+        AdverseEvent.objects.filter(participant=participant).select_related("ctcae_term").order_by("onset_date", "pk")
+    )
+    return [
+        {
+            "id": event.pk,
+            "term": event.ctcae_term.term if event.ctcae_term else (event.ctcae_term_text or event.verbatim_term),
+            "verbatim_term": event.verbatim_term,
+            "soc": event.ctcae_term.soc if event.ctcae_term else "",
+            "onset": event.onset_date,
+            "resolution": event.resolution_date,
+            "ongoing": event.resolution_date is None,
+            "onset_day": (event.onset_date - start).days if start else None,
+            "grade": event.grade,
+            "worst_grade": event.worst_grade,
+            "serious": event.serious,
+            "relationship": event.relationship,
+            "infusion_reaction": event.infusion_reaction,
+            "dlt_status": event.dlt_status,
+            "dlt_status_display": event.get_dlt_status_display(),
+            "in_dlt_window": bool(start and end and start <= event.onset_date <= end),
+        }
+        for event in events
+    ]

@@ -21,7 +21,6 @@ from safety.models import AdverseEvent, ReportingClock, SafetyReview, SignatureF
 from safety.selectors import (
     canonical_json,
     confirmed_dlts_at_dose,
-    related_deaths_in_trial,
     review_snapshot,
     sha256_hex,
 )
@@ -119,11 +118,24 @@ def _start_clocks(event: AdverseEvent, *, by) -> None:
         audit(clock, by=by, reason="Expedited-reporting clock started").save()
 
 
-def _apply_stopping_rules(event: AdverseEvent, *, by) -> Cohort | None:
-    """Pause the trial's active cohort at once when a stopping rule is met (same transaction)."""
+def _is_related_death(grade: int, relationship: str) -> bool:
+    return grade == 5 and dlt.related_at_least(relationship, "possible")
+
+
+def _apply_stopping_rules(
+    event: AdverseEvent, *, by, new_related_death: bool = False, new_confirmed_dlt: bool = False
+) -> Cohort | None:
+    """Pause the trial's active cohort at once when a stopping rule is met (same transaction).
+
+    Fires on the change that meets the rule (this event became a related death, or this DLT was just
+    confirmed and the dose's count reached the limit), not on every later save: after the committee
+    resumes, an unrelated grade 1 event must not pause the cohort again.
+    """
+    if not (new_related_death or new_confirmed_dlt):
+        return None
     trial = event.participant.trial
     cohort = (
-        Cohort.objects.select_for_update()
+        Cohort.objects.select_for_update(of=("self",))
         .filter(trial=trial, state__in=ACTIVE_COHORT_STATES)
         .select_related("dose_level", "trial")
         .first()
@@ -133,7 +145,8 @@ def _apply_stopping_rules(event: AdverseEvent, *, by) -> Cohort | None:
     enrollment = event.participant.enrollments.select_related("cohort").first()
     dose_cohort = enrollment.cohort if enrollment else cohort
     verdict = dlt.stopping_rule(
-        related_deaths=related_deaths_in_trial(cohort), confirmed_dlts_at_dose=confirmed_dlts_at_dose(dose_cohort),
+        related_deaths=1 if new_related_death else 0,
+        confirmed_dlts_at_dose=confirmed_dlts_at_dose(dose_cohort) if new_confirmed_dlt else 0,
         dose_level=dose_cohort.dose_level.level, stop_on_related_death=trial.stop_on_related_death,
         dlt_stop_count=trial.dlt_stop_count,
     )  # fmt: skip
@@ -160,7 +173,9 @@ def adverse_event_record(*, participant: Participant, values: Mapping[str, Any],
     _require(by, "safety.add_adverseevent", "record adverse events")
     values = _coerce(values)
     with transaction.atomic():
-        participant = Participant.objects.select_for_update().select_related("trial", "site").get(pk=participant.pk)
+        participant = (
+            Participant.objects.select_for_update(of=("self",)).select_related("trial", "site").get(pk=participant.pk)
+        )
         event = AdverseEvent(participant=participant, reported_by=by, **values)
         event.site_aware_at = event.site_aware_at or timezone.now()
         _validate(event)
@@ -168,7 +183,7 @@ def adverse_event_record(*, participant: Participant, values: Mapping[str, Any],
         _assess_dlt(event)
         audit(event, by=by, reason="Adverse event reported").save()
         _start_clocks(event, by=by)
-        _apply_stopping_rules(event, by=by)
+        _apply_stopping_rules(event, by=by, new_related_death=_is_related_death(event.grade, event.relationship))
     return event
 
 
@@ -180,10 +195,11 @@ def adverse_event_update(*, event: AdverseEvent, values: Mapping[str, Any], reas
     values = _coerce(values)
     with transaction.atomic():
         event = (
-            AdverseEvent.objects.select_for_update()
+            AdverseEvent.objects.select_for_update(of=("self",))
             .select_related("participant__trial", "participant__site")
             .get(pk=event.pk)
         )
+        was_related_death = _is_related_death(event.grade, event.relationship)
         for name, value in values.items():
             setattr(event, name, value)
         _validate(event)
@@ -191,7 +207,9 @@ def adverse_event_update(*, event: AdverseEvent, values: Mapping[str, Any], reas
         _assess_dlt(event)
         audit(event, by=by, reason=reason).save()
         _start_clocks(event, by=by)
-        _apply_stopping_rules(event, by=by)
+        _apply_stopping_rules(
+            event, by=by, new_related_death=not was_related_death and _is_related_death(event.grade, event.relationship)
+        )
     return event
 
 
@@ -201,7 +219,9 @@ def dlt_decide(*, event: AdverseEvent, confirm: bool, reason: str, by) -> Advers
     if not reason.strip():
         raise InvalidInput("reason_required", "Give the reason for the DLT decision.", {"reason": ["Required."]})
     with transaction.atomic():
-        event = AdverseEvent.objects.select_for_update().select_related("participant__trial").get(pk=event.pk)
+        event = (
+            AdverseEvent.objects.select_for_update(of=("self",)).select_related("participant__trial").get(pk=event.pk)
+        )
         if event.dlt_status != AdverseEvent.DltStatus.CANDIDATE:
             raise RuleViolation("not_a_dlt_candidate", f"This event is {event.get_dlt_status_display().lower()}.")
         event.dlt_status = AdverseEvent.DltStatus.CONFIRMED if confirm else AdverseEvent.DltStatus.REJECTED
@@ -210,7 +230,7 @@ def dlt_decide(*, event: AdverseEvent, confirm: bool, reason: str, by) -> Advers
         event.dlt_decided_at = timezone.now()
         audit(event, by=by, reason=f"DLT {'confirmed' if confirm else 'rejected'}: {reason}").save()
         if confirm:
-            _apply_stopping_rules(event, by=by)
+            _apply_stopping_rules(event, by=by, new_confirmed_dlt=True)
     return event
 
 
@@ -256,7 +276,7 @@ def review_open_scheduled(*, cohort: Cohort, by=None) -> SafetyReview:
     from cohorts.selectors import dlt_windows_complete
 
     with transaction.atomic():
-        cohort = Cohort.objects.select_for_update().select_related("trial", "dose_level").get(pk=cohort.pk)
+        cohort = Cohort.objects.select_for_update(of=("self",)).select_related("trial", "dose_level").get(pk=cohort.pk)
         if cohort.state != Cohort.State.OBSERVING:
             raise RuleViolation("cohort_not_observing", f"{cohort} is {cohort.get_state_display().lower()}.")
         if not dlt_windows_complete(cohort):
@@ -283,17 +303,18 @@ def reviews_open_due(*, by=None) -> list[SafetyReview]:
 def review_open_unscheduled(*, cohort: Cohort, reason: str, by) -> SafetyReview:
     """A stopping rule opens a fresh review; any open review's snapshot is stale and is withdrawn."""
     with transaction.atomic():
-        cohort = Cohort.objects.select_for_update().select_related("trial", "dose_level").get(pk=cohort.pk)
+        cohort = Cohort.objects.select_for_update(of=("self",)).select_related("trial", "dose_level").get(pk=cohort.pk)
         _withdraw_open_reviews(cohort, by=by, reason="Superseded: a stopping rule opened an unscheduled review")
         return _new_review(cohort=cohort, kind=SafetyReview.Kind.UNSCHEDULED, reason=reason, by=by)
 
 
 def review_open_by_chair(*, cohort: Cohort, reason: str, by) -> SafetyReview:
-    _require(by, "safety.chair_review", "call a safety review (the committee chair only)")
+    if not _is_chair(by):
+        raise PermissionDenied("permission_denied", "Only the committee chair can call a safety review.")
     if not reason.strip():
         raise InvalidInput("reason_required", "Say why the review is called.", {"reason": ["Required."]})
     with transaction.atomic():
-        cohort = Cohort.objects.select_for_update().select_related("trial", "dose_level").get(pk=cohort.pk)
+        cohort = Cohort.objects.select_for_update(of=("self",)).select_related("trial", "dose_level").get(pk=cohort.pk)
         if cohort.state in (Cohort.State.PLANNED, Cohort.State.CLOSED):
             raise RuleViolation("cohort_not_active", f"{cohort} is {cohort.get_state_display().lower()}.")
         _withdraw_open_reviews(cohort, by=by, reason="Superseded by a review the chair called")
@@ -346,7 +367,9 @@ def review_propose(*, review: SafetyReview, decision: str, rationale: str = "", 
                            {"decision": ["Unknown decision."]})  # fmt: skip
     with transaction.atomic():
         review = (
-            SafetyReview.objects.select_for_update().select_related("cohort__dose_level", "trial").get(pk=review.pk)
+            SafetyReview.objects.select_for_update(of=("self",))
+            .select_related("cohort__dose_level", "trial")
+            .get(pk=review.pk)
         )
         if review.state != SafetyReview.State.OPEN:
             raise RuleViolation("review_closed", f"This review is {review.get_state_display().lower()}: a "
@@ -407,7 +430,9 @@ def review_sign(*, review: SafetyReview, user, password: str, meaning: str, comm
         raise RuleViolation("signer_name_missing", "Your account has no full name: a signature must show it.")
     with transaction.atomic():
         trial = Trial.objects.select_for_update().get(pk=review.trial_id)  # serialises the trial's signature chain
-        review = SafetyReview.objects.select_for_update().select_related("cohort__dose_level").get(pk=review.pk)
+        review = (
+            SafetyReview.objects.select_for_update(of=("self",)).select_related("cohort__dose_level").get(pk=review.pk)
+        )
         if review.state != SafetyReview.State.OPEN:
             raise RuleViolation("review_closed", f"This review is {review.get_state_display().lower()}.")
         if not review.decision:
@@ -437,11 +462,17 @@ def review_sign(*, review: SafetyReview, user, password: str, meaning: str, comm
     return signature
 
 
+def _is_chair(user) -> bool:
+    """The chair holds safety.chair_review as a permission of their own (not through a group, nor as a
+    superuser): the database's gate trigger checks exactly this."""
+    return user.user_permissions.filter(content_type__app_label="safety", codename="chair_review").exists()
+
+
 def _quorum_reached(review: SafetyReview, trial: Trial) -> bool:
     approvals = list(review.signatures.select_related("signer").filter(meaning=SignOff.Meaning.APPROVE))
     if review.signatures.filter(meaning=SignOff.Meaning.REJECT).exists():
         return False
-    chair_signed = any(s.signer.has_perm("safety.chair_review") for s in approvals)
+    chair_signed = any(_is_chair(s.signer) for s in approvals)
     return len(approvals) >= trial.review_quorum and chair_signed
 
 
@@ -450,7 +481,9 @@ def _make_effective(review: SafetyReview, *, by) -> None:
     from cohorts.services import _open_cohort
 
     _check_decision_possible(review, review.decision)
-    cohort = Cohort.objects.select_for_update().select_related("trial", "dose_level").get(pk=review.cohort_id)
+    cohort = (
+        Cohort.objects.select_for_update(of=("self",)).select_related("trial", "dose_level").get(pk=review.cohort_id)
+    )
     trial = Trial.objects.select_for_update().get(pk=review.trial_id)
     now = timezone.now()
     Decision = SafetyReview.Decision

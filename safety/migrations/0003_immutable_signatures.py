@@ -11,12 +11,12 @@ REVIEW_MESSAGE = "A decided safety review cannot change; a correction is a new r
 
 POSTGRES_FORWARD = f"""
 CREATE OR REPLACE FUNCTION safety_signoff_immutable() RETURNS trigger AS $$
-BEGIN RAISE EXCEPTION '{SIGNATURE_MESSAGE}'; END; $$ LANGUAGE plpgsql;
+BEGIN RAISE EXCEPTION '{SIGNATURE_MESSAGE}' USING ERRCODE = 'check_violation'; END; $$ LANGUAGE plpgsql;
 CREATE TRIGGER safety_signoff_immutable BEFORE UPDATE OR DELETE ON safety_signoff
 FOR EACH ROW EXECUTE FUNCTION safety_signoff_immutable();
 CREATE OR REPLACE FUNCTION safety_review_frozen() RETURNS trigger AS $$
 BEGIN
-  IF OLD.state <> 'open' THEN RAISE EXCEPTION '{REVIEW_MESSAGE}'; END IF;
+  IF OLD.state <> 'open' THEN RAISE EXCEPTION '{REVIEW_MESSAGE}' USING ERRCODE = 'check_violation'; END IF;
   IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
   RETURN NEW;
 END; $$ LANGUAGE plpgsql;

@@ -157,3 +157,56 @@ def test_a_replaced_participant_frees_one_slot_in_a_full_cohort(open_cohort, nct
         participant=eligible_participant(nct_trial, number="S010"), cohort=open_cohort, by=coordinator
     )
     assert replacement.slot == 4 and not replacement.is_sentinel
+
+
+def test_a_consent_signed_in_the_evening_west_of_utc_is_current_that_day(nct_trial):
+    """The consent date is the site's date, whatever zone the process runs in (UTC in Celery)."""
+    import datetime as dt
+    import zoneinfo
+
+    import time_machine
+    from django.utils import timezone
+
+    from cohorts.selectors import current_consent
+    from tests.factories import consent_document
+
+    site = nct_trial.sites.get()
+    site.time_zone = "America/New_York"
+    site.save()
+    new_york = zoneinfo.ZoneInfo("America/New_York")
+    evening = dt.datetime(2026, 3, 9, 20, 55, tzinfo=new_york)  # 00:55 UTC on 10 March
+    with time_machine.travel(evening + dt.timedelta(minutes=10), tick=False):
+        participant = eligible_participant(nct_trial, number="NY1", consent=False)
+        coordinator, _ = staff_users()
+        services.consent_record(participant=participant, document=consent_document(nct_trial), signed_at=evening,
+                                by=coordinator)  # fmt: skip
+        timezone.activate(zoneinfo.ZoneInfo("UTC"))
+        try:
+            assert current_consent(participant) is not None
+        finally:
+            timezone.deactivate()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("screening_number", "S\x00"), ("screening_number", "S" * 40), ("sex", "X"), ("date_of_birth", "2099-01-01")],
+)
+def test_registering_a_participant_with_bad_details_is_refused_and_saves_nothing(nct_trial, field, value):
+    import datetime as dt
+
+    coordinator, _ = staff_users()
+    details = {"screening_number": "S1", "date_of_birth": dt.date(1960, 1, 1), "sex": "F"}
+    details[field] = dt.date.fromisoformat(value) if field == "date_of_birth" else value
+    with pytest.raises(DomainError) as refused:
+        services.participant_register(trial=nct_trial, site=nct_trial.sites.get(), by=coordinator, **details)
+    assert refused.value.status_code == 400 and field in refused.value.fields
+    assert Participant.objects.count() == 0
+
+
+def test_a_judgment_cannot_change_after_enrollment(open_cohort, nct_trial):
+    coordinator, investigator = staff_users()
+    participant = eligible_participant(nct_trial, number="S001")
+    services.enroll_participant(participant=participant, cohort=open_cohort, by=coordinator)
+    with pytest.raises(DomainError) as refused:
+        services.judgment_confirm(participant=participant, code="E5", satisfied=False, by=investigator)
+    assert refused.value.code == "screening_closed"

@@ -6,7 +6,7 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from core.roles import ROLES, SPONSOR
+from core.roles import ROLES, SAFETY_COMMITTEE, SPONSOR
 
 
 class Command(BaseCommand):
@@ -19,22 +19,36 @@ class Command(BaseCommand):
         parser.add_argument("--last-name", default="")
         parser.add_argument("--email", default="")
         parser.add_argument("--token", action="store_true", help="also create an API token for the user")
+        parser.add_argument("--chair", action="store_true", help="Safety committee only: this member chairs reviews")
 
-    def handle(self, *args, username, role, first_name, last_name, email, token, **options):
+    def handle(self, *args, username, role, first_name, last_name, email, token, chair, **options):
+        if chair and role != SAFETY_COMMITTEE:
+            raise CommandError("--chair is for members of the Safety committee.")
         users = get_user_model()
         if users.objects.filter(username=username).exists():
             raise CommandError(f"A user named {username!r} already exists.")
         password = secrets.token_urlsafe(12)
         with transaction.atomic():
             user = users.objects.create_user(
-                username=username, password=password, email=email, first_name=first_name, last_name=last_name,
+                username=username,
+                password=password,
+                email=email,
+                first_name=first_name,
+                last_name=last_name,
                 # Sponsors read through the API only: the admin shows direct identifiers.
                 is_staff=role != SPONSOR,
             )
             user.groups.add(Group.objects.get(name=role))
+            if chair:
+                from django.contrib.auth.models import Permission
+
+                user.user_permissions.add(Permission.objects.get(content_type__app_label="safety",
+                                                                 codename="chair_review"))  # fmt: skip
             key = None
             if token:
                 from rest_framework.authtoken.models import Token
 
                 key = Token.objects.create(user=user).key
-        self.stdout.write(json.dumps({"username": username, "role": role, "password": password, "token": key}))
+        self.stdout.write(
+            json.dumps({"username": username, "role": role, "chair": chair, "password": password, "token": key})
+        )

@@ -1,0 +1,537 @@
+"""REST API for screening, consent, cohorts and enrollment (``/api/v1/``).
+
+Views are thin: a serializer checks the request's shape (a malformed request is a 400 with field
+messages before anything is written), then ONE service in ``cohorts.services`` does the work and
+the permission, state and safety checks; its ``DomainError`` becomes 409/400/403 JSON in
+``api.exceptions``. Reads come from ``cohorts.selectors`` with their joins, so lists take a constant
+number of queries.
+
+Sponsors (and any user who may not change participants) get ``ParticipantPseudonymSerializer``:
+participants are known by study ID, never by initials, birth date or the site's screening number.
+"""
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.generics import GenericAPIView
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+
+from api.permissions import RolePermissions
+from api.serializers import DoseLevelSerializer
+from cohorts import selectors, services
+from cohorts.models import (
+    Cohort,
+    ConsentDocument,
+    ConsentRecord,
+    Enrollment,
+    Fracture,
+    JudgmentConfirmation,
+    Participant,
+    ScreeningRecord,
+)
+from core.roles import SPONSOR
+from trial.models import Site, Trial
+
+# Ids are 64-bit integers: anything larger is a 400 from the serializer, never an overflow in the database.
+MAX_ID = 2**63 - 1
+
+
+def _id_field(queryset: QuerySet, **kwargs) -> serializers.PrimaryKeyRelatedField:
+    """A related object's id. ``"abc"``, ``1.5``, ``true`` or ``10**30`` answer 400, not a lookup."""
+    return serializers.PrimaryKeyRelatedField(
+        queryset=queryset, pk_field=serializers.IntegerField(min_value=1, max_value=MAX_ID), **kwargs
+    )
+
+
+# --- errors (documentation only: api.exceptions writes them) -------------------------------------
+
+
+class ErrorSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Stable machine code, e.g. cohort_full, not_eligible, invalid.")
+    message = serializers.CharField(help_text="Human-readable explanation.")
+    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+
+_ERRORS = {
+    400: OpenApiResponse(ErrorSerializer, description="Malformed request (code `invalid` with field messages)."),
+    401: OpenApiResponse(ErrorSerializer, description="No or bad token."),
+    403: OpenApiResponse(ErrorSerializer, description="The role lacks the permission (`permission_denied`)."),
+    404: OpenApiResponse(ErrorSerializer, description="No such record."),
+    409: OpenApiResponse(ErrorSerializer, description="A rule forbids it now (e.g. `cohort_full`, `no_consent`)."),
+}
+
+
+def _errors(*codes: int) -> dict:
+    return {code: _ERRORS[code] for code in codes}
+
+
+# --- permissions ---------------------------------------------------------------------------------
+
+
+class RoleActionPermissions(RolePermissions):
+    """``RolePermissions``, except that a custom action names the permissions it needs.
+
+    ``view.action_perms`` maps an action name to the permission codes (the same ones its service
+    checks); any other action falls back to the model permissions of the view's queryset.
+    """
+
+    def has_permission(self, request, view) -> bool:
+        needed = getattr(view, "action_perms", {}).get(getattr(view, "action", None))
+        if needed is None:
+            return super().has_permission(request, view)
+        return _has_perms(self, request, needed)
+
+
+class PermsRequired(BasePermission):
+    """For plain API views: the user needs every code in ``view.required_perms``."""
+
+    def has_permission(self, request, view) -> bool:
+        return _has_perms(self, request, view.required_perms)
+
+
+def _has_perms(permission: BasePermission, request, needed) -> bool:
+    user = request.user
+    if not user or not user.is_authenticated:
+        return False  # DRF answers 401 when no credentials were given
+    if user.has_perms(needed):
+        return True
+    permission.message = "Your role does not allow this action."
+    return False
+
+
+def _is_pseudonymised_reader(user) -> bool:
+    """Sponsors, and anyone who may not change participants, never see direct identifiers."""
+    return not user.has_perm("cohorts.change_participant") or user.groups.filter(name=SPONSOR).exists()
+
+
+# --- serializers: participants and screening -----------------------------------------------------
+
+
+class ParticipantPseudonymSerializer(serializers.ModelSerializer):
+    """A participant without direct identifiers (what sponsors read): known by study ID."""
+
+    trial = serializers.CharField(source="trial.registry_id", read_only=True)
+    screening_verdict = serializers.SerializerMethodField()
+    cohort = serializers.SerializerMethodField()
+    dose_level = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Participant
+        fields = (
+            "id", "trial", "site", "study_id", "sex", "status", "screening_verdict", "cohort", "dose_level",
+            "withdrawn_on", "replaced", "created_at",
+        )  # fmt: skip
+        read_only_fields = fields
+
+    @staticmethod
+    def _enrollment(obj: Participant) -> Enrollment | None:
+        enrollments = obj.enrollments.all()  # prefetched by selectors.participant_list
+        return enrollments[0] if enrollments else None
+
+    def get_screening_verdict(self, obj: Participant) -> str | None:
+        screening = getattr(obj, "screening", None)
+        return screening.verdict if screening is not None else None
+
+    def get_cohort(self, obj: Participant) -> int | None:
+        enrollment = self._enrollment(obj)
+        return enrollment.cohort_id if enrollment else None
+
+    def get_dose_level(self, obj: Participant) -> int | None:
+        enrollment = self._enrollment(obj)
+        return enrollment.cohort.dose_level.level if enrollment else None
+
+
+class ParticipantSerializer(ParticipantPseudonymSerializer):
+    """A participant as site staff see it, identifiers included."""
+
+    class Meta(ParticipantPseudonymSerializer.Meta):
+        fields = (
+            "id", "trial", "site", "screening_number", "study_id", "initials", "date_of_birth", "sex", "status",
+            "screening_verdict", "cohort", "dose_level", "withdrawn_on", "withdrawal_reason", "replaced",
+            "replacement_reason", "created_at",
+        )  # fmt: skip
+        read_only_fields = fields
+
+
+class ParticipantCreateSerializer(serializers.Serializer):
+    trial = serializers.CharField(max_length=32, help_text="Registry ID of the trial, e.g. NCT06949137.")
+    site = _id_field(Site.objects.all())
+    screening_number = serializers.CharField(max_length=32)
+    date_of_birth = serializers.DateField()
+    sex = serializers.ChoiceField(choices=Participant.Sex.choices)
+    initials = serializers.CharField(max_length=8, required=False, allow_blank=True, default="")
+
+    def validate_trial(self, value: str) -> Trial:
+        trial = Trial.objects.filter(registry_id=value).first()
+        if trial is None:
+            raise serializers.ValidationError(f"No trial {value}.")
+        return trial
+
+
+class ParticipantFilterSerializer(serializers.Serializer):
+    trial = serializers.CharField(max_length=32, required=False, help_text="Registry ID of the trial.")
+    cohort = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, help_text="Cohort id.")
+    status = serializers.ChoiceField(choices=Participant.Status.choices, required=False)
+
+
+class FractureSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Fracture
+        fields = ("date", "site", "on_anti_osteoporosis_treatment", "fragility")
+
+
+class ScreeningSerializer(serializers.ModelSerializer):
+    """Screening data. ``fractures`` (optional) replaces the fracture list; omitted, it stays as it is.
+
+    ``reason`` is required when changing a record that exists (the audit trail keeps it).
+    """
+
+    fractures = FractureSerializer(many=True, required=False)
+    reason = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, default="", max_length=2000,
+        help_text="Reason for change; required when the screening record already exists.",
+    )  # fmt: skip
+
+    class Meta:
+        model = ScreeningRecord
+        fields = ("id", *services.SCREENING_FIELDS, "fractures", "reason", "verdict", "evaluated_at")
+        read_only_fields = ("id", "verdict", "evaluated_at")
+
+
+class CriterionResultSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    kind = serializers.ChoiceField(choices=["inclusion", "exclusion"])
+    verdict = serializers.ChoiceField(choices=["met", "not_met", "needs_judgment", "missing"])
+    reason = serializers.CharField()
+    judgment_applied = serializers.BooleanField()
+
+
+class EligibilitySerializer(serializers.Serializer):
+    participant = serializers.IntegerField()
+    eligible = serializers.BooleanField()
+    unmet = serializers.ListField(child=serializers.CharField(), help_text="Criteria failed (consent aside).")
+    missing = serializers.ListField(child=serializers.CharField(), help_text="Criteria lacking data.")
+    pending_judgment = serializers.ListField(child=serializers.CharField(), help_text="Awaiting an investigator.")
+    consent_missing = serializers.BooleanField()
+    criteria = CriterionResultSerializer(many=True)
+
+
+class JudgmentSerializer(serializers.ModelSerializer):
+    confirmed_by = serializers.CharField(source="confirmed_by.username", read_only=True)
+
+    class Meta:
+        model = JudgmentConfirmation
+        fields = ("id", "participant", "code", "satisfied", "note", "confirmed_by", "confirmed_at")
+        read_only_fields = ("id", "participant", "confirmed_by", "confirmed_at")
+        extra_kwargs = {"satisfied": {"required": True}, "note": {"required": False, "max_length": 2000}}
+        validators = []  # (participant, code) is unique: a second answer revises the first (the service)
+
+
+class WithdrawSerializer(serializers.Serializer):
+    on = serializers.DateField(help_text="Date of withdrawal (site's date; not in the future).")
+    reason = serializers.CharField(max_length=2000)
+
+
+# --- serializers: consent ------------------------------------------------------------------------
+
+
+class ConsentDocumentSerializer(serializers.ModelSerializer):
+    trial = serializers.CharField(source="trial.registry_id", read_only=True)
+
+    class Meta:
+        model = ConsentDocument
+        fields = ("id", "trial", "version", "title", "effective_from", "effective_to")
+        read_only_fields = fields
+
+
+class ConsentSerializer(serializers.ModelSerializer):
+    participant = _id_field(Participant.objects.select_related("trial", "site"))
+    document = _id_field(ConsentDocument.objects.all())
+    document_version = serializers.CharField(source="document.version", read_only=True)
+    obtained_by = serializers.CharField(source="obtained_by.username", read_only=True)
+    witness_name = serializers.CharField(max_length=120, required=False, allow_blank=True, default="")
+
+    class Meta:
+        model = ConsentRecord
+        fields = ("id", "participant", "document", "document_version", "signed_at", "obtained_by", "witness_name",
+                  "withdrawn_at", "withdrawal_reason")  # fmt: skip
+        read_only_fields = ("id", "document_version", "obtained_by", "withdrawn_at", "withdrawal_reason")
+
+
+# --- serializers: cohorts and enrollment ---------------------------------------------------------
+
+
+class CohortSerializer(serializers.ModelSerializer):
+    trial = serializers.CharField(source="trial.registry_id", read_only=True)
+    dose_level = DoseLevelSerializer(read_only=True)
+    state_display = serializers.CharField(source="get_state_display", read_only=True)
+    enrolled = serializers.IntegerField(source="enrolled_count", read_only=True)
+    next_step = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Cohort
+        fields = ("id", "trial", "sequence", "dose_level", "state", "state_display", "capacity", "enrolled",
+                  "next_step", "opened_at", "closed_at", "decision")  # fmt: skip
+        read_only_fields = fields
+
+    def get_next_step(self, obj: Cohort) -> str:
+        return selectors.cohort_next_step(obj, obj.enrolled_count)
+
+
+class EnrollmentSerializer(serializers.ModelSerializer):
+    participant = serializers.IntegerField(source="participant_id", read_only=True)
+    study_id = serializers.CharField(source="participant.study_id", read_only=True)
+
+    class Meta:
+        model = Enrollment
+        fields = ("id", "cohort", "participant", "study_id", "slot", "is_sentinel", "enrolled_at")
+        read_only_fields = fields
+
+
+class EnrollRequestSerializer(serializers.Serializer):
+    participant = _id_field(Participant.objects.all(), help_text="Id of an eligible, consented participant.")
+
+
+# --- views ---------------------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[ParticipantFilterSerializer],
+        description="Participants. Sponsors (and roles that cannot change participants) get them without "
+        "direct identifiers: no initials, date of birth or screening number; they are known by study ID.",
+    ),
+    retrieve=extend_schema(description="One participant (without identifiers for sponsors)."),
+)
+class ParticipantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Participants from screening to enrollment."""
+
+    permission_classes = [RoleActionPermissions]
+    action_perms = {
+        "screening": ("cohorts.view_screeningrecord",),
+        "screening_save": ("cohorts.change_participant",),
+        "eligibility": ("cohorts.view_criterionassessment",),
+        "judgments": ("cohorts.add_judgmentconfirmation",),
+        "withdraw": ("cohorts.change_participant",),
+    }
+
+    def get_queryset(self) -> QuerySet[Participant]:
+        return selectors.participant_list()
+
+    def get_serializer_class(self):
+        if getattr(self, "swagger_fake_view", False) or not _is_pseudonymised_reader(self.request.user):
+            return ParticipantSerializer
+        return ParticipantPseudonymSerializer
+
+    def filter_queryset(self, queryset):
+        if self.action != "list":
+            return queryset
+        filters = ParticipantFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        wanted = filters.validated_data
+        if "trial" in wanted:
+            queryset = queryset.filter(trial__registry_id=wanted["trial"])
+        if "cohort" in wanted:
+            queryset = queryset.filter(enrollments__cohort_id=wanted["cohort"])
+        if "status" in wanted:
+            queryset = queryset.filter(status=wanted["status"])
+        return queryset
+
+    def _fresh(self, participant: Participant) -> dict:
+        return self.get_serializer(self.get_queryset().get(pk=participant.pk)).data
+
+    @extend_schema(
+        request=ParticipantCreateSerializer,
+        responses={201: ParticipantSerializer, **_errors(400, 401, 403, 409)},
+        description="Start screening: a screening number at a site of the trial.",
+    )
+    def create(self, request):
+        serializer = ParticipantCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        participant = services.participant_register(**serializer.validated_data, by=request.user)
+        return Response(self._fresh(participant), status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={200: ScreeningSerializer, **_errors(401, 403, 404)})
+    @action(detail=True, methods=["get"], url_path="screening")
+    def screening(self, request, pk=None):
+        record = ScreeningRecord.objects.filter(participant=self.get_object()).prefetch_related("fractures").first()
+        if record is None:
+            raise NotFound("No screening data has been recorded for this participant.")
+        return Response(ScreeningSerializer(record).data)
+
+    @extend_schema(
+        request=ScreeningSerializer,
+        responses={200: ScreeningSerializer, 201: ScreeningSerializer, **_errors(400, 401, 403, 404, 409)},
+        description="Record (201) or change (200) screening data, then evaluate eligibility. PUT needs "
+        "`screening_date`; PATCH changes only the fields given. A change needs a `reason`.",
+    )
+    @screening.mapping.put
+    @screening.mapping.patch
+    def screening_save(self, request, pk=None):
+        participant = self.get_object()
+        existed = ScreeningRecord.objects.filter(participant=participant).exists()
+        serializer = ScreeningSerializer(data=request.data, partial=request.method == "PATCH")
+        serializer.is_valid(raise_exception=True)
+        values = dict(serializer.validated_data)
+        fractures = values.pop("fractures", None)
+        reason = values.pop("reason", "")
+        record = services.screening_record_save(
+            participant=participant, values=values, fractures=fractures, by=request.user, reason=reason
+        )
+        return Response(
+            ScreeningSerializer(record).data, status=status.HTTP_200_OK if existed else status.HTTP_201_CREATED
+        )
+
+    @extend_schema(responses={200: EligibilitySerializer, **_errors(401, 403, 404)})
+    @action(detail=True, methods=["get"])
+    def eligibility(self, request, pk=None):
+        """Each criterion's verdict and reason, and what still stands between the participant and enrollment."""
+        participant = self.get_object()
+        summary = selectors.eligibility_summary(participant)
+        body = {
+            "participant": participant.pk,
+            "eligible": summary.eligible,
+            "unmet": list(summary.unmet),
+            "missing": list(summary.missing),
+            "pending_judgment": list(summary.pending_judgment),
+            "consent_missing": summary.consent_missing,
+            "criteria": [
+                {"code": r.code, "kind": str(r.kind), "verdict": str(r.verdict), "reason": r.reason,
+                 "judgment_applied": r.judgment_applied}
+                for r in summary.result.results
+            ],
+        }  # fmt: skip
+        return Response(EligibilitySerializer(body).data)
+
+    @extend_schema(
+        request=JudgmentSerializer,
+        responses={201: JudgmentSerializer, **_errors(400, 401, 403, 404, 409)},
+        description="An investigator confirms (satisfied=true) or not a criterion that needs judgment.",
+    )
+    @action(detail=True, methods=["post"])
+    def judgments(self, request, pk=None):
+        participant = self.get_object()
+        serializer = JudgmentSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        confirmation = services.judgment_confirm(participant=participant, **serializer.validated_data, by=request.user)
+        return Response(JudgmentSerializer(confirmation).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=WithdrawSerializer,
+        responses={200: ParticipantSerializer, **_errors(400, 401, 403, 404, 409)},
+    )
+    @action(detail=True, methods=["post"])
+    def withdraw(self, request, pk=None):
+        participant = self.get_object()
+        serializer = WithdrawSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        participant = services.participant_withdraw(participant=participant, **serializer.validated_data,
+                                                    by=request.user)  # fmt: skip
+        return Response(self._fresh(participant))
+
+
+class ConsentFilterSerializer(serializers.Serializer):
+    participant = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, help_text="Participant id.")
+
+
+@extend_schema_view(list=extend_schema(parameters=[ConsentFilterSerializer]))
+class ConsentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Signed informed consents (site staff only; sponsors do not read them)."""
+
+    serializer_class = ConsentSerializer
+    permission_classes = [RoleActionPermissions]
+
+    def get_queryset(self) -> QuerySet[ConsentRecord]:
+        return ConsentRecord.objects.select_related("document", "obtained_by").order_by("participant", "-signed_at")
+
+    def filter_queryset(self, queryset):
+        if self.action != "list":
+            return queryset
+        filters = ConsentFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        if "participant" in filters.validated_data:
+            queryset = queryset.filter(participant_id=filters.validated_data["participant"])
+        return queryset
+
+    @extend_schema(
+        responses={201: ConsentSerializer, **_errors(400, 401, 403, 409)},
+        description="Record a signed consent (the version must be in force on the signing date at the site).",
+    )
+    def create(self, request):
+        serializer = ConsentSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        record = services.consent_record(**serializer.validated_data, by=request.user)
+        return Response(ConsentSerializer(record).data, status=status.HTTP_201_CREATED)
+
+
+class ConsentDocumentViewSet(viewsets.ReadOnlyModelViewSet):
+    """Versions of the informed-consent form with the period each was in force."""
+
+    serializer_class = ConsentDocumentSerializer
+    permission_classes = [RoleActionPermissions]
+
+    def get_queryset(self) -> QuerySet[ConsentDocument]:
+        return ConsentDocument.objects.select_related("trial").order_by("trial__registry_id", "-effective_from")
+
+
+class CohortViewSet(viewsets.ReadOnlyModelViewSet):
+    """Cohorts in order, with dose level, state, capacity, enrolled count and the next step."""
+
+    serializer_class = CohortSerializer
+    permission_classes = [RoleActionPermissions]
+    action_perms = {
+        "enrollments": ("cohorts.view_enrollment",),
+        "enroll": ("cohorts.add_enrollment",),
+    }
+
+    def get_queryset(self) -> QuerySet[Cohort]:
+        return selectors.cohort_list()
+
+    @extend_schema(responses={200: EnrollmentSerializer(many=True), **_errors(401, 403, 404)})
+    @action(detail=True, methods=["get"])
+    def enrollments(self, request, pk=None):
+        """The cohort's enrollments by slot."""
+        cohort = self.get_object()
+        enrollments = Enrollment.objects.filter(cohort=cohort).select_related("participant").order_by("slot")
+        page = self.paginate_queryset(enrollments)
+        return self.get_paginated_response(EnrollmentSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=EnrollRequestSerializer,
+        responses={201: EnrollmentSerializer, **_errors(400, 401, 403, 404, 409)},
+        description="Enroll an eligible, consented participant: race-free (the cohort row is locked). Refusals "
+        "are 409 with `cohort_full`, `cohort_not_open`, `cohort_paused`, `not_eligible`, `judgment_pending`, "
+        "`no_consent`, `already_enrolled`, `wrong_trial` or `trial_stopped`.",
+    )
+    @enrollments.mapping.post
+    def enroll(self, request, pk=None):
+        cohort = self.get_object()
+        serializer = EnrollRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        enrollment = services.enroll_participant(
+            participant=serializer.validated_data["participant"], cohort=cohort, by=request.user
+        )
+        return Response(EnrollmentSerializer(enrollment).data, status=status.HTTP_201_CREATED)
+
+
+class OpenFirstCohortView(GenericAPIView):
+    """Open a trial's first cohort at its lowest dose level (investigators). Later cohorts open only
+    through an effective escalation decision of the safety review committee."""
+
+    serializer_class = CohortSerializer
+    permission_classes = [PermsRequired]
+    required_perms = ("cohorts.open_first_cohort",)
+
+    @extend_schema(request=None, responses={201: CohortSerializer, **_errors(401, 403, 404, 409)})
+    def post(self, request, registry_id: str):
+        # A NUL byte never reaches the database (PostgreSQL refuses it in text): no such trial.
+        trial = None if "\x00" in registry_id else Trial.objects.filter(registry_id=registry_id).first()
+        if trial is None:
+            raise NotFound("No trial with this registry ID.")
+        cohort = services.cohort_open_first(trial=trial, by=request.user)
+        return Response(
+            self.get_serializer(selectors.cohort_list().get(pk=cohort.pk)).data, status=status.HTTP_201_CREATED
+        )

@@ -1,0 +1,13 @@
+from celery import shared_task
+
+from safety.services import reviews_open_due
+
+
+@shared_task(name="safety.tasks.open_due_reviews")
+def open_due_reviews() -> list[int]:
+    """Open the safety review of every cohort whose DLT windows are all complete.
+
+    Safe to run twice and from several workers: the cohort row is locked and only an observing cohort
+    opens a review (then it is in review); the partial unique index allows one open review per cohort.
+    """
+    return [review.pk for review in reviews_open_due()]

@@ -1,0 +1,319 @@
+"""The escalation gate: the next dose opens only through an effective, signed committee decision.
+
+The whole loop on the NCT06949137 protocol (CI runs it on PostgreSQL): the low-dose cohort of three
+is infused (sentinel first), the DLT windows pass (clock moved), the review opens by itself, three
+members sign (the chair among them) and the medium-dose cohort opens and takes enrollments. Then
+every way around the gate is tried and refused.
+"""
+
+import json
+from io import StringIO
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+from cohorts import services as cohort_services
+from cohorts.models import Cohort
+from core.errors import DomainError
+from core.roles import SAFETY_COMMITTEE, SITE_STAFF
+from safety import services
+from safety.models import SafetyReview, SignatureFailure, SignOff
+from tests.cohorts.test_infusions_support import DAY, HOUR, T0, enrolled_cohort, frozen, infuse
+from tests.factories import UserFactory, eligible_participant, staff_users, token_for
+
+pytestmark = pytest.mark.django_db
+PASSWORD = "correct horse battery staple"
+AFTER_WINDOWS = T0 + 40 * DAY
+
+
+def committee(n: int = 3) -> list:
+    members = [UserFactory(username=f"src{i}", first_name="Member", last_name=f"Number{i}", role=SAFETY_COMMITTEE)
+               for i in range(n)]  # fmt: skip
+    members[0].user_permissions.add(Permission.objects.get(codename="chair_review"))
+    return members
+
+
+@pytest.fixture
+def reviewed(nct_trial):
+    """Low-dose cohort of three infused per protocol; after the DLT windows the review is open."""
+    cohort, people = enrolled_cohort(nct_trial)
+    infuse(people[0], T0)  # the sentinel, alone
+    infuse(people[1], T0 + 8 * DAY)  # after the 7-day sentinel observation
+    infuse(people[2], T0 + 9 * DAY + HOUR)  # after the 24 h stagger
+    cohort.refresh_from_db()
+    assert cohort.state == Cohort.State.OBSERVING
+    with frozen(T0 + 20 * DAY):
+        assert services.reviews_open_due() == []  # windows still running: no review
+    with frozen(AFTER_WINDOWS):
+        (review,) = services.reviews_open_due()
+    cohort.refresh_from_db()
+    assert cohort.state == Cohort.State.IN_REVIEW
+    return review
+
+
+def _sign_all(review, members, meanings=("approve", "approve", "approve")):
+    with frozen(AFTER_WINDOWS + HOUR):
+        return [services.review_sign(review=review, user=m, password=PASSWORD, meaning=meaning)
+                for m, meaning in zip(members, meanings, strict=False)]  # fmt: skip
+
+
+def test_the_whole_loop_opens_the_medium_dose_only_after_three_signatures(reviewed, nct_trial):
+    members = committee()
+    assert reviewed.snapshot["outcomes"] == "1NNN"
+    assert reviewed.snapshot["recommendations"]["3+3"]["recommended_dose"] == 2
+    assert reviewed.snapshot["recommendations"]["boin"]["recommended_dose"] == 2
+    with frozen(AFTER_WINDOWS):
+        services.review_propose(review=reviewed, decision="escalate", by=members[0])
+    coordinator, _ = staff_users()
+    with frozen(AFTER_WINDOWS + HOUR):
+        services.review_sign(review=reviewed, user=members[0], password=PASSWORD, meaning="approve")
+        services.review_sign(review=reviewed, user=members[1], password=PASSWORD, meaning="approve")
+        assert Cohort.objects.filter(dose_level__level=2).count() == 0  # below quorum: nothing opens
+        services.review_sign(review=reviewed, user=members[2], password=PASSWORD, meaning="approve")
+    reviewed.refresh_from_db()
+    assert reviewed.state == SafetyReview.State.EFFECTIVE
+    low = Cohort.objects.get(sequence=1)
+    medium = Cohort.objects.get(dose_level__level=2)
+    assert (low.state, low.decision) == (Cohort.State.CLOSED, "escalate")
+    assert (medium.state, medium.sequence, reviewed.resulting_cohort) == (Cohort.State.OPEN, 2, medium)
+    with frozen(AFTER_WINDOWS + 2 * HOUR):
+        enrollment = cohort_services.enroll_participant(
+            participant=eligible_participant(nct_trial, number="M01"), cohort=medium, by=coordinator
+        )
+    assert enrollment.is_sentinel
+    out = StringIO()
+    call_command("verify_signatures", stdout=out)
+    assert json.loads(out.getvalue()) == {"signatures_checked": 3, "intact": True, "problems": []}
+
+
+def test_no_cohort_opens_by_a_direct_service_call_without_an_effective_decision(reviewed, nct_trial):
+    _, investigator = staff_users()
+    with pytest.raises(DomainError) as refused:
+        cohort_services.cohort_open_next(trial=nct_trial, dose_level=nct_trial.dose_levels.get(level=2),
+                                         by=UserFactory(username="root", is_superuser=True))  # fmt: skip
+    assert refused.value.code == "escalation_decision_required"
+    with pytest.raises(DomainError) as refused:
+        cohort_services.cohort_open_first(trial=nct_trial, by=investigator)
+    assert refused.value.code == "escalation_decision_required"
+    assert Cohort.objects.count() == 1
+
+
+def test_below_quorum_nothing_opens(reviewed):
+    members = committee()
+    with frozen(AFTER_WINDOWS):
+        services.review_propose(review=reviewed, decision="escalate", by=members[0])
+    _sign_all(reviewed, members[:2])
+    reviewed.refresh_from_db()
+    assert reviewed.state == SafetyReview.State.OPEN
+    assert Cohort.objects.count() == 1
+
+
+def test_a_quorum_without_the_chair_does_not_take_effect(reviewed):
+    members = committee(4)
+    with frozen(AFTER_WINDOWS):
+        services.review_propose(review=reviewed, decision="escalate", by=members[1])
+    _sign_all(reviewed, members[1:])
+    reviewed.refresh_from_db()
+    assert reviewed.state == SafetyReview.State.OPEN and Cohort.objects.count() == 1
+    _sign_all(reviewed, members[:1])
+    reviewed.refresh_from_db()
+    assert reviewed.state == SafetyReview.State.EFFECTIVE and Cohort.objects.count() == 2
+
+
+def test_a_rejection_means_the_decision_never_takes_effect(reviewed):
+    members = committee(4)
+    with frozen(AFTER_WINDOWS):
+        services.review_propose(review=reviewed, decision="escalate", by=members[0])
+    _sign_all(reviewed, members[:2], ("approve", "reject"))
+    reviewed.refresh_from_db()
+    assert reviewed.state == SafetyReview.State.REJECTED
+    with pytest.raises(DomainError) as refused:
+        _sign_all(reviewed, members[2:3])
+    assert refused.value.code == "review_closed"
+    assert Cohort.objects.count() == 1
+
+
+def test_a_non_member_cannot_sign_and_a_token_alone_is_not_a_signature(reviewed):
+    members = committee()
+    with frozen(AFTER_WINDOWS):
+        services.review_propose(review=reviewed, decision="escalate", by=members[0])
+    nurse = UserFactory(username="nurse9", role=SITE_STAFF)
+    with pytest.raises(DomainError) as refused:
+        services.review_sign(review=reviewed, user=nurse, password=PASSWORD, meaning="approve")
+    assert refused.value.code == "permission_denied"
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token_for(members[1])}")
+    response = api.post(f"/api/v1/reviews/{reviewed.pk}/sign/", {"meaning": "approve"}, format="json")
+    assert response.status_code == 400 and "password" in response.json()["fields"]
+    response = api.post(f"/api/v1/reviews/{reviewed.pk}/sign/", {"meaning": "approve", "password": "guess"},
+                        format="json")  # fmt: skip
+    assert response.status_code == 403 and response.json()["code"] == "wrong_password"
+    assert SignOff.objects.count() == 0
+    assert SignatureFailure.objects.filter(user=members[1]).count() == 1
+    response = api.post(f"/api/v1/reviews/{reviewed.pk}/sign/", {"meaning": "approve", "password": PASSWORD},
+                        format="json")  # fmt: skip
+    assert response.status_code == 201 and response.json()["signer"] == "Member Number1"
+
+
+def test_the_same_member_cannot_sign_twice(reviewed):
+    members = committee()
+    with frozen(AFTER_WINDOWS):
+        services.review_propose(review=reviewed, decision="escalate", by=members[0])
+    _sign_all(reviewed, members[:1])
+    with pytest.raises(DomainError) as refused:
+        _sign_all(reviewed, members[:1])
+    assert refused.value.code == "already_signed"
+
+
+def test_repeated_wrong_passwords_lock_signing(reviewed):
+    members = committee()
+    with frozen(AFTER_WINDOWS):
+        services.review_propose(review=reviewed, decision="escalate", by=members[0])
+    for _ in range(services.SIGNING_LOCKOUT_FAILURES):
+        with pytest.raises(DomainError):
+            services.review_sign(review=reviewed, user=members[1], password="wrong", meaning="approve")
+    with pytest.raises(DomainError) as refused:
+        services.review_sign(review=reviewed, user=members[1], password=PASSWORD, meaning="approve")
+    assert refused.value.code == "signing_locked"
+
+
+def test_a_decision_that_differs_from_the_recommendation_needs_a_rationale(reviewed):
+    members = committee()
+    with frozen(AFTER_WINDOWS), pytest.raises(DomainError) as refused:
+        services.review_propose(review=reviewed, decision="expand", by=members[0])
+    assert refused.value.code == "rationale_required"
+    with frozen(AFTER_WINDOWS):
+        services.review_propose(review=reviewed, decision="expand", rationale="Grade 2 hepatic signal", by=members[0])
+    _sign_all(reviewed, members)
+    assert Cohort.objects.get(sequence=2).dose_level.level == 1
+
+
+def test_a_signed_review_cannot_change_its_decision(reviewed):
+    members = committee()
+    with frozen(AFTER_WINDOWS):
+        services.review_propose(review=reviewed, decision="escalate", by=members[0])
+    _sign_all(reviewed, members[:1])
+    with pytest.raises(DomainError) as refused:
+        services.review_propose(review=reviewed, decision="stop", rationale="changed mind", by=members[0])
+    assert refused.value.code == "review_signed"
+
+
+def test_signatures_and_decided_reviews_cannot_be_edited_even_by_a_raw_update(reviewed):
+    from django.db import DatabaseError, transaction
+
+    members = committee()
+    with frozen(AFTER_WINDOWS):
+        services.review_propose(review=reviewed, decision="escalate", by=members[0])
+    _sign_all(reviewed, members)
+    with pytest.raises(DatabaseError), transaction.atomic():
+        SignOff.objects.update(meaning="reject")
+    with pytest.raises(DatabaseError), transaction.atomic():
+        SignOff.objects.all().delete()
+    with pytest.raises(DatabaseError), transaction.atomic():
+        SafetyReview.objects.filter(pk=reviewed.pk).update(decision="stop")
+    assert SignOff.objects.filter(meaning="approve").count() == 3
+
+
+def test_verify_signatures_finds_a_tampered_snapshot(reviewed):
+    members = committee()
+    with frozen(AFTER_WINDOWS):
+        services.review_propose(review=reviewed, decision="escalate", by=members[0])
+    _sign_all(reviewed, members[:2])  # still open, so the row can be written (by someone bypassing the app)
+    tampered = dict(reviewed.snapshot, outcomes="1NNN 2NNN")
+    SafetyReview.objects.filter(pk=reviewed.pk).update(snapshot=tampered)
+    out = StringIO()
+    with pytest.raises(SystemExit) as exited:
+        call_command("verify_signatures", stdout=out)
+    assert exited.value.code == 1
+    report = json.loads(out.getvalue())
+    assert report["intact"] is False
+    assert "snapshot was changed" in report["problems"][0] and "signature #1" in report["problems"][0]
+    with pytest.raises(DomainError) as refused:
+        _sign_all(reviewed, members[2:])
+    assert refused.value.code == "snapshot_tampered"
+    assert Cohort.objects.count() == 1
+
+
+def test_the_api_cannot_write_cohort_state(reviewed):
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token_for(UserFactory(username='root', is_superuser=True))}")
+    cohort = Cohort.objects.get()
+    assert api.patch(f"/api/v1/cohorts/{cohort.pk}/", {"state": "closed"}, format="json").status_code == 405
+    assert api.post("/api/v1/cohorts/", {"trial": cohort.trial_id, "dose_level": 2}, format="json").status_code == 405
+    cohort.refresh_from_db()
+    assert cohort.state == Cohort.State.IN_REVIEW
+
+
+def test_sponsors_read_the_decision_and_signatures_in_the_escalation_history(reviewed, nct_trial):
+    from core.roles import SPONSOR
+
+    members = committee()
+    with frozen(AFTER_WINDOWS):
+        services.review_propose(review=reviewed, decision="escalate", by=members[0])
+    _sign_all(reviewed, members)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token_for(UserFactory(username='sp', role=SPONSOR))}")
+    history = api.get(f"/api/v1/trials/{nct_trial.registry_id}/escalation-history/").json()
+    assert [(h["decision"], h["from_dose_level"], h["to_dose_level"]) for h in history] == [("escalate", 1, 2)]
+    assert [s["signer"] for s in history[0]["signatures"]] == ["Member Number0", "Member Number1", "Member Number2"]
+    assert api.post(f"/api/v1/reviews/{reviewed.pk}/sign/", {"meaning": "approve", "password": "x"},
+                    format="json").status_code == 403  # fmt: skip
+
+
+def test_the_database_refuses_a_later_cohort_inserted_without_an_effective_decision(reviewed, nct_trial):
+    from django.db import DatabaseError, transaction
+
+    Cohort.objects.filter(sequence=1).update(state=Cohort.State.CLOSED)  # a shell user closing it by hand
+    with pytest.raises(DatabaseError), transaction.atomic():
+        Cohort.objects.create(trial=nct_trial, dose_level=nct_trial.dose_levels.get(level=2), sequence=2,
+                              capacity=3, state=Cohort.State.OPEN)  # fmt: skip
+    members = committee()
+    with frozen(AFTER_WINDOWS):
+        services.review_propose(review=reviewed, decision="escalate", by=members[0])
+    _sign_all(reviewed, members[:2])  # below quorum: still refused
+    with pytest.raises(DatabaseError), transaction.atomic():
+        Cohort.objects.create(trial=nct_trial, dose_level=nct_trial.dose_levels.get(level=2), sequence=2,
+                              capacity=3, state=Cohort.State.OPEN)  # fmt: skip
+    with pytest.raises(DatabaseError), transaction.atomic():
+        Cohort.objects.filter(sequence=1).update(dose_level=nct_trial.dose_levels.get(level=3))
+    assert Cohort.objects.count() == 1
+
+
+def test_after_the_committee_resumes_a_paused_cohort_a_later_event_does_not_pause_it_again(nct_trial):
+    from cohorts.models import Participant
+
+    cohort, people = enrolled_cohort(nct_trial)
+    infuse(people[0], T0)
+    coordinator, _ = staff_users()
+    death = {"verbatim_term": "Sudden death", "ctcae_term_text": "Death NOS", "grade": 5, "outcome": "fatal",
+             "serious": True, "sae_death": True, "relationship": "possible"}  # fmt: skip
+    with frozen(T0 + 2 * DAY):
+        event = services.adverse_event_record(participant=people[0], by=coordinator,
+                                              values=death | {"onset_date": (T0 + 2 * DAY).date()})  # fmt: skip
+    cohort.refresh_from_db()
+    assert (cohort.state, cohort.state_before_pause) == (Cohort.State.PAUSED, Cohort.State.FULL)
+    members = committee()
+    with frozen(T0 + 3 * DAY):
+        # The autopsy finds an unrelated stroke: the follow-up removes the DLT candidacy; the chair
+        # calls a review on the corrected data (the first one would show a pending candidate).
+        services.adverse_event_update(event=event, values={"relationship": "not_related"}, reason="Autopsy report",
+                                      by=coordinator)  # fmt: skip
+        review = services.review_open_by_chair(cohort=cohort, reason="Autopsy: unrelated stroke", by=members[0])
+        services.review_propose(review=review, decision="resume", by=members[0],
+                                rationale="Death from an unrelated stroke per autopsy; DLT rule not met")  # fmt: skip
+        for member in members:
+            services.review_sign(review=review, user=member, password=PASSWORD, meaning="approve")
+    cohort.refresh_from_db()
+    assert cohort.state == Cohort.State.FULL
+    Participant.objects.filter(pk=people[1].pk).update(status=Participant.Status.ENROLLED)
+    with frozen(T0 + 4 * DAY):
+        services.adverse_event_record(participant=people[1], by=coordinator, values={
+            "verbatim_term": "Headache", "ctcae_term_text": "Headache", "grade": 1, "relationship": "not_related",
+            "onset_date": (T0 + 4 * DAY).date(), "outcome": "recovered"})  # fmt: skip
+    cohort.refresh_from_db()
+    assert cohort.state == Cohort.State.FULL
+    assert list(SafetyReview.objects.order_by("pk").values_list("kind", "state")) == [
+        ("unscheduled", "withdrawn"), ("chair", "effective"),
+    ]  # fmt: skip
