@@ -900,8 +900,21 @@ class ParticipantTimelineAdmin(ParticipantAdmin):
     def timeline(self, obj):
         if obj is None or not obj.pk:
             return "—"
+        from safety.selectors import participant_ae_timeline
+
         entries = selectors.participant_timeline(obj)
         rows = [(TIMELINE_TONES[e.tone], e.label, e.when, e.window, e.status) for e in entries]
+        # Adverse events on the same date axis as the infusion, the DLT window and the visits.
+        for ae in participant_ae_timeline(obj):
+            alarming = ae["worst_grade"] >= 3 or ae["serious"] or ae["dlt_status"] in ("candidate", "confirmed")
+            rows.append((
+                TIMELINE_TONES["warn" if alarming else ""],
+                f"Adverse event: {ae['term']}, grade {ae['worst_grade']}" + (", serious" if ae["serious"] else ""),
+                f"{ae['onset']} – {ae['resolution'] or 'ongoing'}",
+                f"day {ae['onset_day']} of the DLT window" if ae["in_dlt_window"] else "",
+                ae["dlt_status_display"],
+            ))  # fmt: skip
+        rows.sort(key=lambda row: (row[2] or row[3])[:10])
         if obj.status == Participant.Status.ENROLLED and not obj.replaced:
             hold = selectors.infusion_hold(participant=obj)
             rows.append((TIMELINE_TONES["warn" if hold else "ok"], "Infusion", "", "",

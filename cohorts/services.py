@@ -61,11 +61,6 @@ def participant_register(
         raise InvalidInput(
             "wrong_site", f"Site {site} does not take part in {trial.registry_id}.", {"site": ["Wrong trial."]}
         )
-    if Participant.objects.filter(trial=trial, screening_number=screening_number).exists():
-        raise RuleViolation(
-            "duplicate_screening_number", f"Screening number {screening_number} is already used in this trial.",
-            {"screening_number": ["Already used."]},
-        )  # fmt: skip
     participant = Participant(
         trial=trial, site=site, screening_number=screening_number, date_of_birth=date_of_birth, sex=sex,
         initials=initials,
@@ -79,6 +74,12 @@ def participant_register(
         raise InvalidInput("invalid", "The participant's details are not valid.", exc.message_dict) from None
     if isinstance(date_of_birth, date) and date_of_birth > timezone.localdate():
         raise InvalidInput("invalid", "The date of birth is in the future.", {"date_of_birth": ["In the future."]})
+    # Input is validated first: PostgreSQL refuses a NUL byte even in a lookup.
+    if Participant.objects.filter(trial=trial, screening_number=screening_number).exists():
+        raise RuleViolation(
+            "duplicate_screening_number", f"Screening number {screening_number} is already used in this trial.",
+            {"screening_number": ["Already used."]},
+        )  # fmt: skip
     try:
         with transaction.atomic():
             audit(participant, by=by, reason="Screening started").save()

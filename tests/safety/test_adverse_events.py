@@ -221,3 +221,14 @@ def test_an_onset_after_today_is_refused(infused):
         _record(infused, onset_date=dt.date(2026, 12, 3))
     assert refused.value.code == "date_in_future"
     assert AdverseEvent.objects.count() == 0
+
+
+def test_the_participant_page_shows_the_event_on_the_timeline_with_its_day_in_the_dlt_window(infused, client):
+    from django.urls import reverse
+
+    _record(infused)
+    coordinator, _ = staff_users()
+    client.force_login(coordinator)
+    page = client.get(reverse("admin:cohorts_participant_change", args=[infused.pk])).content.decode()
+    assert "Adverse event: Fever, grade 3" in page
+    assert "day 10 of the DLT window" in page and "DLT candidate" in page
