@@ -23,12 +23,13 @@ urlpatterns = [
 ]
 
 # Safety reviews, sign-off and the escalation history.
-from safety.review_api import EscalationHistoryView, SafetyReviewViewSet  # noqa: E402
+from safety.review_api import EscalationHistoryView, SafetyReviewViewSet, TrialSummaryView  # noqa: E402
 
 review_router = DefaultRouter()
 review_router.register("reviews", SafetyReviewViewSet, basename="review")
 urlpatterns += [
     path("trials/<str:registry_id>/escalation-history/", EscalationHistoryView.as_view(), name="escalation-history"),
+    path("trials/<str:registry_id>/summary/", TrialSummaryView.as_view(), name="trial-summary"),
     *review_router.urls,
 ]
 

@@ -2,11 +2,13 @@
 and sign with their password in the request (a token alone never signs); the chair opens a review."""
 
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from cohorts.models import Cohort
 from safety import services
@@ -142,3 +144,16 @@ class EscalationHistoryView(ListAPIView):
             .prefetch_related("signatures")
             .order_by("decided_at")
         )
+
+
+class TrialSummaryView(APIView):
+    """Per cohort: dose, state, capacity, enrolled, infused, in DLT window, DLTs, AEs by grade, serious
+    AEs and the next review — what a sponsor dashboard shows. Reading it needs trial.view_trial."""
+
+    queryset = Trial.objects.none()  # for the permission class (trial.view_trial)
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request, registry_id: str):
+        from safety.selectors import trial_summary
+
+        return Response(trial_summary(get_object_or_404(Trial, registry_id=registry_id)))

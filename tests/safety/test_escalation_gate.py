@@ -317,3 +317,24 @@ def test_after_the_committee_resumes_a_paused_cohort_a_later_event_does_not_paus
     assert list(SafetyReview.objects.order_by("pk").values_list("kind", "state")) == [
         ("unscheduled", "withdrawn"), ("chair", "effective"),
     ]  # fmt: skip
+
+
+def test_the_trial_summary_gives_a_sponsor_each_cohort_at_a_glance(reviewed, nct_trial, django_assert_max_num_queries):
+    from core.roles import SPONSOR
+
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token_for(UserFactory(username='sp', role=SPONSOR))}")
+    with frozen(T0 + 20 * DAY):
+        during = api.get(f"/api/v1/trials/{nct_trial.registry_id}/summary/").json()["cohorts"][0]
+    assert (during["enrolled"], during["infused"], during["in_dlt_window"]) == (3, 3, 3)
+    with frozen(AFTER_WINDOWS), django_assert_max_num_queries(12):
+        body = api.get(f"/api/v1/trials/{nct_trial.registry_id}/summary/").json()
+    (low,) = body["cohorts"]
+    assert (low["dose_label"], low["cells_display"], low["state"], low["capacity"]) == (
+        "Low",
+        "6.0×10⁷",
+        "in_review",
+        3,
+    )
+    assert (low["in_dlt_window"], low["dlts"], low["serious_adverse_events"]) == (0, 0, 0)
+    assert low["next_review"] == {"review": reviewed.pk, "state": "open", "opens_on": None}
