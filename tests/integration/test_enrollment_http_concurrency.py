@@ -23,18 +23,11 @@ from django.db import connection
 from cohorts import services
 from cohorts.models import (
     Cohort,
-    ConsentRecord,
-    CriterionAssessment,
     Enrollment,
-    JudgmentConfirmation,
     Participant,
-    ScreeningRecord,
 )
-from cohorts.selectors import current_consent
-from tests.conftest import PROTOCOL_FILE
-from tests.factories import consent_document, eligible_participant, staff_users, token_for
-from trial.models import Trial
-from trial.services import protocol_load
+from tests.factories import eligible_participant, staff_users, token_for
+from tests.integration.participant_pool import clone_eligible, trial_copy
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -45,68 +38,6 @@ TIMEOUT = 60
 
 
 # --- setup helpers (the same as in test_enrollment_concurrency.py; see there for the reasoning) -------
-
-
-def trial_copy(tmp_path: Path, *, registry_id: str, cohort_size: int) -> Trial:
-    data = json.loads(PROTOCOL_FILE.read_text(encoding="utf-8"))
-    data["registry_id"] = registry_id
-    parameters = data["parameters"]
-    parameters["cohort_size"] = cohort_size
-    parameters["max_per_dose_level"] = max(parameters["max_per_dose_level"], cohort_size)
-    path = tmp_path / f"{registry_id}.json"
-    path.write_text(json.dumps(data), encoding="utf-8")
-    protocol_load(path=path)
-    return Trial.objects.get(registry_id=registry_id)
-
-
-def clone_eligible(template: Participant, *, trial: Trial, count: int, prefix: str) -> list[int]:
-    """Copies of an eligible participant's rows; the first copy is evaluated for real, the rest get its
-    verdicts. ``enroll_participant`` re-checks every criterion and the consent for each one anyway."""
-    screening = template.screening
-    assert not screening.fractures.exists()
-    consent = current_consent(template)
-    judgments = list(template.judgments.all())
-    assert consent is not None and judgments
-    site = trial.sites.order_by("pk").first()
-    document = consent_document(trial)
-    screening_values = {
-        field.attname: getattr(screening, field.attname)
-        for field in ScreeningRecord._meta.concrete_fields
-        if field.name not in {"id", "participant", "verdict", "evaluated_at"}
-    }
-    # Test setup only: bulk_create writes no history rows, which nothing here reads.
-    people = Participant.objects.bulk_create(
-        Participant(trial=trial, site=site, screening_number=f"{prefix}{i:03d}", date_of_birth=template.date_of_birth,
-                    sex=template.sex, initials=template.initials)
-        for i in range(count)
-    )  # fmt: skip
-    ScreeningRecord.objects.bulk_create(ScreeningRecord(participant=p, **screening_values) for p in people)
-    JudgmentConfirmation.objects.bulk_create(
-        JudgmentConfirmation(participant=p, code=j.code, satisfied=j.satisfied, note=j.note,
-                             confirmed_by_id=j.confirmed_by_id, confirmed_at=j.confirmed_at)
-        for p in people
-        for j in judgments
-    )  # fmt: skip
-    ConsentRecord.objects.bulk_create(
-        ConsentRecord(participant=p, document=document, signed_at=consent.signed_at,
-                      obtained_by_id=consent.obtained_by_id, witness_name=consent.witness_name)
-        for p in people
-    )  # fmt: skip
-    first, rest = people[0], people[1:]
-    assert services.eligibility_evaluate(participant=first).eligible
-    assessments = list(CriterionAssessment.objects.filter(screening__participant=first))
-    CriterionAssessment.objects.bulk_create(
-        CriterionAssessment(screening_id=record_id, code=a.code, kind=a.kind, verdict=a.verdict, reason=a.reason,
-                            order=a.order)
-        for record_id in ScreeningRecord.objects.filter(participant__in=rest).values_list("pk", flat=True)
-        for a in assessments
-    )  # fmt: skip
-    evaluated = ScreeningRecord.objects.get(participant=first)
-    assert evaluated.verdict == ScreeningRecord.Verdict.ELIGIBLE
-    ScreeningRecord.objects.filter(participant__in=rest).update(verdict=evaluated.verdict,
-                                                                evaluated_at=evaluated.evaluated_at)  # fmt: skip
-    Participant.objects.filter(pk__in=[p.pk for p in rest]).update(status=Participant.Status.ELIGIBLE)
-    return [p.pk for p in people]
 
 
 # --- the server ----------------------------------------------------------------------------------------

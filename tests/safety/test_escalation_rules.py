@@ -73,16 +73,21 @@ def test_an_empty_or_blank_string_means_no_patients(text: str) -> None:
     [
         ("1NXN", None, "unexpected character 'X' at position 3 in \"1NXN\"", 3, "X"),
         ("N1", None, "unexpected character 'N' at position 1 in \"N1\": expected a dose level", 1, "N"),
-        ("0NN", None, "dose level 0 at position 1 in \"0NN\" is not allowed", 1, "0"),
-        ("1T 0NN", None, "dose level 0 at position 4 in \"1T 0NN\" is not allowed", 4, "0"),
+        ("0NN", None, 'dose level 0 at position 1 in "0NN" is not allowed', 1, "0"),
+        ("1T 0NN", None, 'dose level 0 at position 4 in "1T 0NN" is not allowed', 4, "0"),
         ("00NN", None, "dose level 00 at position 1", 1, "0"),
-        ("1", None, "cohort \"1\" at position 1 in \"1\" has no patient outcomes", 1, None),
-        ("1 2NNN", None, "cohort \"1\" at position 1 in \"1 2NNN\" has no patient outcomes", 1, None),
-        ("1NT 3TNT 4", None, "cohort \"4\" at position 10", 10, None),
-        ("4NNN", 3, "dose level 4 at position 1 in \"4NNN\" is above the highest dose level (3)", 1, "4"),
-        ("1NNN 12N", 5, "dose level 12 at position 6 in \"1NNN 12N\" is above the highest dose level (5)", 6, "1"),
-        ("1nnn", None, "unexpected character 'n' at position 2 in \"1nnn\": outcome letters must be upper case", 2,
-         "n"),
+        ("1", None, 'cohort "1" at position 1 in "1" has no patient outcomes', 1, None),
+        ("1 2NNN", None, 'cohort "1" at position 1 in "1 2NNN" has no patient outcomes', 1, None),
+        ("1NT 3TNT 4", None, 'cohort "4" at position 10', 10, None),
+        ("4NNN", 3, 'dose level 4 at position 1 in "4NNN" is above the highest dose level (3)', 1, "4"),
+        ("1NNN 12N", 5, 'dose level 12 at position 6 in "1NNN 12N" is above the highest dose level (5)', 6, "1"),
+        (
+            "1nnn",
+            None,
+            "unexpected character 'n' at position 2 in \"1nnn\": outcome letters must be upper case",
+            2,
+            "n",
+        ),
         ("1NtN", None, "unexpected character 't' at position 3", 3, "t"),
         ("12NTT Nigel Farage", None, "unexpected character 'N' at position 7", 7, "N"),
         ("1NT TNT", None, "unexpected character 'T' at position 5", 5, "T"),
@@ -189,22 +194,52 @@ def test_three_plus_three_with_three_doses_matches_the_reference(
 # Copied from escalation tests/testthat/test_three_plus_three.R,
 # 'Check 3+3 makes correct recommendations.' (num_doses = 5, strict_mode = FALSE).
 R_THREE_PLUS_THREE = [
-    ("", 1, True), ("1N", 1, True), ("1T", 1, True), ("1NN", 1, True), ("1NT", 1, True), ("1TT", 1, True),
-    ("1NNN", 2, True), ("1NNT", 1, True), ("1NTT", None, False), ("1TTT", None, False),
-    ("1NNN 2N", 2, True), ("1NNN 2T", 2, True), ("1NNN 2NN", 2, True), ("1NNN 2NT", 2, True),
-    ("1NNN 2TT", 2, True), ("1NNN 2NNN", 3, True), ("1NNN 2NNT", 2, True), ("1NNN 2NTT", 1, False),
-    ("1NNN 2TTT", 1, False), ("1NNN 2NNT 2N", 2, True), ("1NNN 2NNT 2T", 2, True),
-    ("1NNN 2NNT 2NN", 2, True), ("1NNN 2NNT 2NT", 2, True), ("1NNN 2NNT 2TT", 2, True),
-    ("1NNN 2NNT 2NNN", 3, True), ("1NNN 2NNT 2NNT", 1, False), ("1NNN 2NNT 2NTT", 1, False),
-    ("1NNN 2NNN 3NNN 4NNN 5N", 5, True), ("1NNN 2NNN 3NNN 4NNN 5NN", 5, True),
-    ("1NNN 2NNN 3NNN 4NNN 5NNN", 5, False), ("1NNN 2NNN 3NNN 4NNN 5NNT", 5, True),
-    ("1NNN 2NNN 3NNN 4NNN 5NTT", 4, False), ("1NNN 2NNN 3NNN 4NNN 5TTT", 4, False),
-    ("1NNN 2NNN 3NNN 4NNN 5NNT 5N", 5, True), ("1NNN 2NNN 3NNN 4NNN 5NNT 5NN", 5, True),
-    ("1NNN 2NNN 3NNN 4NNN 5NNT 5NT", 5, True), ("1NNN 2NNN 3NNN 4NNN 5NNT 5TT", 5, True),
-    ("1NNN 2NNN 3NNN 4NNN 5NNT 5NNN", 5, False), ("1NNN 2NNN 3NNN 4NNN 5NNT 5NNT", 4, False),
-    ("1NNN 2NNN 3NNN 4NNN 5NNT 5NTT", 4, False), ("1NNN 2NNN 3NNN 4NNN 5NNT 5TTT", 4, False),
+    ("", 1, True),
+    ("1N", 1, True),
+    ("1T", 1, True),
+    ("1NN", 1, True),
+    ("1NT", 1, True),
+    ("1TT", 1, True),
+    ("1NNN", 2, True),
+    ("1NNT", 1, True),
+    ("1NTT", None, False),
+    ("1TTT", None, False),
+    ("1NNN 2N", 2, True),
+    ("1NNN 2T", 2, True),
+    ("1NNN 2NN", 2, True),
+    ("1NNN 2NT", 2, True),
+    ("1NNN 2TT", 2, True),
+    ("1NNN 2NNN", 3, True),
+    ("1NNN 2NNT", 2, True),
+    ("1NNN 2NTT", 1, False),
+    ("1NNN 2TTT", 1, False),
+    ("1NNN 2NNT 2N", 2, True),
+    ("1NNN 2NNT 2T", 2, True),
+    ("1NNN 2NNT 2NN", 2, True),
+    ("1NNN 2NNT 2NT", 2, True),
+    ("1NNN 2NNT 2TT", 2, True),
+    ("1NNN 2NNT 2NNN", 3, True),
+    ("1NNN 2NNT 2NNT", 1, False),
+    ("1NNN 2NNT 2NTT", 1, False),
+    ("1NNN 2NNN 3NNN 4NNN 5N", 5, True),
+    ("1NNN 2NNN 3NNN 4NNN 5NN", 5, True),
+    ("1NNN 2NNN 3NNN 4NNN 5NNN", 5, False),
+    ("1NNN 2NNN 3NNN 4NNN 5NNT", 5, True),
+    ("1NNN 2NNN 3NNN 4NNN 5NTT", 4, False),
+    ("1NNN 2NNN 3NNN 4NNN 5TTT", 4, False),
+    ("1NNN 2NNN 3NNN 4NNN 5NNT 5N", 5, True),
+    ("1NNN 2NNN 3NNN 4NNN 5NNT 5NN", 5, True),
+    ("1NNN 2NNN 3NNN 4NNN 5NNT 5NT", 5, True),
+    ("1NNN 2NNN 3NNN 4NNN 5NNT 5TT", 5, True),
+    ("1NNN 2NNN 3NNN 4NNN 5NNT 5NNN", 5, False),
+    ("1NNN 2NNN 3NNN 4NNN 5NNT 5NNT", 4, False),
+    ("1NNN 2NNN 3NNN 4NNN 5NNT 5NTT", 4, False),
+    ("1NNN 2NNN 3NNN 4NNN 5NNT 5TTT", 4, False),
     # '3+3 advice is sensible even when path has diverged from algorithm'
-    ("1NNN 1T", 1, True), ("1NNN 1NNT", 2, True), ("1NNN 1NTT", None, False), ("1NNN 1TTT", None, False),
+    ("1NNN 1T", 1, True),
+    ("1NNN 1NNT", 2, True),
+    ("1NNN 1NTT", None, False),
+    ("1NNN 1TTT", None, False),
 ]
 
 
@@ -220,23 +255,48 @@ def test_three_plus_three_reproduces_the_r_reference_without_deescalation(
 # 'Check 3+3 makes correct recommendations with de-escalation.' (num_doses = 5, strict_mode = FALSE).
 _TOP = "1NNN 2NNN 3NNN 4NNN 5NNT 5TTT"
 R_THREE_PLUS_THREE_KORN = [
-    ("", 1, True), ("1NNN", 2, True), ("1NNT", 1, True), ("1NTT", None, False), ("1TTT", None, False),
-    ("1NNN 2TT", 2, True), ("1NNN 2NNN", 3, True), ("1NNN 2NNT", 2, True), ("1NNN 2NTT", 1, True),
-    ("1NNN 2TTT", 1, True), ("1NNN 2NNT 2NNN", 3, True), ("1NNN 2NNT 2NNT", 1, True),
+    ("", 1, True),
+    ("1NNN", 2, True),
+    ("1NNT", 1, True),
+    ("1NTT", None, False),
+    ("1TTT", None, False),
+    ("1NNN 2TT", 2, True),
+    ("1NNN 2NNN", 3, True),
+    ("1NNN 2NNT", 2, True),
+    ("1NNN 2NTT", 1, True),
+    ("1NNN 2TTT", 1, True),
+    ("1NNN 2NNT 2NNN", 3, True),
+    ("1NNN 2NNT 2NNT", 1, True),
     ("1NNN 2NNT 2NTT", 1, True),
-    ("1NNN 2NNN 3NNN 4NNN 5NNN", 5, False), ("1NNN 2NNN 3NNN 4NNN 5NNT", 5, True),
-    ("1NNN 2NNN 3NNN 4NNN 5NTT", 4, True), ("1NNN 2NNN 3NNN 4NNN 5TTT", 4, True),
-    ("1NNN 2NNN 3NNN 4NNN 5NNT 5NNN", 5, False), ("1NNN 2NNN 3NNN 4NNN 5NNT 5NNT", 4, True),
-    (_TOP, 4, True), (f"{_TOP} 4N", 4, True), (f"{_TOP} 4TT", 4, True),
-    (f"{_TOP} 4NNN", 4, False), (f"{_TOP} 4NNT", 4, False), (f"{_TOP} 4NTT", 3, True),
-    (f"{_TOP} 4TTT", 3, True), (f"{_TOP} 4NTT 3NNN", 3, False), (f"{_TOP} 4NTT 3NNT", 3, False),
-    (f"{_TOP} 4NTT 3NTT", 2, True), (f"{_TOP} 4NTT 3TTT 2NNN", 2, False),
-    (f"{_TOP} 4NTT 3TTT 2NTT", 1, True), (f"{_TOP} 4NTT 3TTT 2NTT 1NN", 1, True),
-    (f"{_TOP} 4NTT 3TTT 2NTT 1NNN", 1, False), (f"{_TOP} 4NTT 3TTT 2NTT 1NNT", 1, False),
-    (f"{_TOP} 4NTT 3TTT 2NTT 1NTT", None, False), (f"{_TOP} 4NTT 3TTT 2NTT 1TTT", None, False),
+    ("1NNN 2NNN 3NNN 4NNN 5NNN", 5, False),
+    ("1NNN 2NNN 3NNN 4NNN 5NNT", 5, True),
+    ("1NNN 2NNN 3NNN 4NNN 5NTT", 4, True),
+    ("1NNN 2NNN 3NNN 4NNN 5TTT", 4, True),
+    ("1NNN 2NNN 3NNN 4NNN 5NNT 5NNN", 5, False),
+    ("1NNN 2NNN 3NNN 4NNN 5NNT 5NNT", 4, True),
+    (_TOP, 4, True),
+    (f"{_TOP} 4N", 4, True),
+    (f"{_TOP} 4TT", 4, True),
+    (f"{_TOP} 4NNN", 4, False),
+    (f"{_TOP} 4NNT", 4, False),
+    (f"{_TOP} 4NTT", 3, True),
+    (f"{_TOP} 4TTT", 3, True),
+    (f"{_TOP} 4NTT 3NNN", 3, False),
+    (f"{_TOP} 4NTT 3NNT", 3, False),
+    (f"{_TOP} 4NTT 3NTT", 2, True),
+    (f"{_TOP} 4NTT 3TTT 2NNN", 2, False),
+    (f"{_TOP} 4NTT 3TTT 2NTT", 1, True),
+    (f"{_TOP} 4NTT 3TTT 2NTT 1NN", 1, True),
+    (f"{_TOP} 4NTT 3TTT 2NTT 1NNN", 1, False),
+    (f"{_TOP} 4NTT 3TTT 2NTT 1NNT", 1, False),
+    (f"{_TOP} 4NTT 3TTT 2NTT 1NTT", None, False),
+    (f"{_TOP} 4NTT 3TTT 2NTT 1TTT", None, False),
     # 'A few more manual checks'
-    ("1NNN 2NNN 3NTT", 2, True), ("1NNN 2NNN 2NNN 3NTT", 2, False), ("1NTN 1NNN 2NNN 3NTT", 2, True),
-    ("1NTN 1NNN 2NTN 2NNN 3NTT", 2, False), ("1NTN 1NTN 2NTN 2NNN 3NTT", 2, False),
+    ("1NNN 2NNN 3NTT", 2, True),
+    ("1NNN 2NNN 2NNN 3NTT", 2, False),
+    ("1NTN 1NNN 2NNN 3NTT", 2, True),
+    ("1NTN 1NNN 2NTN 2NNN 3NTT", 2, False),
+    ("1NTN 1NTN 2NTN 2NNN 3NTT", 2, False),
     ("1NTN 1NTN 2NTN 2NTN 3NTT", None, False),
 ]
 
@@ -254,11 +314,21 @@ def test_three_plus_three_reproduces_the_r_reference_with_korn_deescalation(
 @pytest.mark.parametrize(
     ("outcomes", "dose", "cont"),
     [
-        ("2NNT 2NNN", 3, True), ("2NNT 2NNT", 1, True), ("2NNT 2NNT 1N", 1, True),
-        ("2NNT 2NNT 1NNN", 1, False), ("2NNT 2NNT 1NNT", 1, True), ("2NNT 2NNT 1NTT", None, False),
-        ("2NNT 2NTT 1NNN", 1, False), ("2NNT 2TTT 1NNT", 1, True), ("2NTT", 1, True), ("2NTT 1NNN", 1, False),
-        ("2NTT 1NNT", 1, True), ("2NTT 1NTT", None, False), ("2NTT 1NNT 1NNN", 1, False),
-        ("2NTT 1NNT 1NNT", None, False), ("2NTT 1NNT 1TTT", None, False),
+        ("2NNT 2NNN", 3, True),
+        ("2NNT 2NNT", 1, True),
+        ("2NNT 2NNT 1N", 1, True),
+        ("2NNT 2NNT 1NNN", 1, False),
+        ("2NNT 2NNT 1NNT", 1, True),
+        ("2NNT 2NNT 1NTT", None, False),
+        ("2NNT 2NTT 1NNN", 1, False),
+        ("2NNT 2TTT 1NNT", 1, True),
+        ("2NTT", 1, True),
+        ("2NTT 1NNN", 1, False),
+        ("2NTT 1NNT", 1, True),
+        ("2NTT 1NTT", None, False),
+        ("2NTT 1NNT 1NNN", 1, False),
+        ("2NTT 1NNT 1NNT", None, False),
+        ("2NTT 1NNT 1TTT", None, False),
     ],
 )
 def test_three_plus_three_deescalates_from_a_starting_dose_above_one_in_strict_mode(
@@ -311,16 +381,34 @@ def test_strict_mode_accepts_a_legitimate_path() -> None:
         ("", False, "No patients have been treated yet: start at dose 1."),
         ("1NNN", False, "0 of 3 patients at dose 1 had a DLT: escalate to dose 2."),
         ("1NNT", False, "1 of 3 patients at dose 1 had a DLT: expand dose 1 to 6 patients."),
-        ("1NN", False, "0 of 2 patients at dose 1 had a DLT so far; the cohort of 3 is not complete: "
-                       "continue at dose 1."),
-        ("1NTT", False, "2 of 3 patients at dose 1 had a DLT, which is too toxic, and there is no lower dose: "
-                        "stop the trial; no dose is recommended."),
-        ("1NNN 2NNT 2NNT", False, "2 of 6 patients at dose 2 had a DLT, which is too toxic: stop escalation "
-                                  "and recommend dose 1 (0 of 3 patients had a DLT there)."),
-        ("1NNN 2NNT 2NNT", True, "2 of 6 patients at dose 2 had a DLT, which is too toxic: de-escalate to "
-                                 "dose 1, which has only 3 patients, so that 6 are treated there."),
-        ("1NNN 2NNN 3NNN", False, "0 of 3 patients at dose 3 had a DLT and dose 3 is the highest dose: "
-                                  "stop and recommend dose 3."),
+        (
+            "1NN",
+            False,
+            "0 of 2 patients at dose 1 had a DLT so far; the cohort of 3 is not complete: continue at dose 1.",
+        ),
+        (
+            "1NTT",
+            False,
+            "2 of 3 patients at dose 1 had a DLT, which is too toxic, and there is no lower dose: "
+            "stop the trial; no dose is recommended.",
+        ),
+        (
+            "1NNN 2NNT 2NNT",
+            False,
+            "2 of 6 patients at dose 2 had a DLT, which is too toxic: stop escalation "
+            "and recommend dose 1 (0 of 3 patients had a DLT there).",
+        ),
+        (
+            "1NNN 2NNT 2NNT",
+            True,
+            "2 of 6 patients at dose 2 had a DLT, which is too toxic: de-escalate to "
+            "dose 1, which has only 3 patients, so that 6 are treated there.",
+        ),
+        (
+            "1NNN 2NNN 3NNN",
+            False,
+            "0 of 3 patients at dose 3 had a DLT and dose 3 is the highest dose: stop and recommend dose 3.",
+        ),
     ],
 )
 def test_three_plus_three_explains_its_advice_in_plain_words(
@@ -334,7 +422,7 @@ def test_recommendation_to_dict_has_exactly_the_three_public_keys() -> None:
         "recommended_dose": None,
         "continue": False,
         "reason": "2 of 3 patients at dose 1 had a DLT, which is too toxic, and there is no lower dose: "
-                  "stop the trial; no dose is recommended.",
+        "stop the trial; no dose is recommended.",
     }
     assert list(three_plus_three("1NNN", num_doses=3).to_dict()) == ["recommended_dose", "continue", "reason"]
 
@@ -399,9 +487,24 @@ def test_boin_boundaries_reject_the_inputs_r_boin_rejects(kwargs: dict[str, floa
 # The well-known BOIN decision table for target 0.3 (get.boundary(target = 0.3, ...)$full_boundary_tab):
 # n, escalate if DLTs <=, de-escalate if DLTs >=, eliminate if DLTs >= (None = NA).
 TABLE_TARGET_030 = [
-    (1, 0, 1, None), (2, 0, 1, None), (3, 0, 2, 3), (4, 0, 2, 3), (5, 1, 2, 4), (6, 1, 3, 4),
-    (7, 1, 3, 5), (8, 1, 3, 5), (9, 2, 4, 5), (10, 2, 4, 6), (11, 2, 4, 6), (12, 2, 5, 7),
-    (13, 3, 5, 7), (14, 3, 6, 8), (15, 3, 6, 8), (16, 3, 6, 8), (17, 4, 7, 9), (18, 4, 7, 9),
+    (1, 0, 1, None),
+    (2, 0, 1, None),
+    (3, 0, 2, 3),
+    (4, 0, 2, 3),
+    (5, 1, 2, 4),
+    (6, 1, 3, 4),
+    (7, 1, 3, 5),
+    (8, 1, 3, 5),
+    (9, 2, 4, 5),
+    (10, 2, 4, 6),
+    (11, 2, 4, 6),
+    (12, 2, 5, 7),
+    (13, 3, 5, 7),
+    (14, 3, 6, 8),
+    (15, 3, 6, 8),
+    (16, 3, 6, 8),
+    (17, 4, 7, 9),
+    (18, 4, 7, 9),
 ]
 
 
@@ -466,9 +569,16 @@ def test_probability_of_exceeding_the_target_after_three_of_three_dlts() -> None
 # The published example in escalation tests/testthat/test_boin.R: get_boin(num_doses = 5, target = 0.3).
 _EX = "1NNN 2NNN 3NTT 2NTN 3NNN 3NNN 4TTT"
 BOIN_PUBLISHED_EXAMPLE = [
-    ("1NNN", 2), ("1NNN 2NNN", 3), ("1NNN 2NNN 3NTT", 2), ("1NNN 2NNN 3NTT 2NTN", 3),
-    ("1NNN 2NNN 3NTT 2NTN 3NNN", 3), ("1NNN 2NNN 3NTT 2NTN 3NNN 3NNN", 4), (_EX, 3), (f"{_EX} 3NTN", 3),
-    (f"{_EX} 3NTN 3NNT", 3), (f"{_EX} 3NTN 3NNT 3TNN", 3),
+    ("1NNN", 2),
+    ("1NNN 2NNN", 3),
+    ("1NNN 2NNN 3NTT", 2),
+    ("1NNN 2NNN 3NTT 2NTN", 3),
+    ("1NNN 2NNN 3NTT 2NTN 3NNN", 3),
+    ("1NNN 2NNN 3NTT 2NTN 3NNN 3NNN", 4),
+    (_EX, 3),
+    (f"{_EX} 3NTN", 3),
+    (f"{_EX} 3NTN 3NNT", 3),
+    (f"{_EX} 3NTN 3NNT 3TNN", 3),
 ]
 
 
@@ -545,7 +655,9 @@ def test_boin_eliminates_a_dose_and_every_higher_dose(
 def test_boin_selects_the_mtd_like_select_mtd_in_the_r_example() -> None:
     # BOIN::select.mtd example: npts = c(3, 3, 15, 9, 0), ntox = c(0, 0, 4, 4, 0), target = 0.3.
     cohorts = [
-        CohortOutcome(1, "NNN"), CohortOutcome(2, "NNN"), CohortOutcome(3, "TTTT" + "N" * 11),
+        CohortOutcome(1, "NNN"),
+        CohortOutcome(2, "NNN"),
+        CohortOutcome(3, "TTTT" + "N" * 11),
         CohortOutcome(4, "TTTT" + "N" * 5),
     ]
     assert boin_select_mtd(cohorts, num_doses=5, target=0.3) == 3
