@@ -37,16 +37,14 @@ from cohorts.models import (
     ml_per_hour,
 )
 from cohorts.selectors import current_consent, eligibility_summary, site_today
-from core.errors import InvalidInput, PermissionDenied, RuleViolation
+from core.errors import InvalidInput, RuleViolation, require_permission
 from core.history import audit
 from trial.models import DoseLevel, Site, Trial, format_cells
 
 SCREENING_STATUSES = (Participant.Status.SCREENING, Participant.Status.ELIGIBLE, Participant.Status.SCREEN_FAILED)
 
 
-def _require(user, perm: str, action: str) -> None:
-    if not user.has_perm(perm):
-        raise PermissionDenied("permission_denied", f"Your role does not allow you to {action}.")
+_require = require_permission
 
 
 # --- screening -----------------------------------------------------------------------------

@@ -41,3 +41,9 @@ class PermissionDenied(DomainError):
 
     status_code = 403
     default_code = "permission_denied"
+
+
+def require_permission(user, perm: str, action: str) -> None:
+    """Services check the acting user's role themselves: the admin, the API and scripts share the check."""
+    if not user.has_perm(perm):
+        raise PermissionDenied("permission_denied", f"Your role does not allow you to {action}.")

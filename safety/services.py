@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from cohorts.models import ACTIVE_COHORT_STATES, Cohort, Participant
-from core.errors import InvalidInput, PermissionDenied, RuleViolation
+from core.errors import InvalidInput, PermissionDenied, RuleViolation, require_permission
 from core.history import audit
 from safety import dlt
 from safety.models import AdverseEvent, ReportingClock, SafetyReview, SignatureFailure, SignOff
@@ -36,9 +36,7 @@ SAE_CRITERIA = ("sae_death", "sae_life_threatening", "sae_hospitalisation", "sae
                 "sae_congenital_anomaly", "sae_other_important")  # fmt: skip
 
 
-def _require(user, perm: str, action: str) -> None:
-    if not user.has_perm(perm):
-        raise PermissionDenied("permission_denied", f"Your role does not allow you to {action}.")
+_require = require_permission
 
 
 def _validate(event: AdverseEvent) -> None:
