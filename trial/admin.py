@@ -69,7 +69,8 @@ class TrialAdmin(AuditedAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         # The registry ID identifies the trial everywhere (files, API, signatures): fixed once loaded.
-        return ("registry_id",) if obj else ()
+        # The status moves only through the committee's decisions (stop, MTD): an edit cannot reopen it.
+        return ("registry_id", "status") if obj else ()
 
 
 @admin.register(DoseLevel)

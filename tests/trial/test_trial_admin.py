@@ -101,3 +101,13 @@ def test_criteria_changelist_stays_at_a_constant_number_of_queries(
     client.force_login(UserFactory(username="dm", role=DATA_MANAGER))
     with django_assert_max_num_queries(12):
         assert client.get(reverse("admin:trial_eligibilitycriterion_changelist")).status_code == 200
+
+
+def test_a_stopped_trial_cannot_be_reopened_by_an_admin_edit(client, nct_trial):
+    Trial.objects.filter(pk=nct_trial.pk).update(status=Trial.Status.STOPPED)
+    nct_trial.refresh_from_db()
+    client.force_login(UserFactory(username="dm", role=DATA_MANAGER))
+    url = reverse("admin:trial_trial_change", args=[nct_trial.pk])
+    client.post(url, _change_form_data(nct_trial, status="recruiting", change_reason="Reopen"))
+    nct_trial.refresh_from_db()
+    assert nct_trial.status == Trial.Status.STOPPED
