@@ -35,6 +35,52 @@ from core.admin import AuditedAdmin, AuditedInline, ReasonForChangeForm
 from core.errors import DomainError
 from trial.models import EligibilityCriterion
 
+
+class RefusalClean:
+    """Shows a service's refusal of the previous submission as the form's own error."""
+
+    domain_error: DomainError | None = None
+
+    def clean(self):
+        cleaned = super().clean()
+        refused = self.domain_error
+        if refused is not None:
+            placed = False
+            for name, messages_ in refused.fields.items():
+                if name in self.fields and name not in self.errors:
+                    self.add_error(name, messages_[0] if messages_ else refused.message)
+                    placed = True
+            if not placed or refused.message not in (m for ms in refused.fields.values() for m in ms):
+                raise ValidationError(refused.message, code=refused.code)
+        return cleaned
+
+
+class ServiceRefusalForm(RefusalClean, forms.ModelForm):
+    pass
+
+
+class ServiceRefusalMixin:
+    """Catch a ``DomainError`` from a service called by ``save_model``/``save_related``: the view's
+    transaction is rolled back (nothing saved), and the submitted form is shown again with the refusal."""
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except DomainError as refused:
+            if request.method != "POST" or getattr(request, "_domain_error", None) is not None:
+                raise
+            request._domain_error = refused
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        refused = getattr(request, "_domain_error", None)
+        if not refused:
+            return form
+        bases = (form,) if issubclass(form, RefusalClean) else (RefusalClean, form)
+        return type(form.__name__, bases, {"domain_error": refused})
+
+
 VERDICT_MARKS = {"met": "✔", "not_met": "✘", "needs_judgment": "?", "missing": "…"}
 
 
@@ -51,7 +97,7 @@ class EnrollmentInline(admin.TabularInline):
 
 
 @admin.register(Participant)
-class ParticipantAdmin(AuditedAdmin):
+class ParticipantAdmin(ServiceRefusalMixin, AuditedAdmin):
     list_display = ("screening_number", "study_id", "status", "screening_verdict", "cohort", "site", "replaced")
     list_filter = ("status", "trial", "site", "replaced")
     search_fields = ("screening_number", "study_id")
@@ -129,7 +175,7 @@ class FractureInline(AuditedInline):
 
 
 @admin.register(ScreeningRecord)
-class ScreeningRecordAdmin(AuditedAdmin):
+class ScreeningRecordAdmin(ServiceRefusalMixin, AuditedAdmin):
     list_display = ("participant", "screening_date", "verdict", "evaluated_at")
     list_filter = ("verdict", "participant__trial")
     search_fields = ("participant__screening_number", "participant__study_id")
@@ -225,7 +271,7 @@ class JudgmentForm(forms.ModelForm):
 
 
 @admin.register(JudgmentConfirmation)
-class JudgmentConfirmationAdmin(AuditedAdmin):
+class JudgmentConfirmationAdmin(ServiceRefusalMixin, AuditedAdmin):
     form = JudgmentForm
     list_display = ("participant", "code", "satisfied", "confirmed_by", "confirmed_at")
     list_filter = ("code", "satisfied")
@@ -251,7 +297,7 @@ class ConsentDocumentAdmin(AuditedAdmin):
 
 
 @admin.register(ConsentRecord)
-class ConsentRecordAdmin(AuditedAdmin):
+class ConsentRecordAdmin(ServiceRefusalMixin, AuditedAdmin):
     list_display = ("participant", "document", "signed_at", "obtained_by", "withdrawn_at")
     list_filter = ("document", "withdrawn_at")
     list_select_related = ("participant", "document", "obtained_by")
@@ -326,44 +372,6 @@ class EnrollmentAdmin(AuditedAdmin):
 # Every write calls a service. When a service refuses (a hold, an expired product, a malformed rate),
 # the transaction of the admin view is rolled back and the same form is shown again, with the nurse's
 # input and the refusal in plain words (``ServiceRefusalMixin``).
-
-class ServiceRefusalForm(forms.ModelForm):
-    """A form that shows a service's refusal of the previous submission as its own error."""
-
-    domain_error: DomainError | None = None
-
-    def clean(self):
-        cleaned = super().clean()
-        refused = self.domain_error
-        if refused is not None:
-            placed = False
-            for name, messages_ in refused.fields.items():
-                if name in self.fields and name not in self.errors:
-                    self.add_error(name, messages_[0] if messages_ else refused.message)
-                    placed = True
-            if not placed or refused.message not in (m for ms in refused.fields.values() for m in ms):
-                raise ValidationError(refused.message, code=refused.code)
-        return cleaned
-
-
-class ServiceRefusalMixin:
-    """Catch a ``DomainError`` from a service called by ``save_model``/``save_related``: the view's
-    transaction is rolled back (nothing saved), and the submitted form is shown again with the refusal."""
-
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except DomainError as refused:
-            if request.method != "POST" or getattr(request, "_domain_error", None) is not None:
-                raise
-            request._domain_error = refused
-            return super().changeform_view(request, object_id, form_url, extra_context)
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form = super().get_form(request, obj, change=change, **kwargs)
-        refused = getattr(request, "_domain_error", None)
-        return type(form.__name__, (form,), {"domain_error": refused}) if refused else form
-
 
 def _plain(number: Decimal) -> str:
     return format(number.normalize(), "f")

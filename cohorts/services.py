@@ -339,7 +339,7 @@ def enroll_participant(*, participant: Participant, cohort: Cohort, by) -> Enrol
 
     Locks the participant row (so her screening, judgments and consent hold still), evaluates her
     eligibility, and only then locks the cohort row, for as short a time as possible: check, take the
-    next slot, insert. Locks are always taken participant first, cohort second (as in every service).
+    next slot, insert. Participant first, cohort second: the lock order of every service.
     Refusals come in this order: cohort paused / trial stopped, cohort full, cohort not open, another
     trial, already enrolled, not eligible, judgment pending, no consent. Assigns the study ID and slot;
     the first enrollee is the cohort's sentinel; at capacity the cohort becomes full.
@@ -627,8 +627,15 @@ def _locked_cohort(pk: int) -> Cohort:
     return Cohort.objects.select_for_update(of=("self",)).select_related("trial", "dose_level").get(pk=pk)
 
 
+def _lock_participant(pk: int) -> None:
+    list(Participant.objects.select_for_update(of=("self",)).filter(pk=pk).values_list("pk", flat=True))
+
+
 def _lock_infusion(infusion: Infusion) -> tuple[Cohort, Infusion]:
-    """Lock the cohort row then the infusion (always in this order, as ``infusion_start`` does)."""
+    """Lock the participant, the cohort, then the infusion. Every service takes row locks in the order
+    participant → cohort → infusion / review (the trial row first when a service needs it), so two
+    services can never wait for each other's locks."""
+    _lock_participant(infusion.participant_id)
     cohort = _locked_cohort(infusion.cohort_id)
     infusion = (
         Infusion.objects.select_for_update(of=("self",))
@@ -673,10 +680,10 @@ def infusion_start(
         enrollment = Enrollment.objects.filter(participant=participant).first()
         if enrollment is None:
             raise RuleViolation("not_enrolled", f"{participant} is not enrolled in a cohort: no infusion.")
-        cohort = _locked_cohort(enrollment.cohort_id)
         participant = (
             Participant.objects.select_for_update(of=("self",)).select_related("site", "trial").get(pk=participant.pk)
         )
+        cohort = _locked_cohort(enrollment.cohort_id)  # participant first, then cohort (the lock order)
         trial = cohort.trial
         if participant.replaced:
             raise RuleViolation("not_enrolled", f"{participant} is marked replaced (not evaluable): no infusion.")

@@ -428,6 +428,8 @@ def review_sign(*, review: SafetyReview, user, password: str, meaning: str, comm
         raise RuleViolation("signer_name_missing", "Your account has no full name: a signature must show it.")
     with transaction.atomic():
         trial = Trial.objects.select_for_update().get(pk=review.trial_id)  # serialises the trial's signature chain
+        # Lock order trial → cohort → review, as the stopping rule's participant → cohort → review.
+        list(Cohort.objects.select_for_update(of=("self",)).filter(pk=review.cohort_id).values_list("pk", flat=True))
         review = (
             SafetyReview.objects.select_for_update(of=("self",)).select_related("cohort__dose_level").get(pk=review.pk)
         )

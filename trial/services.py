@@ -93,7 +93,9 @@ def protocol_load(*, path: Path, by=None, sync: bool = False) -> LoadReport:
             report.created = True
             report.changes.append(f"trial {trial.registry_id}: created")
         else:
-            delta = _diff(trial, trial_values)
+            # The file's status applies when the trial is created; after that only the committee's
+            # decisions (stop, MTD) move it, so --sync never reopens a stopped trial.
+            delta = _diff(trial, {k: v for k, v in trial_values.items() if k != "status"})
             lines = [f"trial.{k}: {getattr(trial, k)!r} → {v!r}" for k, v in delta.items()]
             if delta and sync:
                 for name, value in delta.items():

@@ -119,3 +119,35 @@ def test_participant_and_cohort_changelists_take_a_constant_number_of_queries(
     with django_assert_max_num_queries(12):
         page = client.get(reverse("admin:cohorts_cohort_changelist"))
     assert f"{min(participants, 3)} / 3" in page.content.decode()
+
+
+def test_a_refused_consent_shows_the_reason_on_the_form_and_saves_nothing(client, nct_trial):
+    from django.utils import timezone
+
+    from cohorts.models import ConsentRecord
+
+    coordinator, _ = staff_users()
+    participant = eligible_participant(nct_trial, number="S500", consent=False)
+    document = consent_document(nct_trial)
+    client.force_login(coordinator)
+    tomorrow = timezone.localtime(timezone.now() + dt.timedelta(days=1))
+    response = client.post(reverse("admin:cohorts_consentrecord_add"), {
+        "participant": participant.pk, "document": document.pk, "signed_at_0": tomorrow.strftime("%Y-%m-%d"),
+        "signed_at_1": tomorrow.strftime("%H:%M:%S"), "witness_name": "",
+    })  # fmt: skip
+    assert response.status_code == 200
+    assert "Consent cannot be signed in the future." in response.content.decode()
+    assert ConsentRecord.objects.count() == 0
+
+
+def test_a_judgment_after_enrollment_is_refused_on_the_form(client, nct_trial):
+    coordinator, investigator = staff_users()
+    cohort = services.cohort_open_first(trial=nct_trial, by=investigator)
+    participant = eligible_participant(nct_trial, number="S600")
+    services.enroll_participant(participant=participant, cohort=cohort, by=coordinator)
+    client.force_login(investigator)
+    response = client.post(reverse("admin:cohorts_judgmentconfirmation_add"),
+                           {"participant": participant.pk, "code": "I4", "note": "late"})  # fmt: skip
+    assert response.status_code == 200
+    assert "eligibility judgments can no longer change" in response.content.decode()
+    assert not participant.judgments.filter(code="I4").exists()

@@ -128,3 +128,11 @@ def test_loading_writes_an_audit_row_for_every_record_with_the_file_as_reason():
     assert set(DoseLevel.history.values_list("history_change_reason", flat=True)) == {
         "Loaded from protocol file NCT06949137.json (version registry record 2025-04-29)"
     }
+
+
+def test_sync_never_reopens_a_trial_the_committee_stopped():
+    _run()
+    Trial.objects.filter(registry_id="NCT06949137").update(status=Trial.Status.STOPPED)
+    report, _ = _run("--sync")
+    assert Trial.objects.get().status == Trial.Status.STOPPED
+    assert not any("status" in line for line in report["changes"] + report["differences_kept"])
