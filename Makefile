@@ -13,7 +13,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-install: $(STAMP)
+# A per-machine secret key under var/ (git-ignored) so that manage.py works here without exporting one.
+var/secret_key:
+	mkdir -p var
+	$(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))' > var/secret_key
+	chmod 600 var/secret_key
+
+install: $(STAMP) var/secret_key
 
 migrate: install
 	$(PY) manage.py migrate --noinput
