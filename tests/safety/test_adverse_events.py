@@ -105,22 +105,32 @@ def test_a_serious_event_starts_the_24_hour_sponsor_clock_from_the_site_awarenes
     assert clocks == {"sponsor_24h": aware + dt.timedelta(hours=24)}
 
 
+AWARE = dt.datetime(2026, 11, 20, 9, 0, tzinfo=SHANGHAI)
+SPONSOR_DUE = dt.datetime(2026, 11, 21, 9, 0, tzinfo=SHANGHAI)
+
+
 @pytest.mark.parametrize(
-    ("criteria", "kind", "days"),
-    [({"sae_life_threatening": True}, "susar_7d", 7), ({"sae_hospitalisation": True}, "susar_15d", 15)],
-)
-def test_a_related_unexpected_serious_event_is_a_susar_with_its_regulatory_clock(infused, criteria, kind, days):
-    aware = dt.datetime(2026, 11, 20, 9, 0, tzinfo=SHANGHAI)
+    ("criteria", "relationship", "expected", "clocks"),
+    [
+        # SUSAR: serious, related (possible or more), unexpected — 7 days if fatal/life-threatening, else 15.
+        ({"sae_life_threatening": True}, "probable", False,
+         {"sponsor_24h": SPONSOR_DUE, "susar_7d": dt.datetime(2026, 11, 27, 9, 0, tzinfo=SHANGHAI)}),
+        ({"sae_hospitalisation": True}, "probable", False,
+         {"sponsor_24h": SPONSOR_DUE, "susar_15d": dt.datetime(2026, 12, 5, 9, 0, tzinfo=SHANGHAI)}),
+        ({"sae_hospitalisation": True}, "possible", False,
+         {"sponsor_24h": SPONSOR_DUE, "susar_15d": dt.datetime(2026, 12, 5, 9, 0, tzinfo=SHANGHAI)}),
+        # Not a SUSAR: expected per the brochure, or related below "possible" — the sponsor clock only.
+        ({"sae_life_threatening": True}, "probable", True, {"sponsor_24h": SPONSOR_DUE}),
+        ({"sae_life_threatening": True}, "unlikely", False, {"sponsor_24h": SPONSOR_DUE}),
+    ],
+)  # fmt: skip
+def test_a_serious_event_starts_exactly_the_clocks_its_relationship_and_expectedness_call_for(
+    infused, criteria, relationship, expected, clocks
+):
     with time_machine.travel(dt.datetime(2026, 11, 20, 10, 0, tzinfo=SHANGHAI)):
-        event = _record(infused, serious=True, relationship="probable", expected=False, site_aware_at=aware,
+        event = _record(infused, serious=True, relationship=relationship, expected=expected, site_aware_at=AWARE,
                         **criteria)  # fmt: skip
-    due = {c.kind: c.due_at.astimezone(SHANGHAI) for c in event.clocks.all()}
-    assert (
-        due[kind] == dt.datetime(2026, 11, 20 + days, 9, 0, tzinfo=SHANGHAI)
-        if days == 7
-        else due[kind] == (dt.datetime(2026, 12, 5, 9, 0, tzinfo=SHANGHAI))
-    )
-    assert set(due) == {"sponsor_24h", kind}
+    assert {c.kind: c.due_at.astimezone(SHANGHAI) for c in event.clocks.all()} == clocks
 
 
 def test_saving_a_serious_event_again_starts_no_second_clock(infused):
