@@ -28,8 +28,8 @@ from safety.review_api import EscalationHistoryView, SafetyReviewViewSet, TrialS
 review_router = DefaultRouter()
 review_router.register("reviews", SafetyReviewViewSet, basename="review")
 urlpatterns += [
-    path("trials/<str:registry_id>/escalation-history/", EscalationHistoryView.as_view(), name="escalation-history"),
-    path("trials/<str:registry_id>/summary/", TrialSummaryView.as_view(), name="trial-summary"),
+    path("trials/<slug:registry_id>/escalation-history/", EscalationHistoryView.as_view(), name="escalation-history"),
+    path("trials/<slug:registry_id>/summary/", TrialSummaryView.as_view(), name="trial-summary"),
     *review_router.urls,
 ]
 

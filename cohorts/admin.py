@@ -134,7 +134,12 @@ class ParticipantAdmin(ServiceRefusalMixin, AuditedAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            return super().save_model(request, obj, form, change)
+            changed = {n: form.cleaned_data[n] for n in services.PARTICIPANT_EDITABLE if n in form.changed_data}
+            if changed:  # through the service: validated, refused after enrollment, eligibility re-evaluated
+                services.participant_update(
+                    participant=obj, values=changed, reason=form.cleaned_data.get("change_reason", ""), by=request.user
+                )
+            return None
         created = services.participant_register(
             trial=obj.trial, site=obj.site, screening_number=obj.screening_number, date_of_birth=obj.date_of_birth,
             sex=obj.sex, initials=obj.initials, by=request.user,
@@ -373,6 +378,7 @@ class EnrollmentAdmin(AuditedAdmin):
 # the transaction of the admin view is rolled back and the same form is shown again, with the nurse's
 # input and the refusal in plain words (``ServiceRefusalMixin``).
 
+
 def _plain(number: Decimal) -> str:
     return format(number.normalize(), "f")
 
@@ -606,8 +612,10 @@ class InfusionAdmin(ServiceRefusalMixin, AuditedAdmin):
                      "drop_factor", "derived", "premedication", "stop_reason", "administered_by")  # fmt: skip
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(
-            flagged_count=Count("readings", filter=Q(readings__out_of_range=True))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(flagged_count=Count("readings", filter=Q(readings__out_of_range=True)))
         )
 
     def get_form(self, request, obj=None, change=False, **kwargs):
@@ -731,7 +739,9 @@ class InfusionAdmin(ServiceRefusalMixin, AuditedAdmin):
             data = inline_form.cleaned_data
             if formset.model is DripRateReading:
                 reading = services.drip_rate_record(
-                    infusion=infusion, observed_at=data["observed_at"], drops_per_minute=data["drops_per_minute"],
+                    infusion=infusion,
+                    observed_at=data["observed_at"],
+                    drops_per_minute=data["drops_per_minute"],
                     by=request.user,
                 )
                 formset.new_objects.append(reading)
@@ -929,9 +939,7 @@ class ParticipantTimelineAdmin(ParticipantAdmin):
                          hold.message if hold else "Can be infused now."))  # fmt: skip
         if not rows:
             return "Not enrolled yet."
-        body = format_html_join(
-            "", '<tr style="color:{}"><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>', rows
-        )
+        body = format_html_join("", '<tr style="color:{}"><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>', rows)
         return format_html("<table><tr><th>What</th><th>When</th><th>Window</th><th>Status</th></tr>{}</table>", body)
 
 

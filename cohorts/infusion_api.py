@@ -514,6 +514,7 @@ class ProtocolDeviationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
 
     serializer_class = ProtocolDeviationSerializer
     permission_classes = [RoleActionPermissions]
+
     def get_queryset(self) -> QuerySet[ProtocolDeviation]:
         return selectors.deviation_list()
 

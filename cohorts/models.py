@@ -298,6 +298,15 @@ class Cohort(models.Model):
             ),
             models.UniqueConstraint(fields=["trial"], condition=Q(state="open"), name="cohort_one_open_per_trial"),
             models.CheckConstraint(condition=Q(capacity__gte=1), name="cohort_capacity_positive"),
+            # A paused cohort remembers the state to resume to; no other cohort carries one.
+            models.CheckConstraint(
+                condition=(Q(state="paused") & ~Q(state_before_pause="") & ~Q(state_before_pause="paused"))
+                | (~Q(state="paused") & Q(state_before_pause="")),
+                name="cohort_pause_remembers_state",
+            ),
+            models.CheckConstraint(
+                condition=~Q(state="closed") | Q(closed_at__isnull=False), name="cohort_closed_has_time"
+            ),
             models.CheckConstraint(condition=Q(sequence__gte=1), name="cohort_sequence_positive"),
         ]
 
@@ -323,6 +332,7 @@ class Enrollment(models.Model):
             models.UniqueConstraint(fields=["trial", "participant"], name="enrollment_one_per_participant"),
             models.UniqueConstraint(fields=["cohort", "slot"], name="enrollment_unique_slot"),
             models.UniqueConstraint(fields=["cohort"], condition=Q(is_sentinel=True), name="enrollment_one_sentinel"),
+            models.CheckConstraint(condition=~Q(is_sentinel=True) | Q(slot=1), name="enrollment_sentinel_is_slot_1"),
             models.CheckConstraint(
                 condition=Q(slot__gte=1) & Q(slot__lte=F("cohort_capacity")), name="enrollment_slot_within_capacity"
             ),
@@ -590,8 +600,12 @@ class VitalSigns(models.Model):
                 violation_error_message="The systolic blood pressure must be above the diastolic.",
             ),
             models.CheckConstraint(
-                condition=Q(systolic_bp__isnull=False) | Q(diastolic_bp__isnull=False) | Q(heart_rate__isnull=False)
-                | Q(temperature_c__isnull=False) | Q(spo2_pct__isnull=False) | Q(respiratory_rate__isnull=False),
+                condition=Q(systolic_bp__isnull=False)
+                | Q(diastolic_bp__isnull=False)
+                | Q(heart_rate__isnull=False)
+                | Q(temperature_c__isnull=False)
+                | Q(spo2_pct__isnull=False)
+                | Q(respiratory_rate__isnull=False),
                 name="vitals_at_least_one_measure",
                 violation_error_message="Give at least one vital sign.",
             ),

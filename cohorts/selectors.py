@@ -303,6 +303,11 @@ class InfusionReadiness:
     hold: InfusionHold | None
 
 
+NOT_INFUSABLE_STATUSES = (
+    Participant.Status.WITHDRAWN, Participant.Status.LOST_TO_FOLLOW_UP, Participant.Status.COMPLETED,
+)  # fmt: skip
+
+
 def cohort_infusion_readiness(*, cohort: Cohort, at: datetime | None = None) -> list[InfusionReadiness]:
     """Each enrolled participant of ``cohort`` still to be infused, and what holds her back now."""
     infused = set(Infusion.objects.filter(cohort=cohort).values_list("participant_id", flat=True))
@@ -310,7 +315,9 @@ def cohort_infusion_readiness(*, cohort: Cohort, at: datetime | None = None) -> 
     return [
         InfusionReadiness(e.participant, e.is_sentinel, infusion_hold(participant=e.participant, at=at, cohort=cohort))
         for e in enrollments
-        if e.participant_id not in infused and not e.participant.replaced
+        if e.participant_id not in infused
+        and not e.participant.replaced
+        and e.participant.status not in NOT_INFUSABLE_STATUSES
     ]
 
 

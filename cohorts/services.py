@@ -70,7 +70,9 @@ def participant_register(
         participant.full_clean(validate_constraints=False)
     except ValidationError as exc:
         raise InvalidInput("invalid", "The participant's details are not valid.", exc.message_dict) from None
-    if isinstance(date_of_birth, date) and date_of_birth > timezone.localdate():
+    if isinstance(date_of_birth, date) and date_of_birth > timezone.localdate(
+        timezone=zoneinfo.ZoneInfo(site.time_zone)
+    ):
         raise InvalidInput("invalid", "The date of birth is in the future.", {"date_of_birth": ["In the future."]})
     # Input is validated first: PostgreSQL refuses a NUL byte even in a lookup.
     if Participant.objects.filter(trial=trial, screening_number=screening_number).exists():
@@ -86,6 +88,40 @@ def participant_register(
             "duplicate_screening_number", f"Screening number {screening_number} is already used in this trial.",
             {"screening_number": ["Already used."]},
         ) from None  # fmt: skip
+    return participant
+
+
+PARTICIPANT_EDITABLE = ("initials", "date_of_birth", "sex")
+
+
+def participant_update(*, participant: Participant, values: Mapping[str, Any], reason: str, by) -> Participant:
+    """Correct who the participant is (initials, date of birth, sex) during screening; eligibility is
+    evaluated again in the same transaction. After enrollment these no longer change."""
+    _require(by, "cohorts.change_participant", "correct participant details")
+    unknown = sorted(set(values) - set(PARTICIPANT_EDITABLE))
+    if unknown:
+        raise InvalidInput("unknown_fields", f"These cannot be changed here: {', '.join(unknown)}.",
+                           {k: ["Not editable."] for k in unknown})  # fmt: skip
+    reason = _text(reason, field="reason", label="The reason for change", max_length=500, required=True,
+                   code="reason_required")  # fmt: skip
+    with transaction.atomic():
+        participant = Participant.objects.select_for_update(of=("self",)).select_related("site").get(pk=participant.pk)
+        if participant.status not in SCREENING_STATUSES:
+            raise RuleViolation("screening_closed", f"{participant} is {participant.get_status_display().lower()}: "
+                                "her details can no longer change.")  # fmt: skip
+        for name, value in values.items():
+            if isinstance(value, str) and "\x00" in value:
+                raise InvalidInput("invalid", "Text cannot contain NUL characters.", {name: ["NUL character."]})
+            setattr(participant, name, value)
+        try:
+            participant.full_clean(validate_constraints=False)
+        except ValidationError as exc:
+            raise InvalidInput("invalid", "The participant's details are not valid.", exc.message_dict) from None
+        if participant.date_of_birth > timezone.localdate(timezone=zoneinfo.ZoneInfo(participant.site.time_zone)):
+            raise InvalidInput("invalid", "The date of birth is in the future.", {"date_of_birth": ["In the future."]})
+        audit(participant, by=by, reason=reason).save()
+        eligibility_evaluate(participant=participant, by=by)
+    participant.refresh_from_db()
     return participant
 
 
@@ -258,6 +294,7 @@ def consent_record(
             f"({document.effective_from} to {document.effective_to or 'now'}).",
         )
     with transaction.atomic():
+        witness_name = _text(witness_name, field="witness_name", label="The witness's name", max_length=120)
         record = ConsentRecord(participant=participant, document=document, signed_at=signed_at, obtained_by=by,
                                witness_name=witness_name)  # fmt: skip
         audit(record, by=by, reason=f"Consent v{document.version} signed").save()

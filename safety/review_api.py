@@ -43,6 +43,11 @@ class ReviewSerializer(serializers.ModelSerializer):
         return services.protocol_recommendation(obj)
 
 
+class ReviewFilterSerializer(serializers.Serializer):
+    trial = serializers.RegexField(r"^[A-Za-z0-9_-]{1,32}$", required=False)
+    state = serializers.ChoiceField(choices=SafetyReview.State.choices, required=False)
+
+
 class OpenReviewSerializer(serializers.Serializer):
     cohort = serializers.PrimaryKeyRelatedField(queryset=Cohort.objects.all())
     reason = serializers.CharField(max_length=2000)
@@ -67,12 +72,12 @@ class SafetyReviewViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet
 
     def get_queryset(self):
         queryset = super().get_queryset()
-        trial = self.request.query_params.get("trial")
-        if trial:
-            queryset = queryset.filter(trial__registry_id=trial)
-        state = self.request.query_params.get("state")
-        if state:
-            queryset = queryset.filter(state=state)
+        filters = ReviewFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)  # a bad value (a NUL byte, an unknown state) is a 400
+        if filters.validated_data.get("trial"):
+            queryset = queryset.filter(trial__registry_id=filters.validated_data["trial"])
+        if filters.validated_data.get("state"):
+            queryset = queryset.filter(state=filters.validated_data["state"])
         return queryset.order_by("-opened_at")
 
     @extend_schema(request=OpenReviewSerializer, responses={201: ReviewSerializer})

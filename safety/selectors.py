@@ -5,7 +5,7 @@ import json
 import zoneinfo
 from datetime import timedelta
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
 from cohorts.models import Cohort, Enrollment, Participant
@@ -41,7 +41,7 @@ def confirmed_dlts_at_dose(cohort: Cohort) -> int:
 def adverse_event_list() -> QuerySet[AdverseEvent]:
     return AdverseEvent.objects.select_related(
         "participant__site", "ctcae_term", "reported_by", "dlt_decided_by"
-    ).prefetch_related("clocks")
+    ).prefetch_related(Prefetch("clocks", queryset=ReportingClock.objects.select_related("done_by")))
 
 
 def overdue_clocks() -> QuerySet[ReportingClock]:

@@ -13,8 +13,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from cohorts.models import ACTIVE_COHORT_STATES, Cohort, Participant
-from core.errors import InvalidInput, PermissionDenied, RuleViolation, require_permission
+from cohorts.models import ACTIVE_COHORT_STATES, Cohort, Enrollment, Participant
+from core.errors import DomainError, InvalidInput, PermissionDenied, RuleViolation, require_permission
 from core.history import audit
 from safety import dlt
 from safety.models import AdverseEvent, ReportingClock, SafetyReview, SignatureFailure, SignOff
@@ -42,6 +42,9 @@ _require = require_permission
 def _validate(event: AdverseEvent) -> None:
     """Refuse bad input with a clear message before anything is written."""
     problems: dict[str, list[str]] = {}
+    for name in ("verbatim_term", "ctcae_term_text"):  # PostgreSQL refuses NUL: a clear 400, not a 500
+        if "\x00" in (getattr(event, name) or ""):
+            problems[name] = ["Text cannot contain NUL characters."]
     if not isinstance(event.grade, int) or not 1 <= event.grade <= 5:
         problems["grade"] = [f"CTCAE grade must be 1 to 5, not {event.grade!r}."]
     if event.relationship not in AdverseEvent.Relationship.values:
@@ -236,6 +239,9 @@ def clock_complete(*, clock: ReportingClock, done_at: datetime, reported_to: str
     _require(by, "safety.change_reportingclock", "record expedited reports")
     if not reported_to.strip():
         raise InvalidInput("recipient_required", "Say to whom it was reported.", {"reported_to": ["Required."]})
+    if "\x00" in reported_to or len(reported_to) > 200:
+        raise InvalidInput("invalid", "The recipient must be plain text of at most 200 characters.",
+                           {"reported_to": ["Invalid."]})  # fmt: skip
     with transaction.atomic():
         clock = ReportingClock.objects.select_for_update().get(pk=clock.pk)
         if clock.done_at:
@@ -279,6 +285,8 @@ def review_open_scheduled(*, cohort: Cohort, by=None) -> SafetyReview:
             raise RuleViolation("cohort_not_observing", f"{cohort} is {cohort.get_state_display().lower()}.")
         if not dlt_windows_complete(cohort):
             raise RuleViolation("dlt_windows_running", f"DLT windows of {cohort} are still running.")
+        if SafetyReview.objects.filter(cohort=cohort, state=SafetyReview.State.OPEN).exists():
+            raise RuleViolation("review_already_open", f"{cohort} already has an open review (called by the chair).")
         cohort.state = Cohort.State.IN_REVIEW
         audit(cohort, by=by, reason="Every participant completed the DLT window: safety review opened").save()
         return _new_review(cohort=cohort, kind=SafetyReview.Kind.SCHEDULED, reason="DLT windows complete", by=by)
@@ -293,8 +301,8 @@ def reviews_open_due(*, by=None) -> list[SafetyReview]:
         if dlt_windows_complete(cohort):
             try:
                 opened.append(review_open_scheduled(cohort=cohort, by=by))
-            except RuleViolation:
-                continue  # another worker opened it first: the cohort is no longer observing
+            except DomainError:
+                continue  # another worker opened it first, or the chair's review is open: next cohort
     return opened
 
 
@@ -336,6 +344,23 @@ def protocol_recommendation(review: SafetyReview) -> str:
     return SafetyReview.Decision.EXPAND
 
 
+def _check_snapshot_current(review: SafetyReview) -> None:
+    """The committee signs what it saw; if the safety data changed since (a new DLT candidate, a DLT
+    confirmed or rejected), the snapshot is stale and no decision on it may be signed or take effect."""
+    live_candidates = AdverseEvent.objects.filter(
+        participant__trial=review.trial, dlt_status=AdverseEvent.DltStatus.CANDIDATE
+    ).exists()
+    if live_candidates:
+        raise RuleViolation("dlt_pending", "A DLT candidate awaits an investigator's decision: no decision can be "
+                            "signed until it is decided and a new review shows it.")  # fmt: skip
+    current = review_snapshot(review.cohort)
+    seen = {d["dose_level"]: d["dlts"] for d in review.snapshot["dose_levels"]}
+    now = {d["dose_level"]: d["dlts"] for d in current["dose_levels"]}
+    if seen != now:
+        raise RuleViolation("snapshot_stale", "DLTs changed since this review opened: the committee must review "
+                            "the current data in a new review.")  # fmt: skip
+
+
 def _check_decision_possible(review: SafetyReview, decision: str) -> None:
     from cohorts.selectors import dlt_windows_complete
 
@@ -345,9 +370,25 @@ def _check_decision_possible(review: SafetyReview, decision: str) -> None:
     if review.snapshot["adverse_events"]["pending_dlt_candidates"]:
         raise RuleViolation("dlt_pending", "Investigators must first confirm or reject every DLT candidate; "
                             "then open a new review with the decided data.")  # fmt: skip
+    _check_snapshot_current(review)
     if decision == SafetyReview.Decision.ESCALATE and level + 1 not in levels:
         raise RuleViolation("no_higher_dose", f"Dose level {level} is the highest: no escalation.")
-    if decision in (SafetyReview.Decision.ESCALATE, SafetyReview.Decision.EXPAND) and not dlt_windows_complete(cohort):
+    target = {SafetyReview.Decision.ESCALATE: level + 1, SafetyReview.Decision.EXPAND: level,
+              SafetyReview.Decision.DEESCALATE: level - 1}.get(decision)  # fmt: skip
+    if target in levels:
+        # Places already given to the dose: every cohort's capacity there, replaced participants aside.
+        capacity = sum(review.trial.cohorts.filter(dose_level__level=target).values_list("capacity", flat=True))
+        replaced = Enrollment.objects.filter(
+            trial=review.trial, cohort__dose_level__level=target, participant__replaced=True
+        ).count()
+        allocated = capacity - replaced
+        if allocated + review.trial.cohort_size > review.trial.max_per_dose_level:
+            raise RuleViolation(
+                "dose_level_full",
+                f"Dose level {target} already has {allocated} places; another cohort of "
+                f"{review.trial.cohort_size} would exceed the protocol's {review.trial.max_per_dose_level}.",
+            )
+    if target is not None and not dlt_windows_complete(cohort):
         # Safety rule 1: no cohort opens while any participant of the reviewed one is inside the DLT window.
         raise RuleViolation("dlt_windows_running", f"Every DLT window of {cohort} must be complete first.")
     if decision == SafetyReview.Decision.DEESCALATE and level - 1 not in levels:
@@ -442,6 +483,7 @@ def review_sign(*, review: SafetyReview, user, password: str, meaning: str, comm
                                 "it cannot be signed. Open a new review.")  # fmt: skip
         if review.signatures.filter(signer=user).exists():
             raise RuleViolation("already_signed", "You have already signed this review.")
+        _check_snapshot_current(review)
         last = SignOff.objects.filter(trial=trial).order_by("-sequence").first()
         signed_at = timezone.now()
         previous = last.digest if last else ""
@@ -492,6 +534,7 @@ def _make_effective(review: SafetyReview, *, by) -> None:
         audit(cohort, by=by, reason=f"Resumed by safety review {review.pk}").save()
     else:
         cohort.state, cohort.closed_at, cohort.decision = Cohort.State.CLOSED, now, review.decision
+        cohort.state_before_pause = ""  # a paused cohort closed by stop / de-escalate is no longer paused
         audit(cohort, by=by, reason=f"Closed by safety review {review.pk}: {review.get_decision_display()}").save()
     level = cohort.dose_level.level
     target = {Decision.ESCALATE: level + 1, Decision.EXPAND: level, Decision.DEESCALATE: level - 1}.get(review.decision)

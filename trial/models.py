@@ -6,11 +6,22 @@ and a second trial with other dose levels, cohort sizes or windows needs no code
 
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
 from core.history import audited_history
+
+
+def validate_time_zone(value: str) -> None:
+    """An IANA zone name: every site date (DLT windows, consent, reporting days) is counted in it."""
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"{value!r} is not an IANA time zone (e.g. Asia/Shanghai).") from None
 
 
 class Trial(models.Model):
@@ -131,7 +142,11 @@ class Site(models.Model):
     city = models.CharField(max_length=120)
     region = models.CharField(max_length=120, blank=True)
     country = models.CharField(max_length=120)
-    time_zone = models.CharField(max_length=64, help_text="IANA name, e.g. Asia/Shanghai; times are shown in it.")
+    time_zone = models.CharField(
+        max_length=64,
+        validators=[validate_time_zone],
+        help_text="IANA name, e.g. Asia/Shanghai; times are shown in it.",
+    )
 
     history = audited_history()
 
@@ -205,6 +220,18 @@ class EligibilityCriterion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.code}: {self.text[:80]}"
+
+    def clean(self) -> None:
+        """The rule must be registered and its params usable: a typo here would break every screening."""
+        from cohorts import rules
+
+        try:
+            rules.validate_criteria(
+                [rules.CriterionSpec(code=self.code or "X", kind=self.kind or "inclusion", rule=self.rule,
+                                     params=self.params or {})]
+            )  # fmt: skip
+        except (rules.EligibilityConfigError, TypeError, ValueError) as exc:
+            raise ValidationError({"params" if self.rule in rules.known_rules() else "rule": str(exc)}) from None
 
 
 class VisitDefinition(models.Model):

@@ -148,7 +148,7 @@ class ProtocolSchema(_Strict):
                 raise serializers.ValidationError(
                     {"dose_levels": [f"Dose level {higher['level']} must have more cells than level {lower['level']}."]}
                 )
-        from cohorts.rules import known_rules
+        from cohorts.rules import CriterionSpec, EligibilityConfigError, known_rules, validate_criteria
 
         registered = known_rules()
         for index, criterion in enumerate(attrs["criteria"]):
@@ -156,6 +156,19 @@ class ProtocolSchema(_Strict):
                 raise serializers.ValidationError(
                     {f"criteria[{index}].rule": [f"No eligibility rule is registered as {criterion['rule']!r}."]}
                 )
+            try:  # the params too: every rule reads them before any fact
+                validate_criteria(
+                    [
+                        CriterionSpec(
+                            code=criterion["code"],
+                            kind=criterion["kind"],
+                            rule=criterion["rule"],
+                            params=criterion["params"],
+                        )
+                    ]
+                )
+            except (EligibilityConfigError, TypeError, ValueError) as exc:
+                raise serializers.ValidationError({f"criteria[{index}].params": [str(exc)]}) from None
         return attrs
 
 

@@ -41,11 +41,7 @@ def _normalise(value):
 
 
 def _diff(instance: models.Model, wanted: dict) -> dict:
-    return {
-        name: value
-        for name, value in wanted.items()
-        if _normalise(getattr(instance, name)) != _normalise(value)
-    }
+    return {name: value for name, value in wanted.items() if _normalise(getattr(instance, name)) != _normalise(value)}
 
 
 def _upsert_children(trial, model, key: str, rows: list[dict], *, sync: bool, by, reason, report, label):

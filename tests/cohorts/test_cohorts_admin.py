@@ -151,3 +151,35 @@ def test_a_judgment_after_enrollment_is_refused_on_the_form(client, nct_trial):
     assert response.status_code == 200
     assert "eligibility judgments can no longer change" in response.content.decode()
     assert not participant.judgments.filter(code="I4").exists()
+
+
+NO_INLINE_ROWS = {"enrollments-TOTAL_FORMS": 0, "enrollments-INITIAL_FORMS": 0}
+
+
+def test_correcting_a_participants_birth_date_in_the_admin_re_evaluates_eligibility(client, nct_trial):
+    coordinator, _ = staff_users()
+    participant = eligible_participant(nct_trial, number="S700")
+    client.force_login(coordinator)
+    url = reverse("admin:cohorts_participant_change", args=[participant.pk])
+    response = client.post(url, {"initials": "WL", "date_of_birth": "1930-03-15", "sex": "F",
+                                 "change_reason": "Birth year misread from the ID card", **NO_INLINE_ROWS})  # fmt: skip
+    assert response.status_code == 302
+    participant.refresh_from_db()
+    assert participant.date_of_birth == dt.date(1930, 3, 15)
+    assert participant.status == Participant.Status.SCREEN_FAILED  # 96 years old: outside 45–85 (I2)
+    assert participant.history.filter(history_change_reason="Birth year misread from the ID card").exists()
+
+
+def test_a_participants_details_cannot_change_after_enrollment(client, nct_trial):
+    coordinator, investigator = staff_users()
+    cohort = services.cohort_open_first(trial=nct_trial, by=investigator)
+    participant = eligible_participant(nct_trial, number="S800")
+    services.enroll_participant(participant=participant, cohort=cohort, by=coordinator)
+    client.force_login(coordinator)
+    url = reverse("admin:cohorts_participant_change", args=[participant.pk])
+    response = client.post(
+        url, {"initials": "WL", "date_of_birth": "1961-03-15", "sex": "M", "change_reason": "x", **NO_INLINE_ROWS}
+    )
+    assert response.status_code == 200 and "can no longer change" in response.content.decode()
+    participant.refresh_from_db()
+    assert (participant.sex, participant.date_of_birth) == ("F", dt.date(1960, 3, 15))

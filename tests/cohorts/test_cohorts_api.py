@@ -96,7 +96,7 @@ def test_enrollment_answers_201_and_the_fourth_into_a_cohort_of_three_answers_40
 
 
 def _paused(cohort):
-    Cohort.objects.filter(pk=cohort.pk).update(state=Cohort.State.PAUSED)
+    Cohort.objects.filter(pk=cohort.pk).update(state=Cohort.State.PAUSED, state_before_pause=cohort.state)
 
 
 def _observing(cohort):

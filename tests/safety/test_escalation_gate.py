@@ -264,8 +264,10 @@ def test_sponsors_read_the_decision_and_signatures_in_the_escalation_history(rev
 
 def test_the_database_refuses_a_later_cohort_inserted_without_an_effective_decision(reviewed, nct_trial):
     from django.db import DatabaseError, transaction
+    from django.utils import timezone
 
-    Cohort.objects.filter(sequence=1).update(state=Cohort.State.CLOSED)  # a shell user closing it by hand
+    # A shell user closing it by hand.
+    Cohort.objects.filter(sequence=1).update(state=Cohort.State.CLOSED, closed_at=timezone.now())
     with pytest.raises(DatabaseError), transaction.atomic():
         Cohort.objects.create(trial=nct_trial, dose_level=nct_trial.dose_levels.get(level=2), sequence=2,
                               capacity=3, state=Cohort.State.OPEN)  # fmt: skip
@@ -338,3 +340,71 @@ def test_the_trial_summary_gives_a_sponsor_each_cohort_at_a_glance(reviewed, nct
     )
     assert (low["in_dlt_window"], low["dlts"], low["serious_adverse_events"]) == (0, 0, 0)
     assert low["next_review"] == {"review": reviewed.pk, "state": "open", "opens_on": None}
+
+
+def test_a_dlt_candidate_recorded_after_the_review_opened_blocks_signing(reviewed, nct_trial):
+    from cohorts.models import Participant
+
+    members = committee()
+    with frozen(AFTER_WINDOWS):
+        services.review_propose(review=reviewed, decision="escalate", by=members[0])
+    _sign_all(reviewed, members[:1])
+    coordinator, _ = staff_users()
+    sentinel = Participant.objects.get(study_id="9137-001")
+    with frozen(AFTER_WINDOWS + HOUR):  # a late report: grade 3, related, onset on day 3 of the window
+        services.adverse_event_record(participant=sentinel, by=coordinator, values={
+            "verbatim_term": "Hepatitis", "ctcae_term_text": "ALT increased", "grade": 3, "relationship": "probable",
+            "onset_date": sentinel.dlt_window_start + 3 * DAY, "outcome": "recovering"})  # fmt: skip
+    with pytest.raises(DomainError) as refused:
+        _sign_all(reviewed, members[1:2])
+    assert refused.value.code == "dlt_pending"
+    assert Cohort.objects.count() == 1 and SignOff.objects.count() == 1
+
+
+def test_the_due_review_task_skips_a_cohort_the_chair_is_already_reviewing_and_goes_on(nct_trial):
+    cohort, people = enrolled_cohort(nct_trial)
+    infuse(people[0], T0)
+    infuse(people[1], T0 + 8 * DAY)
+    infuse(people[2], T0 + 9 * DAY + HOUR)
+    members = committee()
+    with frozen(T0 + 20 * DAY):
+        called = services.review_open_by_chair(cohort=cohort, reason="Hepatic signal", by=members[0])
+    with frozen(AFTER_WINDOWS):
+        assert services.reviews_open_due() == []
+    assert list(SafetyReview.objects.values_list("pk", "state")) == [(called.pk, "open")]
+
+
+def test_a_dose_level_never_takes_more_than_the_protocols_maximum(reviewed, nct_trial):
+    members = committee()
+    with frozen(AFTER_WINDOWS):
+        services.review_propose(review=reviewed, decision="expand", rationale="More data at dose 1", by=members[0])
+    _sign_all(reviewed, members)  # 3 + 3 = 6 at dose 1: allowed (max_per_dose_level 6)
+    second = Cohort.objects.get(sequence=2)
+    assert second.dose_level.level == 1
+    Cohort.objects.filter(pk=second.pk).update(state=Cohort.State.IN_REVIEW)
+    # A third cohort at dose 1 would make 9 > 6: refused whatever the committee writes.
+    third_review = SafetyReview.objects.create(
+        trial=nct_trial, cohort=second, kind="chair", reason="test", opened_at=reviewed.opened_at,
+        snapshot=reviewed.snapshot, snapshot_digest=reviewed.snapshot_digest,
+    )  # fmt: skip
+    with frozen(AFTER_WINDOWS), pytest.raises(DomainError) as refused:
+        services.review_propose(review=third_review, decision="expand", rationale="again", by=members[0])
+    assert refused.value.code == "dose_level_full"
+
+
+def test_the_database_refuses_two_open_cohorts_in_one_trial_even_past_the_services(reviewed):
+    from django.db import IntegrityError, transaction
+
+    members = committee()
+    with frozen(AFTER_WINDOWS):
+        services.review_propose(review=reviewed, decision="escalate", by=members[0])
+    _sign_all(reviewed, members)  # cohort 1 closed, cohort 2 open
+    with (
+        pytest.raises(
+            IntegrityError,
+            match=r"cohort_one_(open|active)_per_trial|UNIQUE constraint failed: cohorts_cohort.trial_id",
+        ),
+        transaction.atomic(),
+    ):
+        Cohort.objects.filter(sequence=1).update(state=Cohort.State.OPEN, closed_at=None)  # a raw reopen
+    assert list(Cohort.objects.order_by("sequence").values_list("state", flat=True)) == ["closed", "open"]

@@ -38,7 +38,7 @@ def test_boin_escalates_after_zero_of_three_and_stops_when_the_lowest_dose_is_to
     ("args", "message"),
     [
         (["--design", "3+3", "--outcomes", "1NXN"], "'X'"),
-        (["--design", "3+3", "--outcomes", "4NNN", "--doses", "3"], "4"),
+        (["--design", "3+3", "--outcomes", "4NNN", "--doses", "3"], "dose level 4 at position 1"),
         (["--design", "crm", "--outcomes", "1NNN"], "crm"),
         (["--design", "boin", "--outcomes", "1NNN", "--target", "1.5"], "--target"),
     ],

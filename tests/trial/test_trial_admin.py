@@ -111,3 +111,27 @@ def test_a_stopped_trial_cannot_be_reopened_by_an_admin_edit(client, nct_trial):
     client.post(url, _change_form_data(nct_trial, status="recruiting", change_reason="Reopen"))
     nct_trial.refresh_from_db()
     assert nct_trial.status == Trial.Status.STOPPED
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [({"rule": "no_such_rule"}, "rule"), ({"params": {"min_bmi": "eighteen"}}, "params")],
+)
+def test_a_criterion_with_an_unknown_rule_or_unusable_params_is_refused(nct_trial, changes, field):
+    from django.core.exceptions import ValidationError
+
+    criterion = nct_trial.criteria.get(code="I3")
+    for name, value in changes.items():
+        setattr(criterion, name, value)
+    with pytest.raises(ValidationError) as refused:
+        criterion.full_clean()
+    assert field in refused.value.message_dict
+
+
+def test_a_site_time_zone_must_be_a_real_zone(nct_trial):
+    from django.core.exceptions import ValidationError
+
+    site = nct_trial.sites.get()
+    site.time_zone = "Asia/Shangai"
+    with pytest.raises(ValidationError, match="not an IANA time zone"):
+        site.full_clean()
