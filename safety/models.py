@@ -111,6 +111,22 @@ class AdverseEvent(models.Model):
                 name="ae_serious_has_a_criterion",
             ),
             models.CheckConstraint(condition=~Q(grade=5) | Q(outcome="fatal"), name="ae_grade5_is_fatal"),
+            models.CheckConstraint(condition=~Q(outcome="fatal") | Q(grade=5), name="ae_fatal_is_grade5"),
+            models.CheckConstraint(
+                condition=Q(serious=True)
+                | Q(
+                    sae_death=False,
+                    sae_life_threatening=False,
+                    sae_hospitalisation=False,
+                    sae_disability=False,
+                    sae_congenital_anomaly=False,
+                    sae_other_important=False,
+                ),
+                name="ae_criterion_only_when_serious",
+            ),
+            models.CheckConstraint(
+                condition=Q(ctcae_term__isnull=False) | ~Q(ctcae_term_text=""), name="ae_has_a_term"
+            ),
             models.CheckConstraint(
                 condition=Q(relationship__in=["not_related", "unlikely", "possible", "probable", "definite"]),
                 name="ae_relationship_in_list",

@@ -313,7 +313,8 @@ def test_a_dlt_candidate_of_the_sentinel_holds_the_cohort_past_the_observation_p
     _, participants = cohort_of_three
     infuse(participants[0], T0)
     AdverseEvent.objects.create(
-        participant=participants[0], verbatim_term="Dyspnoea", onset_date=dt.date(2026, 11, 26), grade=3,
+        participant=participants[0], verbatim_term="Dyspnoea", ctcae_term_text="Dyspnea",
+        onset_date=dt.date(2026, 11, 26), grade=3,
         worst_grade=3, relationship="possible", site_aware_at=T0 + DAY, reported_by=nurse(), dlt_status=dlt_status,
         dlt_decided_by=nurse() if dlt_status == "confirmed" else None,
     )  # fmt: skip
@@ -327,7 +328,8 @@ def test_a_rejected_dlt_candidate_no_longer_holds_the_cohort(cohort_of_three):
     _, participants = cohort_of_three
     infuse(participants[0], T0)
     AdverseEvent.objects.create(
-        participant=participants[0], verbatim_term="Headache", onset_date=dt.date(2026, 11, 26), grade=3,
+        participant=participants[0], verbatim_term="Headache", ctcae_term_text="Headache",
+        onset_date=dt.date(2026, 11, 26), grade=3,
         worst_grade=3, relationship="possible", site_aware_at=T0 + DAY, reported_by=nurse(), dlt_status="rejected",
         dlt_decided_by=nurse(),
     )  # fmt: skip
