@@ -332,7 +332,7 @@ class CohortAdmin(AuditedAdmin):
     list_filter = ("trial", "state")
     list_select_related = ("trial", "dose_level")
     readonly_fields = ("trial", "dose_level", "sequence", "capacity", "state", "opened_at", "opened_by", "closed_at",
-                       "decision")  # fmt: skip
+                       "decision", "evaluability")  # fmt: skip
     fieldsets = ((None, {"fields": readonly_fields}),)
 
     def get_queryset(self, request):
@@ -355,6 +355,24 @@ class CohortAdmin(AuditedAdmin):
     @admin.display(description="What has to happen next")
     def next_step(self, obj):
         return cohort_next_step(obj, obj.enrolled_count)
+
+    @admin.display(description="Evaluable for dose escalation")
+    def evaluability(self, obj):
+        from safety.selectors import participant_evaluability  # composed here: the DLT data are safety's
+
+        verdicts = participant_evaluability(obj.trial)
+        rows = [
+            (e.participant.study_id or str(e.participant), verdicts[e.participant_id])
+            for e in obj.enrollments.select_related("participant").order_by("slot")
+        ]
+        if not rows:
+            return "Nobody enrolled yet."
+        return format_html_join(
+            "", '<div style="{}">{}: {} — {}</div>',
+            (("color:#ba2121;font-weight:bold" if v.needs_replacement else "", study_id,
+              "NEEDS REPLACEMENT" if v.needs_replacement else v.status.replace("_", " "), v.reason)
+             for study_id, v in rows),
+        )  # fmt: skip
 
 
 @admin.register(Enrollment)

@@ -64,6 +64,13 @@ class AdverseEventForm(ReasonForChangeForm):
     acting_user = None  # set per request by AdverseEventAdmin.get_form
     saved_event: AdverseEvent | None = None
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "information_received_at" in self.fields:
+            # Each follow-up says when its own information arrived: never the previous one's time.
+            self.initial["information_received_at"] = None
+            self.fields["information_received_at"].required = False
+
     def _post_clean(self):
         # Model and constraint validation is the service's (with clear messages), not ModelForm's.
         try:
@@ -81,7 +88,7 @@ class AdverseEventForm(ReasonForChangeForm):
             else:
                 self.saved_event = services.adverse_event_update(
                     event=self.instance, values=values, reason=self.cleaned_data.get("change_reason", ""),
-                    by=self.acting_user,
+                    by=self.acting_user, information_received_at=self.cleaned_data.get("information_received_at"),
                 )  # fmt: skip
         except DomainError as refused:
             self._show_refusal(refused)
@@ -237,7 +244,10 @@ class AdverseEventAdmin(AuditedAdmin):
         ("Grade and seriousness", {"fields": ("grade", "worst_grade", "serious", *_criteria)}),
         ("Causality", {"fields": ("relationship", "expected")}),
         ("Outcome", {"fields": ("outcome", "action_taken")}),
-        ("Reporting", {"fields": ("site_aware_at", "reported_by", "created_at", "clock_table")}),
+        ("Reporting", {"fields": ("site_aware_at", "information_received_at", "reported_by", "created_at",
+                                  "clock_table"),
+                       "description": "Latest information received at: when the site received this follow-up "
+                       "(empty: now). A clock the follow-up starts counts from then."}),
         ("Dose-limiting toxicity", {"fields": ("dlt_status", "dlt_reason", "dlt_decided_by", "dlt_decided_at")}),
     )  # fmt: skip
 

@@ -92,7 +92,8 @@ class AdverseEventSerializer(serializers.ModelSerializer):
             "soc", "onset_date", "resolution_date", "grade", "worst_grade", "serious", "sae_death",
             "sae_life_threatening", "sae_hospitalisation", "sae_disability", "sae_congenital_anomaly",
             "sae_other_important", "relationship", "expected", "infusion_reaction", "action_taken", "outcome",
-            "site_aware_at", "reported_by", "created_at", "dlt_status", "dlt_status_display", "dlt_reason",
+            "site_aware_at", "information_received_at", "reported_by", "created_at",
+            "dlt_status", "dlt_status_display", "dlt_reason",
             "dlt_decided_by", "dlt_decided_at", "clocks",
         )  # fmt: skip
         read_only_fields = fields
@@ -130,6 +131,10 @@ class AdverseEventUpdateSerializer(_Strict):
     action_taken = serializers.ChoiceField(choices=AdverseEvent.Action.choices)
     outcome = serializers.ChoiceField(choices=AdverseEvent.Outcome.choices)
     site_aware_at = serializers.DateTimeField(help_text="When the site became aware (starts the reporting clocks).")
+    information_received_at = serializers.DateTimeField(
+        help_text="When the site received this follow-up's information (default: now). A clock the follow-up "
+        "starts (the event became serious, a SUSAR, fatal or life-threatening) counts from here."
+    )
     reason = serializers.CharField(max_length=2000, write_only=True, help_text="Why the event is updated (required).")
 
     def validate(self, attrs):
@@ -146,6 +151,7 @@ class AdverseEventCreateSerializer(AdverseEventUpdateSerializer):
 
     participant = _id_field(Participant.objects.all(), help_text="Id of the participant.")
     reason = None  # a new event has no reason for change
+    information_received_at = None  # a new event's information is received at awareness
 
     def get_fields(self):
         fields = super().get_fields()
@@ -258,8 +264,10 @@ class AdverseEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     @extend_schema(
         request=AdverseEventUpdateSerializer,
         responses={200: AdverseEventSerializer, **_errors(400, 401, 403, 404, 409)},
-        description="A follow-up: change only the fields given, with a `reason`. The worst grade is kept; DLT "
-        "candidacy, clocks and stopping rules are re-evaluated.",
+        description="A follow-up: change only the fields given, with a `reason` and, optionally, "
+        "`information_received_at` (default now). The worst grade is kept; DLT candidacy, clocks and stopping "
+        "rules are re-evaluated; a grade 5 / fatal event is made serious with the death criterion. A clock "
+        "the follow-up starts counts from `information_received_at`.",
     )
     def partial_update(self, request, pk=None):
         event = self.get_object()
@@ -267,7 +275,10 @@ class AdverseEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         body.is_valid(raise_exception=True)
         values = dict(body.validated_data)
         reason = values.pop("reason")
-        event = services.adverse_event_update(event=event, values=values, reason=reason, by=request.user)
+        received = values.pop("information_received_at", None)
+        event = services.adverse_event_update(
+            event=event, values=values, reason=reason, by=request.user, information_received_at=received
+        )
         return Response(self._fresh(event))
 
     @extend_schema(

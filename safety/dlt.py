@@ -5,7 +5,7 @@ dlt_stop_count, stop_on_related_death); these functions only apply them.
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 # Ordered from least to most related; "possible or more" means index >= index("possible").
@@ -39,7 +39,13 @@ def dlt_candidacy(
     Candidate when grade >= min_grade AND related at min_relationship or more AND onset inside the
     participant's DLT window [start, end] (both days inclusive); or any infusion-related reaction of
     grade >= min_grade (whatever the relationship, since it happened during the infusion).
+
+    A grade outside CTCAE's 1-5 (or not a whole number) raises ValueError: it is an entry error, never
+    "not a candidate".
     """
+    for name, value in (("grade", grade), ("min_grade", min_grade)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5:
+            raise ValueError(f"CTCAE v5.0 grades are 1 to 5: {name} {value!r} is not one.")
     if grade < min_grade:
         return DltVerdict(False, f"Grade {grade} is below the DLT threshold (grade {min_grade}).")
     if infusion_reaction:
@@ -60,8 +66,25 @@ def dlt_candidacy(
 @dataclass(frozen=True)
 class ClockDue:
     kind: str
+    started_at: datetime
     due_at: datetime
     recipient: str
+
+
+SPONSOR_NOTICE_HOURS = 24
+SUSAR_FATAL_DAYS = 7  # ICH E2A III.A.1: "no later than 7 calendar days after first knowledge"
+SUSAR_FOLLOW_UP_EXTRA_DAYS = 8  # ICH E2A III.A.1: "as complete a report as possible within 8 additional calendar days"
+SUSAR_OTHER_DAYS = 15  # ICH E2A III.A.2: "no later than 15 calendar days after first knowledge"
+
+
+def end_of_calendar_day(day0: date, days: int, zone: ZoneInfo) -> datetime:
+    """The last moment of calendar day ``days`` counted from day 0 in ``zone`` (aware, in that zone).
+
+    Day 0 is the day of first knowledge (ICH E2A counts calendar days; EU GVP Module VI and ICH E2D
+    call the day of receipt "day 0"). Adding days to a date, not hours to a moment, keeps a DST change
+    from moving the day."""
+    last_day = day0 + timedelta(days=days)
+    return datetime.combine(last_day, time.max, tzinfo=zone)
 
 
 def reporting_clocks(
@@ -70,25 +93,42 @@ def reporting_clocks(
     relationship: str,
     expected: bool,
     fatal_or_life_threatening: bool,
-    aware_at: datetime,
+    known_at: datetime,
     site_time_zone: str,
 ) -> list[ClockDue]:
-    """Expedited-reporting deadlines counted from the site's awareness (ICH E2A).
+    """Expedited-reporting deadlines for what is known at ``known_at`` (ICH E2A section III.A).
 
-    A serious event: sponsor within 24 hours. Serious + related (possible or more) + unexpected
-    (a SUSAR): regulators within 7 calendar days when fatal or life-threatening, otherwise 15.
-    Calendar days are counted in the site's time zone (so a DST change does not shift the day).
+    A serious event: the sponsor within a rolling 24 hours of ``known_at``. A SUSAR (serious, related
+    possibly or more, unexpected): regulators by the end of calendar day 7 when fatal or
+    life-threatening, followed by as complete a report as possible 8 calendar days later (end of day
+    15); otherwise by the end of calendar day 15. Day 0 is the site-local calendar day of ``known_at``;
+    deadlines are the end of that day in the site's zone, returned in UTC.
+
+    ``known_at`` is when the site first knew the facts that make the clock apply: the awareness of a
+    new event, or, for a follow-up that makes an event serious, a SUSAR, fatal or life-threatening,
+    when that new information was received.
     """
     if not serious:
         return []
     zone = ZoneInfo(site_time_zone)
-    local = aware_at.astimezone(zone)
-    clocks = [ClockDue("sponsor_24h", aware_at + timedelta(hours=24), "sponsor")]
+    day0 = known_at.astimezone(zone).date()
+    clocks = [ClockDue("sponsor_24h", known_at, known_at + timedelta(hours=SPONSOR_NOTICE_HOURS), "sponsor")]
     if related_at_least(relationship, "possible") and not expected:
-        days = 7 if fatal_or_life_threatening else 15
-        clocks.append(ClockDue(f"susar_{days}d", (local + timedelta(days=days)).astimezone(aware_at.tzinfo),
-                               "regulatory authority"))  # fmt: skip
+        regulator = "regulatory authority"
+        if fatal_or_life_threatening:
+            clocks.append(ClockDue("susar_7d", known_at, _utc(end_of_calendar_day(day0, SUSAR_FATAL_DAYS, zone)),
+                                   regulator))  # fmt: skip
+            follow_up = SUSAR_FATAL_DAYS + SUSAR_FOLLOW_UP_EXTRA_DAYS
+            clocks.append(ClockDue("susar_followup", known_at, _utc(end_of_calendar_day(day0, follow_up, zone)),
+                                   regulator))  # fmt: skip
+        else:
+            clocks.append(ClockDue("susar_15d", known_at, _utc(end_of_calendar_day(day0, SUSAR_OTHER_DAYS, zone)),
+                                   regulator))  # fmt: skip
     return clocks
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -113,3 +153,55 @@ def stopping_rule(
             True, f"{confirmed_dlts_at_dose} confirmed DLTs at dose level {dose_level} (limit: {dlt_stop_count})."
         )
     return StopVerdict(False, "No stopping rule is met.")
+
+
+# --- evaluability for dose escalation (a protocol parameter: Trial.evaluability_rule) -------------
+
+EVALUABILITY_RULES = {
+    "full_dose_or_dlt": "Evaluable when the full dose was given (within the dose tolerance) and the DLT window "
+    "ended, or when a DLT occurred",
+    "any_infusion": "Evaluable when any dose was given and the DLT window ended, or when a DLT occurred",
+}
+
+
+@dataclass(frozen=True)
+class Evaluability:
+    """``status``: ``evaluable``; ``pending`` (window still running, no DLT); ``not_evaluable`` (needs a
+    replacement); ``not_infused``; ``replaced`` (already replaced, not counted)."""
+
+    status: str
+    reason: str
+
+    @property
+    def evaluable(self) -> bool:
+        return self.status == "evaluable"
+
+    @property
+    def needs_replacement(self) -> bool:
+        return self.status == "not_evaluable"
+
+
+def evaluability(
+    *, rule: str, infused: bool, full_dose: bool, has_dlt: bool, window_over: bool, replaced: bool
+) -> Evaluability:
+    """Does this participant count in the escalation rule (a T or an N)?
+
+    A participant with a DLT always counts (a T), whatever dose she received: the toxicity is what
+    the rule must see. Without one she counts as an N only once her DLT window is over and, under
+    ``full_dose_or_dlt``, only if she received the full dose: a participant whose infusion stopped
+    early without a DLT tells nothing about the dose's tolerability and must be replaced.
+    """
+    if rule not in EVALUABILITY_RULES:
+        raise ValueError(f"Unknown evaluability rule {rule!r}: choose one of {', '.join(EVALUABILITY_RULES)}.")
+    if replaced:
+        return Evaluability("replaced", "Replaced: not counted.")
+    if not infused:
+        return Evaluability("not_infused", "Not infused yet.")
+    if has_dlt:
+        return Evaluability("evaluable", "A DLT occurred.")
+    if rule == "full_dose_or_dlt" and not full_dose:
+        return Evaluability("not_evaluable", "The full dose was not given and no DLT occurred: not evaluable; "
+                            "replace her.")  # fmt: skip
+    if not window_over:
+        return Evaluability("pending", "The DLT window is still running.")
+    return Evaluability("evaluable", "The DLT window ended without a DLT.")

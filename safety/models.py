@@ -76,6 +76,11 @@ class AdverseEvent(models.Model):
     action_taken = models.CharField(max_length=24, choices=Action.choices, default=Action.NONE)
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.NOT_RECOVERED)
     site_aware_at = models.DateTimeField("site became aware at")
+    information_received_at = models.DateTimeField(
+        "latest information received at", null=True, blank=True,
+        help_text="When the site received the information of the latest report or follow-up. A clock that a "
+        "follow-up starts (the event became serious, a SUSAR, fatal or life-threatening) counts from here.",
+    )  # fmt: skip
     reported_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -112,6 +117,16 @@ class AdverseEvent(models.Model):
             ),
             models.CheckConstraint(condition=~Q(grade=5) | Q(outcome="fatal"), name="ae_grade5_is_fatal"),
             models.CheckConstraint(condition=~Q(outcome="fatal") | Q(grade=5), name="ae_fatal_is_grade5"),
+            # ICH E2A II.B: an event that results in death is serious, with the death criterion.
+            models.CheckConstraint(
+                condition=(~Q(grade=5) & ~Q(outcome="fatal")) | Q(serious=True, sae_death=True),
+                name="ae_death_is_serious",
+            ),
+            models.CheckConstraint(
+                condition=Q(information_received_at__isnull=True)
+                | Q(information_received_at__gte=F("site_aware_at")),
+                name="ae_information_not_before_awareness",
+            ),
             models.CheckConstraint(
                 condition=Q(serious=True)
                 | Q(
@@ -152,6 +167,7 @@ class ReportingClock(models.Model):
         SPONSOR_24H = "sponsor_24h", "Sponsor notification (24 h)"
         SUSAR_7D = "susar_7d", "SUSAR to regulators (7 days)"
         SUSAR_15D = "susar_15d", "SUSAR to regulators (15 days)"
+        SUSAR_FOLLOWUP = "susar_followup", "SUSAR complete report (8 more days)"
 
     adverse_event = models.ForeignKey(AdverseEvent, on_delete=models.PROTECT, related_name="clocks")
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -202,7 +218,7 @@ class SafetyReview(models.Model):
         EXPAND = "expand", "Expand: another cohort at the same dose"
         DEESCALATE = "deescalate", "De-escalate to the lower dose level"
         STOP = "stop", "Stop the trial"
-        MTD = "mtd", "Declare the MTD"
+        MTD = "mtd", "End escalation: record the MTD"
         RESUME = "resume", "Resume after the pause"
 
     trial = models.ForeignKey("trial.Trial", on_delete=models.PROTECT, related_name="safety_reviews")
@@ -225,6 +241,18 @@ class SafetyReview(models.Model):
                                          related_name="opened_by_review")  # fmt: skip
     mtd_dose_level = models.ForeignKey("trial.DoseLevel", on_delete=models.PROTECT, null=True, blank=True,
                                        related_name="+")  # fmt: skip
+    declared_mtd_level = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="The dose level the committee declares the MTD when it departs from the "
+        "design's MTD selection (a treated dose, with a rationale). Empty: the design's selection.",
+    )  # fmt: skip
+    mtd_statement = models.CharField(
+        max_length=300, blank=True, help_text="What the review records about the MTD when it takes effect."
+    )
+    mtd_departs_from_rule = models.BooleanField(default=False)
+    acknowledged_visits = models.JSONField(
+        default=list, blank=True, help_text="Ids of the unrecorded DLT-window visits the committee's rationale "
+        "addresses; a decision takes effect only when every such visit is recorded or listed here.",
+    )  # fmt: skip
 
     history = audited_history()
 
@@ -240,6 +268,11 @@ class SafetyReview(models.Model):
                 condition=~Q(state="effective") | (~Q(decision="") & Q(decided_at__isnull=False)),
                 name="review_effective_has_decision",
             ),
+            models.CheckConstraint(
+                condition=Q(mtd_dose_level__isnull=True, declared_mtd_level__isnull=True) | Q(decision="mtd"),
+                name="review_mtd_only_with_mtd_decision",
+            ),
+
         ]
 
     def __str__(self) -> str:
@@ -265,6 +298,10 @@ class SignOff(models.Model):
     signer_full_name = models.CharField(max_length=300)
     meaning = models.CharField(max_length=8, choices=Meaning.choices)
     decision = models.CharField(max_length=12, choices=SafetyReview.Decision.choices)
+    mtd_level = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="With decision mtd: the dose level the committee declared, if it departs "
+        "from the design's selection (bound into the digest)."
+    )  # fmt: skip
     comment = models.TextField(blank=True)
     signed_at = models.DateTimeField()
     previous_digest = models.CharField(max_length=64, blank=True)

@@ -21,8 +21,21 @@ class ProposeForm(forms.Form):
     rationale = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
         required=False,
-        help_text="Required when the decision differs from the protocol's recommendation.",
+        help_text="Required when the decision differs from the protocol's recommendation, when the MTD departs "
+        "from the design's selection, and when overdue visits are acknowledged.",
     )
+    mtd_level = forms.TypedChoiceField(
+        label="MTD declared by the committee", required=False, coerce=int, empty_value=None,
+        help_text="Only with 'End escalation': leave empty to record the design's MTD selection shown above.",
+    )  # fmt: skip
+    acknowledge_visits = forms.BooleanField(
+        label="The rationale addresses the overdue safety visits listed above", required=False,
+    )
+
+    def __init__(self, *args, treated_levels=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["mtd_level"].choices = [("", "— the design's selection —"),
+                                            *((level, f"Dose level {level}") for level in treated_levels)]  # fmt: skip
 
 
 class SignForm(forms.Form):
@@ -48,6 +61,12 @@ class SignOffInline(admin.TabularInline):
         return False
 
 
+def _treated_levels(review: SafetyReview | None) -> list[int]:
+    if review is None:
+        return []
+    return [d["dose_level"] for d in review.snapshot.get("dose_levels", []) if d.get("treated")]
+
+
 @admin.register(SafetyReview)
 class SafetyReviewAdmin(admin.ModelAdmin):
     change_form_template = "admin/safety/safetyreview/change_form.html"
@@ -57,15 +76,19 @@ class SafetyReviewAdmin(admin.ModelAdmin):
     inlines = (SignOffInline,)
     fieldsets = (
         ("Review", {"fields": ("trial", "cohort", "kind", "reason", "state", "opened_at", "opened_by")}),
-        ("What the committee sees", {"fields": ("dose_table", "recommendation_table", "event_summary")}),
+        ("What the committee sees", {"fields": ("dose_table", "recommendation_table", "mtd_table",
+                                                "participant_table", "event_summary", "serious_table",
+                                                "dlt_table", "visit_table")}),
         ("Decision", {"fields": ("decision", "rationale", "protocol_recommends", "proposed_by", "proposed_at",
-                                 "decided_at", "resulting_cohort", "mtd_dose_level")}),
+                                 "decided_at", "resulting_cohort", "mtd_statement", "mtd_departs_from_rule",
+                                 "acknowledged_visits")}),
         ("Integrity", {"fields": ("snapshot_digest",)}),
     )  # fmt: skip
     readonly_fields = (
         "trial", "cohort", "kind", "reason", "state", "opened_at", "opened_by", "dose_table", "recommendation_table",
         "event_summary", "decision", "rationale", "protocol_recommends", "proposed_by", "proposed_at", "decided_at",
-        "resulting_cohort", "mtd_dose_level", "snapshot_digest",
+        "resulting_cohort", "mtd_dose_level", "snapshot_digest", "mtd_table", "participant_table", "serious_table",
+        "dlt_table", "visit_table", "mtd_statement", "mtd_departs_from_rule", "acknowledged_visits",
     )  # fmt: skip
 
     def get_queryset(self, request):
@@ -126,6 +149,84 @@ class SafetyReviewAdmin(admin.ModelAdmin):
             ae.get("total", 0), grades, ae.get("serious", 0), ", ".join(map(str, pending)) or "none",
         )  # fmt: skip
 
+    @admin.display(description="MTD selection (over the data above)")
+    def mtd_table(self, obj):
+        selections = obj.snapshot.get("mtd_selection") or {obj.snapshot["design"]: services.review_mtd_selection(obj)}
+        design = obj.snapshot.get("design")
+        rows = format_html_join(
+            "", "<tr><td>{}{}</td><td>{}</td><td>{}</td></tr>",
+            ((name, " (protocol)" if name == design else " (second opinion)", sel.get("statement", ""),
+              sel.get("reason", "")) for name, sel in selections.items()),
+        )  # fmt: skip
+        return format_html("<table><tr><th>Design</th><th>Records</th><th>Why</th></tr>{}</table>"
+                           "<p>The MTD is always a treated dose; a committee that declares another says why.</p>",
+                           rows)  # fmt: skip
+
+    @admin.display(description="Participants (evaluability)")
+    def participant_table(self, obj):
+        people = obj.snapshot.get("participants")
+        if people is None:
+            return "Not recorded in this snapshot."
+        rows = format_html_join(
+            "", '<tr><td>{}</td><td>{}</td><td>{}</td><td style="{}">{}</td><td>{}</td></tr>',
+            ((p["study_id"], p["cohort"], p["dose_level"],
+              "color:#ba2121;font-weight:bold" if p["evaluability"] == "not_evaluable" else "",
+              "needs replacement" if p["evaluability"] == "not_evaluable" else p["evaluability"].replace("_", " "),
+              p["reason"]) for p in people),
+        )  # fmt: skip
+        return format_html("<table><tr><th>Study ID</th><th>Cohort</th><th>Dose</th><th>Evaluable</th><th>Why</th>"
+                           "</tr>{}</table>", rows)  # fmt: skip
+
+    @admin.display(description="Serious adverse events")
+    def serious_table(self, obj):
+        events = obj.snapshot.get("serious_events")
+        if events is None:
+            return "Not recorded in this snapshot."
+        if not events:
+            return "None."
+        rows = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((e["study_id"], e["term"], e["grade"], e["relationship"].replace("_", " "),
+              "expected" if e["expected"] else "unexpected", e["outcome"].replace("_", " "), e["onset_date"])
+             for e in events),
+        )  # fmt: skip
+        return format_html("<table><tr><th>Study ID</th><th>Term</th><th>Worst grade</th><th>Relationship</th>"
+                           "<th>Expectedness</th><th>Outcome</th><th>Onset</th></tr>{}</table>", rows)  # fmt: skip
+
+    @admin.display(description="DLT candidates and decisions")
+    def dlt_table(self, obj):
+        candidates = obj.snapshot.get("dlt_candidates")
+        if candidates is None:
+            return "Not recorded in this snapshot."
+        if not candidates:
+            return "None."
+        rows = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((c["study_id"], c["term"], c["grade"], c["status"], c["decided_by"] or "—", c["reason"])
+             for c in candidates),
+        )  # fmt: skip
+        return format_html("<table><tr><th>Study ID</th><th>Term</th><th>Grade</th><th>Decision</th>"
+                           "<th>Investigator</th><th>Reason</th></tr>{}</table>", rows)  # fmt: skip
+
+    @admin.display(description="Safety visits in DLT windows: missed or overdue")
+    def visit_table(self, obj):
+        visits = obj.snapshot.get("unrecorded_visits")
+        if visits is None:
+            return "Not recorded in this snapshot."
+        if not visits:
+            return "None: every safety visit due in the DLT windows was recorded."
+        rows = format_html_join(
+            "", '<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td style="{}">{}</td><td>{}</td></tr>',
+            ((v["study_id"], v["code"], v["target_date"], v["window_end"],
+              "color:#ba2121;font-weight:bold" if v["status"] == "overdue" else "", v["status"], v["missed_reason"])
+             for v in visits),
+        )  # fmt: skip
+        return format_html(
+            "<table><tr><th>Study ID</th><th>Visit</th><th>Target</th><th>Window closed</th><th>Status</th>"
+            "<th>Reason</th></tr>{}</table><p>A decision other than stop takes effect only when every overdue "
+            "visit is recorded, or acknowledged in the rationale.</p>", rows,
+        )  # fmt: skip
+
     @admin.display(description="The protocol's design recommends")
     def protocol_recommends(self, obj):
         return services.protocol_recommendation(obj)
@@ -148,7 +249,8 @@ class SafetyReviewAdmin(admin.ModelAdmin):
             and not review.signatures.exists(),
             "sign_form": SignForm(),
             "propose_form": ProposeForm(
-                initial={"decision": services.protocol_recommendation(review)} if review else {}
+                initial={"decision": services.protocol_recommendation(review)} if review else {},
+                treated_levels=_treated_levels(review),
             ),
         }  # fmt: skip
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
@@ -186,13 +288,16 @@ class SafetyReviewAdmin(admin.ModelAdmin):
         review = get_object_or_404(SafetyReview, pk=pk)
         if request.method != "POST":
             return self._back(pk)
-        form = ProposeForm(request.POST)
+        form = ProposeForm(request.POST, treated_levels=_treated_levels(review))
         if not form.is_valid():
-            self.message_user(request, "Choose a decision.", messages.ERROR)
+            self.message_user(request, "Choose a decision (and, for the MTD, a treated dose level).", messages.ERROR)
             return self._back(pk)
         try:
             services.review_propose(review=review, decision=form.cleaned_data["decision"],
-                                    rationale=form.cleaned_data["rationale"], by=request.user)  # fmt: skip
+                                    rationale=form.cleaned_data["rationale"],
+                                    mtd_level=form.cleaned_data["mtd_level"],
+                                    acknowledge_visits=form.cleaned_data["acknowledge_visits"],
+                                    by=request.user)  # fmt: skip
         except DomainError as refused:
             self.message_user(request, f"Not proposed: {refused.message}", messages.ERROR)
         else:

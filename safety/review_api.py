@@ -21,7 +21,7 @@ class SignatureSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = SignOff
-        fields = ("sequence", "signer", "meaning", "decision", "signed_at", "comment", "digest")
+        fields = ("sequence", "signer", "meaning", "decision", "mtd_level", "signed_at", "comment", "digest")
 
 
 class ReviewSerializer(serializers.ModelSerializer):
@@ -36,7 +36,8 @@ class ReviewSerializer(serializers.ModelSerializer):
         fields = (
             "id", "trial", "cohort", "cohort_sequence", "dose_level", "kind", "reason", "state", "opened_at",
             "snapshot", "snapshot_digest", "protocol_recommends", "decision", "rationale", "proposed_at",
-            "decided_at", "resulting_cohort", "mtd_dose_level", "signatures",
+            "decided_at", "resulting_cohort", "declared_mtd_level", "mtd_dose_level", "mtd_statement",
+            "mtd_departs_from_rule", "acknowledged_visits", "signatures",
         )  # fmt: skip
 
     def get_protocol_recommends(self, obj) -> str:
@@ -56,6 +57,16 @@ class OpenReviewSerializer(serializers.Serializer):
 class ProposeSerializer(serializers.Serializer):
     decision = serializers.ChoiceField(choices=SafetyReview.Decision.choices)
     rationale = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+    mtd_level = serializers.IntegerField(
+        min_value=1, max_value=100, required=False, allow_null=True, default=None,
+        help_text="With decision `mtd` only: the treated dose level the committee declares the MTD, when it "
+        "departs from the design's MTD selection (needs a rationale). Omit it to record the design's selection.",
+    )  # fmt: skip
+    acknowledge_visits = serializers.BooleanField(
+        required=False, default=False,
+        help_text="The rationale addresses the overdue DLT-window visits the review lists; without it a decision "
+        "other than `stop` is refused (409 `visits_unrecorded`) until they are recorded.",
+    )  # fmt: skip
 
 
 class SignSerializer(serializers.Serializer):

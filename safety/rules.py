@@ -43,6 +43,7 @@ __all__ = [
     "CohortOutcome",
     "DoseTally",
     "InconsistentThreePlusThreeError",
+    "MtdSelection",
     "OutcomeNotationError",
     "Outcomes",
     "Recommendation",
@@ -51,6 +52,7 @@ __all__ = [
     "boin_boundaries",
     "boin_decision_table",
     "boin_eliminated_doses",
+    "boin_mtd_selection",
     "boin_select_mtd",
     "check_three_plus_three_path",
     "compare",
@@ -58,8 +60,10 @@ __all__ = [
     "parse_outcomes",
     "prob_tox_exceeds",
     "recommend",
+    "select_mtd",
     "tally",
     "three_plus_three",
+    "three_plus_three_select_mtd",
 ]
 
 _DIGITS = "0123456789"
@@ -382,7 +386,12 @@ def check_three_plus_three_path(cohorts: Outcomes, *, allow_deescalate: bool = F
 
 
 def three_plus_three(
-    cohorts: Outcomes, *, num_doses: int, allow_deescalate: bool = False, strict: bool = True
+    cohorts: Outcomes,
+    *,
+    num_doses: int,
+    allow_deescalate: bool = False,
+    strict: bool = True,
+    confirm_on_six: bool = False,
 ) -> Recommendation:
     """Next-dose advice from the 3+3 design, matching ``escalation::get_three_plus_three``.
 
@@ -424,8 +433,21 @@ def three_plus_three(
 
     ``mtd`` is set to the recommended dose whenever the design stops with a
     dose (that is what ``recommended_dose`` means in R once ``continue`` is
-    ``FALSE``).
+    ``FALSE``). It is R's answer, not an MTD selection: the dose may have only
+    3 patients, or be the top dose that nothing exceeded. A safety review
+    records the MTD from :func:`three_plus_three_select_mtd` instead.
+
+    ``confirm_on_six=True`` is the variant that never ends escalation on 3
+    patients (the classic 3+3 as reviewed by Le Tourneau, Lee & Siu, JNCI
+    2009;101:708-720: "the recommended dose ... is conventionally defined as the
+    dose level just below this toxic dose level", with that dose confirmed on 6
+    patients). It implies ``allow_deescalate`` (Korn's de-escalation to treat 6
+    at the dose below) and, beyond R, expands a DLT-free cohort of 3 to 6 where
+    R would stop on it: at the top dose, and below a dose already ruled out.
+    It is not an option of ``escalation::get_three_plus_three``; with it off
+    the answers are R's exactly.
     """
+    allow_deescalate = allow_deescalate or confirm_on_six
     parsed = _coerce(cohorts, num_doses)
     if strict:
         check_three_plus_three_path(parsed, allow_deescalate=allow_deescalate)
@@ -461,11 +483,17 @@ def three_plus_three(
 
     if (n == 3 and tox == 0) or (n == 6 and tox <= 1):
         # R: "Escalate if you can, or stop if at top dose"
+        above = counts.get(dose + 1)
+        ruled_out_above = above is not None and (above.n >= 6 or above.tox >= 2)
+        if confirm_on_six and n == 3 and (dose == num_doses or ruled_out_above):
+            # Beyond R: escalation would end here, so the dose is confirmed on 6 patients first.
+            where = "the highest dose" if dose == num_doses else f"the highest dose below dose {dose + 1}"
+            return go(dose, True, f"{seen}; dose {dose} is {where}, so it is confirmed on 6 patients before "
+                      f"escalation ends: expand dose {dose} to 6 patients.")  # fmt: skip
         if dose == num_doses:
             # R: if(last_dose == num_doses) { next_dose = last_dose; cont = FALSE }
             return go(dose, False, f"{seen} and dose {dose} is the highest dose: stop and recommend dose {dose}.")
-        above = counts[dose + 1]
-        if above.n >= 6 or above.tox >= 2:
+        if ruled_out_above:
             # R: (df_c$n[last_dose + 1] >= 6 | df_c$tox[last_dose + 1] >= 2) -> stop at current dose
             why = f"{_dlts(above.tox)} in {_patients(above.n)}" if above.tox >= 2 else f"{_patients(above.n)} treated"
             return go(
@@ -516,6 +544,92 @@ def three_plus_three(
         f"{seen}, which is too toxic, and dose {dose - 1} already has {_patients(below.n)}; "
         "no dose has at most 1 DLT in 6 or more patients: stop the trial; no dose is recommended.",
     )
+
+
+# ---------------------------------------------------------------------------
+# MTD selection: what a review may record as the MTD (always a treated dose)
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MtdSelection:
+    """The design's own MTD selection over the data, never the recommended *next* dose.
+
+    ``status`` is one of:
+
+    * ``"mtd"``: ``dose`` is the MTD (a treated dose);
+    * ``"not_reached"``: no dose was too toxic; ``highest_cleared`` is the highest
+      dose that passed the escalation rule (0/3 or at most 1/6), ``dose`` is None;
+    * ``"not_determined"``: a dose was too toxic but no dose below it has been
+      confirmed on 6 patients with at most 1 DLT (3+3 declares no MTD on 3);
+    * ``"none"``: dose 1 is too toxic (or nobody was treated): there is no MTD.
+    """
+
+    status: str
+    dose: int | None
+    reason: str
+    highest_cleared: int | None = None
+
+    def to_dict(self) -> dict[str, int | str | None]:
+        return {"status": self.status, "dose": self.dose, "highest_cleared": self.highest_cleared,
+                "reason": self.reason}  # fmt: skip
+
+    @property
+    def statement(self) -> str:
+        """One line for the review and the trial's record, e.g. "MTD: dose 2"."""
+        if self.status == "mtd":
+            return f"MTD: dose {self.dose}"
+        if self.status == "not_reached":
+            return f"MTD not reached; highest dose cleared: {self.highest_cleared}"
+        if self.status == "not_determined":
+            return "MTD not determined"
+        return "No MTD"
+
+
+def three_plus_three_select_mtd(cohorts: Outcomes, *, num_doses: int) -> MtdSelection:
+    """The 3+3 MTD: the highest dose with at least 6 treated and at most 1 DLT, below every dose that
+    was too toxic (2 or more DLTs). Le Tourneau, Lee & Siu (JNCI 2009) define the recommended dose as
+    "the dose level just below this toxic dose level"; R ``escalation`` (Korn branch of
+    ``three_plus_three.R``) selects ``filter(n >= 6 & tox <= 1)`` then the highest. None when dose 1
+    is too toxic. When no dose was too toxic the MTD was not reached, and the highest dose cleared
+    (0/3 or at most 1/6) is reported instead: it is not an MTD.
+    """
+    counts = tally(_coerce(cohorts, num_doses), num_doses=num_doses)
+    treated = [d for d, t in counts.items() if t.n > 0]
+    if not treated:
+        return MtdSelection("none", None, "Nobody has been treated: there is no MTD.")
+    toxic = [d for d, t in counts.items() if t.n > 0 and t.tox >= 2]
+    lowest_toxic = min(toxic) if toxic else None
+    if lowest_toxic == 1:
+        t = counts[1]
+        return MtdSelection("none", None, f"Dose 1 is too toxic ({t.tox} of {t.n} patients had a DLT): no MTD.")
+    confirmed = [d for d, t in counts.items() if t.n >= 6 and t.tox <= 1 and (lowest_toxic is None or d < lowest_toxic)]
+    if lowest_toxic is None:
+        cleared = [d for d, t in counts.items() if (t.n >= 3 and t.tox == 0) or (t.n >= 6 and t.tox <= 1)]
+        if not cleared:
+            return MtdSelection("not_determined", None, "No dose has completed a cohort of 3: no MTD yet.")
+        top = max(cleared)
+        t = counts[top]
+        return MtdSelection(
+            "not_reached", None,
+            f"No dose was too toxic: the MTD was not reached. The highest dose cleared is dose {top} "
+            f"({t.tox} of {t.n} patients had a DLT).", highest_cleared=top,
+        )  # fmt: skip
+    toxic_tally = counts[lowest_toxic]
+    too_toxic = f"dose {lowest_toxic} is too toxic ({toxic_tally.tox} of {toxic_tally.n} patients had a DLT)"
+    if not confirmed:
+        below = counts[lowest_toxic - 1]
+        return MtdSelection(
+            "not_determined", None,
+            f"{too_toxic.capitalize()}, and no lower dose has at least 6 patients with at most 1 DLT "
+            f"(dose {lowest_toxic - 1}: {below.tox} of {below.n}): the 3+3 declares no MTD on fewer than 6 patients.",
+        )  # fmt: skip
+    mtd = max(confirmed)
+    t = counts[mtd]
+    return MtdSelection(
+        "mtd", mtd, f"{too_toxic.capitalize()}; dose {mtd} is the highest dose below it with at least 6 patients "
+        f"and at most 1 DLT ({t.tox} of {t.n}).",
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------
@@ -897,6 +1011,29 @@ def boin_select_mtd(
     # select.mtd: sort(abs(phat - target), index.return = T)$ix[1]  (stable: first of ties)
     best = min(candidates, key=lambda i: abs(phat[i] - target))
     return admissible[best]
+
+
+def boin_mtd_selection(cohorts: Outcomes, *, num_doses: int, target: float, cutoff_eli: float = 0.95) -> MtdSelection:
+    """:func:`boin_select_mtd` as an :class:`MtdSelection` (the estimate closest to the target among
+    treated, non-eliminated doses; none when dose 1 is eliminated or nobody was treated)."""
+    parsed = _coerce(cohorts, num_doses)
+    dose = boin_select_mtd(parsed, num_doses=num_doses, target=target, cutoff_eli=cutoff_eli)
+    if dose is None:
+        if not parsed:
+            return MtdSelection("none", None, "Nobody has been treated: there is no MTD.")
+        return MtdSelection("none", None, "Dose 1 is eliminated for toxicity: no MTD (BOIN select.mtd).")
+    t = tally(parsed, num_doses=num_doses)[dose]
+    return MtdSelection(
+        "mtd", dose, f"Dose {dose} ({t.tox} of {t.n} patients had a DLT) has the isotonic estimate of the DLT "
+        f"rate closest to the target {target:g} among the treated, non-eliminated doses (BOIN select.mtd).",
+    )  # fmt: skip
+
+
+def select_mtd(design: str, outcomes: Outcomes, *, num_doses: int, target: float = 0.3) -> MtdSelection:
+    """The MTD selection of a design by name (``"3+3"`` or ``"boin"``)."""
+    if _canonical_design(design) == "3+3":
+        return three_plus_three_select_mtd(outcomes, num_doses=num_doses)
+    return boin_mtd_selection(outcomes, num_doses=num_doses, target=target)
 
 
 # ---------------------------------------------------------------------------

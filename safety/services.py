@@ -16,13 +16,14 @@ from django.utils import timezone
 from cohorts.models import ACTIVE_COHORT_STATES, Cohort, Enrollment, Participant
 from core.errors import DomainError, InvalidInput, PermissionDenied, RuleViolation, require_permission
 from core.history import audit
-from safety import dlt
+from safety import dlt, rules
 from safety.models import AdverseEvent, ReportingClock, SafetyReview, SignatureFailure, SignOff
 from safety.selectors import (
     canonical_json,
     confirmed_dlts_at_dose,
     review_snapshot,
     sha256_hex,
+    unrecorded_dlt_window_visits,
 )
 from trial.models import Trial
 
@@ -37,6 +38,18 @@ SAE_CRITERIA = ("sae_death", "sae_life_threatening", "sae_hospitalisation", "sae
 
 
 _require = require_permission
+DEATH_IS_SERIOUS = " (grade 5: serious, results in death, by definition: ICH E2A II.B)"
+
+
+def _death_is_serious(event: AdverseEvent) -> bool:
+    """ICH E2A II.B: an event that results in death is serious. A grade 5 or fatal event is made serious
+    with the death criterion whatever the form said (True when this changed it). The service sets rather
+    than refuses: no answer could make a death non-serious, and the sponsor's 24-hour clock is running."""
+    if event.grade != 5 and event.outcome != AdverseEvent.Outcome.FATAL:
+        return False
+    changed = not (event.serious and event.sae_death)
+    event.serious, event.sae_death = True, True
+    return changed
 
 
 def _validate(event: AdverseEvent) -> None:
@@ -61,6 +74,9 @@ def _validate(event: AdverseEvent) -> None:
         problems["outcome"] = ["A grade 5 event is fatal: set the outcome to fatal."]
     if event.outcome == AdverseEvent.Outcome.FATAL and event.grade != 5:
         problems["grade"] = ["A fatal outcome is grade 5."]
+    if event.sae_death and event.grade != 5:
+        problems["sae_death"] = ["'Results in death' is the criterion of a fatal (grade 5) event; for another "
+                                 "grade choose the criterion that applies."]  # fmt: skip
     if event.site_aware_at and event.site_aware_at > timezone.now():
         problems["site_aware_at"] = ["Awareness cannot be in the future."]
     if not event.ctcae_term_id and not (event.ctcae_term_text or "").strip():
@@ -105,18 +121,25 @@ def _assess_dlt(event: AdverseEvent) -> None:
     event.dlt_reason = verdict.reason
 
 
-def _start_clocks(event: AdverseEvent, *, by) -> None:
-    """Start each due clock once (the unique key (event, kind) decides; a re-save starts nothing new)."""
+def _start_clocks(event: AdverseEvent, *, known_at: datetime, by) -> list[ReportingClock]:
+    """Start each clock that applies and has not started (the unique key (event, kind) decides; a re-save
+    starts nothing new). ``known_at`` is when the facts that make a new clock apply became known: the
+    awareness for a new event, the information's receipt for a follow-up (ICH E2A III.A: "after first
+    knowledge ... that a case qualifies")."""
+    started = []
+    existing = set(ReportingClock.objects.filter(adverse_event=event).values_list("kind", flat=True))
     for due in dlt.reporting_clocks(
         serious=event.serious, relationship=event.relationship, expected=event.expected,
-        fatal_or_life_threatening=event.fatal_or_life_threatening, aware_at=event.site_aware_at,
+        fatal_or_life_threatening=event.fatal_or_life_threatening, known_at=known_at,
         site_time_zone=event.participant.site.time_zone,
     ):  # fmt: skip
-        if ReportingClock.objects.filter(adverse_event=event, kind=due.kind).exists():
+        if due.kind in existing:
             continue
-        clock = ReportingClock(adverse_event=event, kind=due.kind, started_at=event.site_aware_at, due_at=due.due_at,
+        clock = ReportingClock(adverse_event=event, kind=due.kind, started_at=due.started_at, due_at=due.due_at,
                                recipient=due.recipient)  # fmt: skip
         audit(clock, by=by, reason="Expedited-reporting clock started").save()
+        started.append(clock)
+    return started
 
 
 def _is_related_death(grade: int, relationship: str) -> bool:
@@ -179,21 +202,37 @@ def adverse_event_record(*, participant: Participant, values: Mapping[str, Any],
         )
         event = AdverseEvent(participant=participant, reported_by=by, **values)
         event.site_aware_at = event.site_aware_at or timezone.now()
+        event.information_received_at = event.site_aware_at
+        made_serious = _death_is_serious(event)
         _validate(event)
         event.worst_grade = event.grade
         _assess_dlt(event)
-        audit(event, by=by, reason="Adverse event reported").save()
-        _start_clocks(event, by=by)
+        reason = "Adverse event reported" + (DEATH_IS_SERIOUS if made_serious else "")
+        audit(event, by=by, reason=reason).save()
+        _start_clocks(event, known_at=event.site_aware_at, by=by)
         _apply_stopping_rules(event, by=by, new_related_death=_is_related_death(event.grade, event.relationship))
     return event
 
 
-def adverse_event_update(*, event: AdverseEvent, values: Mapping[str, Any], reason: str, by) -> AdverseEvent:
-    """A follow-up: update the event (history kept), keep the worst grade, re-assess DLT, clocks, stops."""
+def adverse_event_update(
+    *, event: AdverseEvent, values: Mapping[str, Any], reason: str, by, information_received_at: datetime | None = None
+) -> AdverseEvent:
+    """A follow-up: update the event (history kept), keep the worst grade, re-assess DLT, clocks, stops.
+
+    ``information_received_at`` (default: now) is when the site received this follow-up's information; a
+    clock it starts (the event became serious, a SUSAR, fatal or life-threatening) counts from then."""
     _require(by, "safety.change_adverseevent", "update adverse events")
     if not reason.strip():
         raise InvalidInput("reason_required", "Give the reason for this follow-up.", {"reason": ["Required."]})
     values = _coerce(values)
+    now = timezone.now()
+    received = now if information_received_at is None else information_received_at
+    if not isinstance(received, datetime) or received.tzinfo is None:
+        raise InvalidInput("invalid_time", "When the information was received must be a date and time with its "
+                           "time zone.", {"information_received_at": ["Invalid."]})  # fmt: skip
+    if received > now:
+        raise InvalidInput("invalid_time", "The information cannot be received in the future.",
+                           {"information_received_at": ["In the future."]})  # fmt: skip
     with transaction.atomic():
         event = (
             AdverseEvent.objects.select_for_update(of=("self",))
@@ -203,11 +242,16 @@ def adverse_event_update(*, event: AdverseEvent, values: Mapping[str, Any], reas
         was_related_death = _is_related_death(event.grade, event.relationship)
         for name, value in values.items():
             setattr(event, name, value)
+        if received < event.site_aware_at:
+            raise InvalidInput("invalid_time", "The follow-up information cannot precede the first awareness of "
+                               "the event.", {"information_received_at": ["Before awareness."]})  # fmt: skip
+        event.information_received_at = received
+        made_serious = _death_is_serious(event)
         _validate(event)
         event.worst_grade = max(event.worst_grade, event.grade)
         _assess_dlt(event)
-        audit(event, by=by, reason=reason).save()
-        _start_clocks(event, by=by)
+        audit(event, by=by, reason=reason + (DEATH_IS_SERIOUS if made_serious else "")).save()
+        _start_clocks(event, known_at=received, by=by)
         _apply_stopping_rules(
             event, by=by, new_related_death=not was_related_death and _is_related_death(event.grade, event.relationship)
         )
@@ -344,6 +388,46 @@ def protocol_recommendation(review: SafetyReview) -> str:
     return SafetyReview.Decision.EXPAND
 
 
+def review_mtd_selection(review: SafetyReview) -> dict:
+    """The protocol design's MTD selection over the review's frozen data (a dict of
+    ``rules.MtdSelection.to_dict()`` plus its ``statement``)."""
+    design = review.snapshot["design"]
+    frozen = review.snapshot.get("mtd_selection", {}).get(design)
+    if frozen is not None:
+        return frozen
+    # A snapshot frozen before MTD selections were recorded: the same pure rule over its outcome string.
+    selection = rules.select_mtd(design, review.snapshot["outcomes"], num_doses=len(review.snapshot["dose_levels"]),
+                                 target=float(review.trial.boin_target_rate))  # fmt: skip
+    return selection.to_dict() | {"statement": selection.statement}
+
+
+# Decisions that keep the trial going (or end escalation with an MTD): they wait for every overdue
+# DLT-window visit to be recorded or addressed by the rationale. Stopping the trial never waits.
+DECISIONS_NEEDING_VISITS = ("escalate", "expand", "deescalate", "resume", "mtd")
+
+
+def _overdue_visits(review: SafetyReview) -> list:
+    return [v for v in unrecorded_dlt_window_visits(review.trial) if v.status == v.Status.SCHEDULED]
+
+
+def _visit_label(visit) -> str:
+    return f"{visit.participant.study_id or visit.participant} {visit.code} (window closed {visit.window_end})"
+
+
+def _check_visits_recorded(review: SafetyReview, decision: str, acknowledged: list[int]) -> None:
+    if decision not in DECISIONS_NEEDING_VISITS:
+        return
+    missing = [v for v in _overdue_visits(review) if v.pk not in acknowledged]
+    if missing:
+        raise RuleViolation(
+            "visits_unrecorded",
+            f"{len(missing)} safety visit(s) in a DLT window are overdue and unrecorded: "
+            f"{', '.join(_visit_label(v) for v in missing)}. Record each (done, or missed with the reason), or "
+            "let the rationale address them (acknowledge_visits), before this decision can take effect.",
+            {"acknowledge_visits": [_visit_label(v) for v in missing]},
+        )
+
+
 def _check_snapshot_current(review: SafetyReview) -> None:
     """The committee signs what it saw; if the safety data changed since (a new DLT candidate, a DLT
     confirmed or rejected), the snapshot is stale and no decision on it may be signed or take effect."""
@@ -361,10 +445,11 @@ def _check_snapshot_current(review: SafetyReview) -> None:
                             "the current data in a new review.")  # fmt: skip
 
 
-def _check_decision_possible(review: SafetyReview, decision: str) -> None:
+def _check_decision_possible(review: SafetyReview, decision: str, *, acknowledged: list[int] | None = None) -> None:
     from cohorts.selectors import dlt_windows_complete
 
     cohort = review.cohort
+    _check_visits_recorded(review, decision, review.acknowledged_visits if acknowledged is None else acknowledged)
     levels = set(review.trial.dose_levels.values_list("level", flat=True))
     level = cohort.dose_level.level
     if review.snapshot["adverse_events"]["pending_dlt_candidates"]:
@@ -397,13 +482,32 @@ def _check_decision_possible(review: SafetyReview, decision: str) -> None:
         raise RuleViolation("not_paused", f"{cohort} is not paused.")
 
 
-def review_propose(*, review: SafetyReview, decision: str, rationale: str = "", by) -> SafetyReview:
-    """Set the decision to be signed. Only before the first signature; a deviation from the protocol's
-    recommendation needs a rationale."""
+def review_propose(
+    *,
+    review: SafetyReview,
+    decision: str,
+    rationale: str = "",
+    mtd_level: int | None = None,
+    acknowledge_visits: bool = False,
+    by,
+) -> SafetyReview:
+    """Set the decision to be signed. Only before the first signature.
+
+    A decision that differs from the protocol's recommendation needs a rationale. With ``mtd``, the
+    review records the design's MTD selection over the frozen data; ``mtd_level`` declares another
+    dose instead: only a treated one, only with a rationale, and the review shows the departure.
+    ``acknowledge_visits`` says that the rationale addresses the overdue DLT-window visits listed on
+    the review; without it, a decision other than stop waits until they are recorded.
+    """
     _require(by, "safety.sign_review", "propose review decisions (committee members only)")
     if decision not in SafetyReview.Decision.values:
         raise InvalidInput("invalid_decision", f"Decision must be one of {', '.join(SafetyReview.Decision.values)}.",
                            {"decision": ["Unknown decision."]})  # fmt: skip
+    if mtd_level is not None and (isinstance(mtd_level, bool) or not isinstance(mtd_level, int)):
+        raise InvalidInput("invalid", "The MTD is a dose level number.", {"mtd_level": ["Not a dose level."]})
+    if mtd_level is not None and decision != SafetyReview.Decision.MTD:
+        raise InvalidInput("mtd_level_without_mtd", "A dose level for the MTD goes only with the decision 'mtd'.",
+                           {"mtd_level": ["Only with decision mtd."]})  # fmt: skip
     with transaction.atomic():
         review = (
             SafetyReview.objects.select_for_update(of=("self",))
@@ -415,7 +519,13 @@ def review_propose(*, review: SafetyReview, decision: str, rationale: str = "", 
                                 "correction is a new review.")  # fmt: skip
         if review.signatures.exists():
             raise RuleViolation("review_signed", "The review is already signed: its decision cannot change.")
-        _check_decision_possible(review, decision)
+        acknowledged = [v.pk for v in _overdue_visits(review)] if acknowledge_visits else []
+        if acknowledged and not rationale.strip():
+            raise InvalidInput(
+                "rationale_required", "Say in the rationale how the committee weighed the overdue safety visits.",
+                {"rationale": ["Required when overdue visits are acknowledged."]},
+            )  # fmt: skip
+        _check_decision_possible(review, decision, acknowledged=acknowledged)
         recommended = protocol_recommendation(review)
         if decision != recommended and not rationale.strip():
             raise InvalidInput(
@@ -423,23 +533,45 @@ def review_propose(*, review: SafetyReview, decision: str, rationale: str = "", 
                 f"The protocol's design recommends '{recommended}': explain why the committee decides '{decision}'.",
                 {"rationale": ["Required when the decision differs from the recommendation."]},
             )
+        if mtd_level is not None:
+            _check_declared_mtd(review, mtd_level, rationale)
         review.decision, review.rationale = decision, rationale
+        review.declared_mtd_level = mtd_level
+        review.acknowledged_visits = acknowledged
         review.proposed_by, review.proposed_at = by, timezone.now()
-        audit(review, by=by, reason=f"Decision proposed: {decision}").save()
+        what = f"{decision} (MTD declared: dose {mtd_level})" if mtd_level is not None else decision
+        audit(review, by=by, reason=f"Decision proposed: {what}").save()
     return review
 
 
+def _check_declared_mtd(review: SafetyReview, level: int, rationale: str) -> None:
+    treated = {d["dose_level"]: d["treated"] for d in review.snapshot["dose_levels"]}
+    if level not in treated:
+        raise InvalidInput("invalid", f"Dose level {level} is not a dose level of this trial.",
+                           {"mtd_level": ["Unknown dose level."]})  # fmt: skip
+    if not treated[level]:
+        raise RuleViolation("mtd_not_treated", f"Nobody was treated at dose level {level}: the MTD must be a dose "
+                            "that was given.", {"mtd_level": ["Not treated."]})  # fmt: skip
+    selection = review_mtd_selection(review)
+    if level != selection["dose"] and not rationale.strip():
+        raise InvalidInput(
+            "rationale_required",
+            f"The design's MTD selection is: {selection['statement']}. Explain why the committee declares dose "
+            f"{level}.", {"rationale": ["Required when the MTD departs from the design's selection."]},
+        )  # fmt: skip
+
+
 def signature_digest(*, review_id: int, snapshot_digest: str, decision: str, signer_id: int, signer_name: str,
-                     meaning: str, signed_at, previous: str) -> str:  # fmt: skip
-    """SHA-256 over what was signed: the review's snapshot, the decision, the signer, the meaning,
-    the time and the previous signature of the trial (a chain: changing any earlier row breaks it)."""
-    return sha256_hex(
-        canonical_json(
-            {"review": review_id, "snapshot": snapshot_digest, "decision": decision, "signer": signer_id,
-             "signer_name": signer_name, "meaning": meaning, "signed_at": signed_at.isoformat(),
-             "previous": previous}
-        )
-    )  # fmt: skip
+                     meaning: str, signed_at, previous: str, mtd_level: int | None = None) -> str:  # fmt: skip
+    """SHA-256 over what was signed: the review's snapshot, the decision (with the MTD dose the
+    committee declared, if any), the signer, the meaning, the time and the previous signature of the
+    trial (a chain: changing any earlier row breaks it)."""
+    signed = {"review": review_id, "snapshot": snapshot_digest, "decision": decision, "signer": signer_id,
+              "signer_name": signer_name, "meaning": meaning, "signed_at": signed_at.isoformat(),
+              "previous": previous}  # fmt: skip
+    if mtd_level is not None:  # absent for every other signature, so earlier digests stay valid
+        signed["mtd_level"] = mtd_level
+    return sha256_hex(canonical_json(signed))
 
 
 def _signing_locked(user) -> bool:
@@ -489,11 +621,12 @@ def review_sign(*, review: SafetyReview, user, password: str, meaning: str, comm
         previous = last.digest if last else ""
         signature = SignOff.objects.create(
             trial=trial, review=review, sequence=(last.sequence + 1) if last else 1, signer=user,
-            signer_full_name=full_name, meaning=meaning, decision=review.decision, comment=comment,
-            signed_at=signed_at, previous_digest=previous,
+            signer_full_name=full_name, meaning=meaning, decision=review.decision,
+            mtd_level=review.declared_mtd_level, comment=comment, signed_at=signed_at, previous_digest=previous,
             digest=signature_digest(review_id=review.pk, snapshot_digest=review.snapshot_digest,
                                     decision=review.decision, signer_id=user.pk, signer_name=full_name,
-                                    meaning=meaning, signed_at=signed_at, previous=previous),
+                                    meaning=meaning, signed_at=signed_at, previous=previous,
+                                    mtd_level=review.declared_mtd_level),
         )  # fmt: skip
         if meaning == SignOff.Meaning.REJECT:
             review.state = SafetyReview.State.REJECTED
@@ -548,14 +681,34 @@ def _make_effective(review: SafetyReview, *, by) -> None:
         trial.status = Trial.Status.STOPPED
         audit(trial, by=by, reason=f"Stopped by safety review {review.pk}").save()
     if review.decision == Decision.MTD:
-        rec = review.snapshot["recommendations"].get(review.snapshot["design"], {})
-        review.mtd_dose_level = trial.dose_levels.get(level=rec.get("recommended_dose") or level)
+        _record_mtd(review, trial)
         trial.status = Trial.Status.COMPLETED
-        audit(
-            trial, by=by, reason=f"MTD declared by safety review {review.pk}: dose {review.mtd_dose_level.level}"
-        ).save()
+        audit(trial, by=by, reason=f"Escalation ended by safety review {review.pk}: {review.mtd_statement}").save()
     review.state, review.decided_at = SafetyReview.State.EFFECTIVE, now
     audit(review, by=by, reason="Quorum reached with the chair and no rejection: decision effective").save()
+
+
+def _record_mtd(review: SafetyReview, trial: Trial) -> None:
+    """The MTD a review records: the design's selection over the frozen data, or the treated dose the
+    committee declared with its rationale (shown as a departure). Never the recommended next dose."""
+    selection = review_mtd_selection(review)
+    design = "3+3" if review.snapshot["design"] == "3+3" else "BOIN"
+    level = review.declared_mtd_level if review.declared_mtd_level is not None else selection["dose"]
+    review.mtd_departs_from_rule = level != selection["dose"]
+    if level is None:
+        review.mtd_dose_level = None
+        statement = selection["statement"]
+        if selection.get("highest_cleared"):
+            cleared = trial.dose_levels.get(level=selection["highest_cleared"])
+            statement += f" ({cleared.label}, {cleared.cells_display} cells)"
+        review.mtd_statement = statement
+        return
+    dose = trial.dose_levels.get(level=level)
+    review.mtd_dose_level = dose
+    review.mtd_statement = f"MTD: dose {level} ({dose.label}, {dose.cells_display} cells)"
+    if review.mtd_departs_from_rule:
+        review.mtd_statement += f"; declared by the committee, departing from the {design} selection " \
+                                f"({selection['statement']})"
 
 
 def verify_signatures(*, trial: Trial | None = None) -> list[str]:
@@ -574,11 +727,13 @@ def verify_signatures(*, trial: Trial | None = None) -> list[str]:
             expected = signature_digest(
                 review_id=review.pk, snapshot_digest=review.snapshot_digest, decision=signature.decision,
                 signer_id=signature.signer_id, signer_name=signature.signer_full_name, meaning=signature.meaning,
-                signed_at=signature.signed_at, previous=signature.previous_digest,
+                signed_at=signature.signed_at, previous=signature.previous_digest, mtd_level=signature.mtd_level,
             )  # fmt: skip
             if expected != signature.digest:
                 problems.append(f"{where}: the digest does not match what was signed")
             if signature.decision != review.decision:
                 problems.append(f"{where}: signed decision '{signature.decision}' differs from the review's")
+            if signature.mtd_level != review.declared_mtd_level:
+                problems.append(f"{where}: signed MTD dose {signature.mtd_level} differs from the review's")
             previous = signature.digest
     return problems

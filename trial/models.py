@@ -39,6 +39,14 @@ class Trial(models.Model):
         THREE_PLUS_THREE = "3+3", "3+3"
         BOIN = "boin", "BOIN"
 
+    class ThreePlusThreeVariant(models.TextChoices):
+        CONFIRM_ON_SIX = "confirm_on_six", "Confirm the MTD on 6 patients (Le Tourneau 2009)"
+        ESCALATION_DEFAULT = "escalation_default", "R escalation default (no de-escalation)"
+
+    class EvaluabilityRule(models.TextChoices):
+        FULL_DOSE_OR_DLT = "full_dose_or_dlt", "Full dose given, or a DLT occurred"
+        ANY_INFUSION = "any_infusion", "Any dose given, or a DLT occurred"
+
     class Sex(models.TextChoices):
         FEMALE = "female", "Female"
         MALE = "male", "Male"
@@ -64,6 +72,16 @@ class Trial(models.Model):
     escalation_design = models.CharField(
         max_length=8, choices=EscalationDesign.choices, default=EscalationDesign.THREE_PLUS_THREE
     )
+    three_plus_three_variant = models.CharField(
+        "3+3 variant", max_length=20, choices=ThreePlusThreeVariant.choices,
+        default=ThreePlusThreeVariant.CONFIRM_ON_SIX,
+        help_text="How the review's 3+3 recommendation ends escalation (docs/protocol.md).",
+    )  # fmt: skip
+    evaluability_rule = models.CharField(
+        "evaluable for dose escalation", max_length=20, choices=EvaluabilityRule.choices,
+        default=EvaluabilityRule.FULL_DOSE_OR_DLT,
+        help_text="Who counts in the escalation rule; a non-evaluable participant needs a replacement.",
+    )  # fmt: skip
     boin_target_rate = models.DecimalField(
         "BOIN target DLT rate (second opinion)", max_digits=4, decimal_places=3, default=Decimal("0.300")
     )
@@ -130,6 +148,14 @@ class Trial(models.Model):
             ),
             models.CheckConstraint(condition=Q(dlt_min_grade__gte=1, dlt_min_grade__lte=5), name="trial_dlt_grade_1_5"),
             models.CheckConstraint(condition=Q(dlt_stop_count__gte=1), name="trial_dlt_stop_count_positive"),
+            models.CheckConstraint(
+                condition=Q(three_plus_three_variant__in=["confirm_on_six", "escalation_default"]),
+                name="trial_three_plus_three_variant_known",
+            ),
+            models.CheckConstraint(
+                condition=Q(evaluability_rule__in=["full_dose_or_dlt", "any_infusion"]),
+                name="trial_evaluability_rule_known",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -29,6 +29,12 @@ class _Strict(serializers.Serializer):
 
 class ParametersSchema(_Strict):
     escalation_design = serializers.ChoiceField(choices=Trial.EscalationDesign.choices)
+    three_plus_three_variant = serializers.ChoiceField(
+        choices=Trial.ThreePlusThreeVariant.choices, required=False, default=Trial.ThreePlusThreeVariant.CONFIRM_ON_SIX
+    )
+    evaluability_rule = serializers.ChoiceField(
+        choices=Trial.EvaluabilityRule.choices, required=False, default=Trial.EvaluabilityRule.FULL_DOSE_OR_DLT
+    )
     boin_target_rate = serializers.DecimalField(
         max_digits=4, decimal_places=3, min_value=Decimal("0.001"), max_value=Decimal("0.999")
     )

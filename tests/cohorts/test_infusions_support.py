@@ -86,6 +86,22 @@ def infuse_cohort(participants: list[Participant]) -> list[Infusion]:
     return [infuse(p, when) for p, when in zip(participants, SCHEDULE, strict=False)]
 
 
+def record_visits(participants: list[Participant], *, until: dt.date) -> int:
+    """Record every scheduled visit of ``participants`` with a target on or before ``until`` (site date) as
+    done on its target day, as the site would (the clock at noon that day). Returns how many."""
+    from cohorts.models import FollowUpVisit
+
+    visits = FollowUpVisit.objects.filter(
+        participant__in=participants, status=FollowUpVisit.Status.SCHEDULED, target_date__lte=until
+    ).order_by("target_date", "pk")
+    count = 0
+    for visit in visits:
+        with frozen(dt.datetime.combine(visit.target_date, dt.time(12), tzinfo=SH)):
+            services.visit_complete(visit=visit, on=visit.target_date, by=nurse())
+        count += 1
+    return count
+
+
 def refresh(*objects):
     for obj in objects:
         obj.refresh_from_db()
@@ -93,4 +109,4 @@ def refresh(*objects):
 
 
 __all__ = ["DAY", "HOUR", "SCHEDULE", "SH", "T0", "Cohort", "complete", "enrolled_cohort", "fast_password_hashing",
-           "frozen", "infuse", "infuse_cohort", "nurse", "refresh", "start"]  # fmt: skip
+           "frozen", "infuse", "infuse_cohort", "nurse", "record_visits", "refresh", "start"]  # fmt: skip

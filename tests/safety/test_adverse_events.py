@@ -109,16 +109,23 @@ AWARE = dt.datetime(2026, 11, 20, 9, 0, tzinfo=SHANGHAI)
 SPONSOR_DUE = dt.datetime(2026, 11, 21, 9, 0, tzinfo=SHANGHAI)
 
 
+def _end_of(day: dt.date) -> dt.datetime:
+    """The last moment of a site calendar day: ICH E2A's deadlines are calendar days (day 0 = awareness)."""
+    return dt.datetime.combine(day, dt.time.max, tzinfo=SHANGHAI)
+
+
+DAY_7, DAY_15 = _end_of(dt.date(2026, 11, 27)), _end_of(dt.date(2026, 12, 5))
+
+
 @pytest.mark.parametrize(
     ("criteria", "relationship", "expected", "clocks"),
     [
         # SUSAR: serious, related (possible or more), unexpected — 7 days if fatal/life-threatening, else 15.
+        # A fatal or life-threatening SUSAR also gets its complete report 8 more calendar days later (day 15).
         ({"sae_life_threatening": True}, "probable", False,
-         {"sponsor_24h": SPONSOR_DUE, "susar_7d": dt.datetime(2026, 11, 27, 9, 0, tzinfo=SHANGHAI)}),
-        ({"sae_hospitalisation": True}, "probable", False,
-         {"sponsor_24h": SPONSOR_DUE, "susar_15d": dt.datetime(2026, 12, 5, 9, 0, tzinfo=SHANGHAI)}),
-        ({"sae_hospitalisation": True}, "possible", False,
-         {"sponsor_24h": SPONSOR_DUE, "susar_15d": dt.datetime(2026, 12, 5, 9, 0, tzinfo=SHANGHAI)}),
+         {"sponsor_24h": SPONSOR_DUE, "susar_7d": DAY_7, "susar_followup": DAY_15}),
+        ({"sae_hospitalisation": True}, "probable", False, {"sponsor_24h": SPONSOR_DUE, "susar_15d": DAY_15}),
+        ({"sae_hospitalisation": True}, "possible", False, {"sponsor_24h": SPONSOR_DUE, "susar_15d": DAY_15}),
         # Not a SUSAR: expected per the brochure, or related below "possible" — the sponsor clock only.
         ({"sae_life_threatening": True}, "probable", True, {"sponsor_24h": SPONSOR_DUE}),
         ({"sae_life_threatening": True}, "unlikely", False, {"sponsor_24h": SPONSOR_DUE}),

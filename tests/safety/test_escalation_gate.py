@@ -20,7 +20,7 @@ from core.errors import DomainError
 from core.roles import SAFETY_COMMITTEE, SITE_STAFF
 from safety import services
 from safety.models import SafetyReview, SignatureFailure, SignOff
-from tests.cohorts.test_infusions_support import DAY, HOUR, T0, enrolled_cohort, frozen, infuse
+from tests.cohorts.test_infusions_support import DAY, HOUR, T0, enrolled_cohort, frozen, infuse, record_visits
 from tests.factories import UserFactory, eligible_participant, staff_users, token_for
 
 pytestmark = pytest.mark.django_db
@@ -46,6 +46,7 @@ def reviewed(nct_trial):
     assert cohort.state == Cohort.State.OBSERVING
     with frozen(T0 + 20 * DAY):
         assert services.reviews_open_due() == []  # windows still running: no review
+    assert record_visits(people, until=AFTER_WINDOWS.date()) == 12  # D1, D7, D14, D28 of each
     with frozen(AFTER_WINDOWS):
         (review,) = services.reviews_open_due()
     cohort.refresh_from_db()
@@ -288,6 +289,7 @@ def test_after_the_committee_resumes_a_paused_cohort_a_later_event_does_not_paus
 
     cohort, people = enrolled_cohort(nct_trial)
     infuse(people[0], T0)
+    record_visits(people[:1], until=(T0 + DAY).date())  # her day-1 visit, the day before she died
     coordinator, _ = staff_users()
     death = {"verbatim_term": "Sudden death", "ctcae_term_text": "Death NOS", "grade": 5, "outcome": "fatal",
              "serious": True, "sae_death": True, "relationship": "possible"}  # fmt: skip

@@ -52,3 +52,14 @@ def test_bad_input_exits_with_code_2_and_a_clear_message(args, message):
     assert result.returncode == 2
     assert result.stdout == ""
     assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "r_answer", "confirm_answer"),
+    [("1NNN 2NTT", (1, False), (1, True)), ("1NNN 2NNN 3NNN", (3, False), (3, True)), ("1NNN", (2, True), (2, True))],
+)
+def test_the_confirm_on_six_flag_gives_the_protocol_variant_and_the_default_stays_r(outcomes, r_answer, confirm_answer):
+    default = _recommend("--design", "3+3", "--outcomes", outcomes)
+    variant = _recommend("--design", "3+3", "--outcomes", outcomes, "--confirm-on-six")
+    assert (default["recommended_dose"], default["continue"]) == r_answer
+    assert (variant["recommended_dose"], variant["continue"]) == confirm_answer

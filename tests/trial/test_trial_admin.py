@@ -15,6 +15,7 @@ def _change_form_data(trial: Trial, **overrides) -> dict:
         for field in (
             "title", "short_title", "phase", "design", "product", "sponsor", "protocol_version", "status",
             "planned_enrollment", "eligible_sex", "min_age_years", "max_age_years", "escalation_design",
+            "three_plus_three_variant", "evaluability_rule",
             "boin_target_rate", "cohort_size", "max_per_dose_level", "review_quorum", "dlt_window_days",
             "sentinel_observation_days", "stagger_hours", "infusion_rate_min", "infusion_rate_max",
             "default_drop_factor", "dose_tolerance_pct", "max_infusions_per_participant", "dlt_min_grade",

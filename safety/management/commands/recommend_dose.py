@@ -19,16 +19,24 @@ class Command(BaseCommand):
         parser.add_argument("--target", type=float, default=0.3, help="BOIN target DLT rate (default 0.3)")
         parser.add_argument("--doses", type=int, default=3, help="number of dose levels (default 3)")
         parser.add_argument("--allow-deescalate", action="store_true", help="3+3 with de-escalation")
+        parser.add_argument(
+            "--confirm-on-six", action="store_true",
+            help="3+3 in the variant that confirms the MTD on 6 patients (a trial's review uses its protocol's "
+            "variant; without this flag the answers are R escalation's)",
+        )  # fmt: skip
 
-    def handle(self, *args, design, outcomes, target, doses, allow_deescalate, **options):
+    def handle(self, *args, design, outcomes, target, doses, allow_deescalate, confirm_on_six, **options):
         try:
             if doses < 1:
                 raise ValueError("--doses must be at least 1")
             if not 0 < target < 1:
                 raise ValueError("--target must be between 0 and 1")
-            recommendation = rules.recommend(
-                design, outcomes, num_doses=doses, target=target, allow_deescalate=allow_deescalate
-            )
+            if confirm_on_six and design.strip().lower() in rules.DESIGNS["3+3"]:
+                recommendation = rules.three_plus_three(outcomes, num_doses=doses, confirm_on_six=True)
+            else:
+                recommendation = rules.recommend(
+                    design, outcomes, num_doses=doses, target=target, allow_deescalate=allow_deescalate
+                )
         except ValueError as exc:  # OutcomeNotationError, an unknown design, an impossible 3+3 path
             self.stderr.write(f"recommend_dose: {exc}")
             sys.exit(2)
