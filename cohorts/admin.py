@@ -13,6 +13,7 @@ from django.utils.safestring import mark_safe
 
 from cohorts import selectors, services
 from cohorts.models import (
+    IMPLAUSIBLE_RATE_FACTOR,
     Cohort,
     ConsentDocument,
     ConsentRecord,
@@ -579,6 +580,12 @@ class InfusionFinishForm(ServiceRefusalForm):
                                   widget=forms.Textarea(attrs={"rows": 2}))  # fmt: skip
     restart_at = forms.SplitDateTimeField(label="Restart at", required=False, widget=admin.widgets.AdminSplitDateTime,
                                      help_text="Resume an interrupted infusion.")  # fmt: skip
+    confirm_implausible_rate = forms.BooleanField(
+        label="Confirm an implausible average rate", required=False,
+        help_text=f"Only after the average rate was refused as implausible (above {IMPLAUSIBLE_RATE_FACTOR} × the "
+        "protocol maximum) and you checked the end time, interruptions, volume and giving set: it is then saved as "
+        "entered, flagged, and a major deviation opens.",
+    )  # fmt: skip
 
     class Meta:
         model = Infusion
@@ -609,7 +616,8 @@ class InfusionAdmin(ServiceRefusalMixin, AuditedAdmin):
                     "set_drop_factor", "volume_to_give_ml", "premedication")  # fmt: skip
     RECORD_FIELDS = ("participant", "cohort", "dose_level", "status", "started_at", "ended_at", "product_lot",
                      "product_expiry", "cells_planned", "cells_administered", "volume_planned_ml", "volume_ml",
-                     "drop_factor", "derived", "premedication", "stop_reason", "administered_by")  # fmt: skip
+                     "drop_factor", "derived", "average_rate", "premedication", "stop_reason",
+                     "administered_by")  # fmt: skip
 
     def get_queryset(self, request):
         return (
@@ -631,7 +639,8 @@ class InfusionAdmin(ServiceRefusalMixin, AuditedAdmin):
             ]
         fieldsets = [("Infusion", {"fields": list(self.RECORD_FIELDS)}), ("Drip rate", {"fields": ["rate_guide"]})]
         if self.has_change_permission(request, obj):
-            finish = ["outcome", "finished_at", "cells_given", "volume_given_ml", "why_stopped", "restart_at"]
+            finish = ["outcome", "finished_at", "cells_given", "volume_given_ml", "why_stopped",
+                      "confirm_implausible_rate", "restart_at"]  # fmt: skip
             fieldsets.append(("Finish or resume", {"fields": finish}))
         return fieldsets
 
@@ -656,8 +665,10 @@ class InfusionAdmin(ServiceRefusalMixin, AuditedAdmin):
 
     @admin.display(description="Rate off protocol")
     def rate_flags(self, obj):
-        count = obj.flagged_count
-        return format_html('<strong style="color:#ba2121">{} reading(s)</strong>', count) if count else "—"
+        parts = [f"{obj.flagged_count} reading(s)"] if obj.flagged_count else []
+        if obj.average_rate_out_of_range:
+            parts.append(f"average {obj.average_drops_per_minute} drops/min")
+        return format_html('<strong style="color:#ba2121">{}</strong>', ", ".join(parts)) if parts else "—"
 
     # --- read-only panels -------------------------------------------------------------------------
 
@@ -667,6 +678,24 @@ class InfusionAdmin(ServiceRefusalMixin, AuditedAdmin):
         if minutes is None:
             return "Running"
         return f"{minutes:.0f} min running time (interruptions excluded); {obj.average_ml_per_hour or '—'} mL/h average"
+
+    @admin.display(description="Average rate")
+    def average_rate(self, obj):
+        """volume × drop factor ÷ running minutes, checked against the protocol range copied when it finished."""
+        if not obj.is_finished:
+            return "Computed when the infusion finishes"
+        rate = obj.average_drops_per_minute
+        if rate is None:
+            return "— (no volume given)" if obj.volume_ml == 0 else "— (not computed)"
+        if not obj.average_rate_out_of_range:
+            return f"{rate} drops/min ✔ in range"
+        deviation = obj.deviations.filter(category="infusion_rate", source="system", drip_rate_reading=None).first()
+        return format_html(
+            '<strong style="color:#ba2121">{} drops/min ✘ outside {}–{}</strong>{}{}', rate,
+            _plain(obj.average_rate_min), _plain(obj.average_rate_max),
+            f" (deviation #{deviation.pk})" if deviation else "",
+            " — confirmed as entered although implausible" if obj.implausible_rate_confirmed else "",
+        )  # fmt: skip
 
     @admin.display(description="Protocol rate")
     def rate_guide(self, obj):
@@ -721,13 +750,21 @@ class InfusionAdmin(ServiceRefusalMixin, AuditedAdmin):
             finish = services.infusion_complete if outcome == "complete" else services.infusion_stop_early
             extra = {"reason": data["why_stopped"]} if outcome == "stop_early" else {}
             finish(infusion=form.instance, ended_at=data["finished_at"], cells_administered=data["cells_given"],
-                   volume_ml=data["volume_given_ml"], by=request.user, **extra)  # fmt: skip
+                   volume_ml=data["volume_given_ml"], by=request.user,
+                   confirm_implausible_rate=bool(data.get("confirm_implausible_rate")), **extra)  # fmt: skip
             self.message_user(request, "Infusion finished: the DLT window started and the follow-up visits were "
                               "planned.", messages.SUCCESS)  # fmt: skip
             deviation = ProtocolDeviation.objects.filter(infusion=form.instance, category="dose").first()
             if deviation is not None:
                 self.message_user(request, f"Dose outside the protocol: major deviation #{deviation.pk} opened. "
                                   f"{deviation.description}", messages.WARNING)  # fmt: skip
+            deviation = ProtocolDeviation.objects.filter(infusion=form.instance, category="infusion_rate",
+                                                         source="system", drip_rate_reading=None).first()  # fmt: skip
+            if deviation is not None:
+                self.message_user(request, "Average rate outside the protocol: "
+                                  f"{deviation.get_severity_display().lower()} deviation #{deviation.pk} opened. "
+                                  f"{deviation.description}",
+                                  messages.WARNING)  # fmt: skip
 
     def save_formset(self, request, form, formset, change):
         infusion = form.instance

@@ -406,11 +406,15 @@ def participant_timeline(participant: Participant, *, today: date | None = None)
         flagged = sum(1 for r in infusion.readings.all() if r.out_of_range)
         readings = len(infusion.readings.all())
         detail = f"{readings} rate reading(s)" + (f", {flagged} outside the protocol" if flagged else "")
+        if infusion.average_drops_per_minute is not None:
+            off = " (outside the protocol)" if infusion.average_rate_out_of_range else ""
+            detail += f"; average {infusion.average_drops_per_minute} drops/min{off}"
         cells = infusion.cells_administered_display or infusion.cells_planned_display + " planned"
+        warn = flagged or infusion.average_rate_out_of_range or infusion.status == "stopped_early"
         entries.append(TimelineEntry(
             "infusion", f"Infusion {infusion.sequence}: {cells} cells, lot {infusion.product_lot}; {detail}",
             f"{local(infusion.started_at)} – {local(infusion.ended_at) or 'running'}", "",
-            infusion.get_status_display(), "warn" if flagged or infusion.status == "stopped_early" else "ok",
+            infusion.get_status_display(), "warn" if warn else "ok",
         ))  # fmt: skip
     if participant.dlt_window_start and participant.dlt_window_end:
         if today > participant.dlt_window_end:
