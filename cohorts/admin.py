@@ -7,6 +7,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
@@ -21,6 +22,7 @@ from cohorts.models import (
     Enrollment,
     FollowUpVisit,
     Fracture,
+    GilbertSyndromeDiagnosis,
     Infusion,
     InfusionInterruption,
     JudgmentConfirmation,
@@ -174,6 +176,16 @@ class ParticipantAdmin(ServiceRefusalMixin, AuditedAdmin):
         return request.user.has_perm("cohorts.add_enrollment")
 
 
+def _gilbert_diagnosis(screening: ScreeningRecord) -> GilbertSyndromeDiagnosis | None:
+    if not screening.pk:
+        return None
+    return (
+        GilbertSyndromeDiagnosis.objects.filter(participant_id=screening.participant_id)
+        .select_related("recorded_by")
+        .first()
+    )
+
+
 class FractureInline(AuditedInline):
     model = Fracture
     fields = ("date", "site", "fragility", "on_anti_osteoporosis_treatment")
@@ -187,7 +199,8 @@ class ScreeningRecordAdmin(ServiceRefusalMixin, AuditedAdmin):
     search_fields = ("participant__screening_number", "participant__study_id")
     list_select_related = ("participant",)
     autocomplete_fields = ()
-    readonly_fields = ("verdict", "evaluated_at", "bmi_display", "criteria_table")
+    readonly_fields = ("verdict", "evaluated_at", "bmi_display", "criteria_table", "gilbert_syndrome",
+                       "gilbert_syndrome_to_record")  # fmt: skip
     inlines = (FractureInline,)
     fieldsets = (
         ("Eligibility (evaluated on save)", {"fields": ("verdict", "evaluated_at", "criteria_table")}),
@@ -199,7 +212,8 @@ class ScreeningRecordAdmin(ServiceRefusalMixin, AuditedAdmin):
         ("DXA", {"fields": ("t_score_lumbar_l1_l4", "t_score_total_hip", "t_score_femoral_neck",
                             "measurable_lumbar_vertebrae", "dxa_impeded")}),
         ("Glucocorticoids", {"fields": ("glucocorticoid_dose_mg_per_day", "glucocorticoid_duration_months")}),
-        ("Liver and kidney", {"fields": ("ast_x_uln", "alt_x_uln", "alp_x_uln", "bilirubin_x_uln", "egfr")}),
+        ("Liver and kidney", {"fields": ("ast_x_uln", "alt_x_uln", "alp_x_uln", "bilirubin_x_uln", "egfr",
+                                         "gilbert_syndrome")}),
         ("Thyroid", {"fields": ("tsh", "tsh_lower_limit", "tsh_upper_limit", "t4_in_range")}),
         ("Serology", {"fields": ("hbv_dna_cps_per_ml", "hbv_dna_uln", "hcv_antibody_positive", "hcv_rna_above_uln",
                                  "syphilis_antibody_positive", "hiv_antibody_positive")}),
@@ -218,6 +232,39 @@ class ScreeningRecordAdmin(ServiceRefusalMixin, AuditedAdmin):
         if obj.weight_kg and obj.height_cm:
             return f"{bmi(obj.weight_kg, obj.height_cm):.1f}"
         return "—"
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if not request.user.has_perm("cohorts.add_gilbertsyndromediagnosis"):
+            return fieldsets
+        # Investigators get the same panel with the way to record the diagnosis.
+        return [
+            (name, {**options, "fields": tuple("gilbert_syndrome_to_record" if f == "gilbert_syndrome" else f
+                                               for f in options["fields"])})
+            for name, options in fieldsets
+        ]  # fmt: skip
+
+    @admin.display(description="Gilbert's syndrome (E14)")
+    def gilbert_syndrome(self, obj):
+        diagnosis = _gilbert_diagnosis(obj)
+        if diagnosis is None:
+            return "Not documented by an investigator: the bilirubin limit applies."
+        who = diagnosis.recorded_by.get_full_name() or diagnosis.recorded_by.get_username()
+        on = diagnosis.recorded_at.astimezone(selectors.site_zone(obj.participant)).date()
+        if diagnosis.documented:
+            return f"Documented by {who} on {on}: the bilirubin limit is waived (not AST, ALT or ALP). {diagnosis.note}"
+        return f"Not documented (recorded by {who} on {on}): the bilirubin limit applies. {diagnosis.note}"
+
+    @admin.display(description="Gilbert's syndrome (E14)")
+    def gilbert_syndrome_to_record(self, obj):
+        if not obj.pk:
+            return "Save the screening data first."
+        diagnosis = _gilbert_diagnosis(obj)
+        if diagnosis is None:
+            url = reverse("admin:cohorts_gilbertsyndromediagnosis_add") + f"?participant={obj.participant_id}"
+        else:
+            url = reverse("admin:cohorts_gilbertsyndromediagnosis_change", args=[diagnosis.pk])
+        return format_html('{} <a href="{}">Record the investigator\'s diagnosis</a>', self.gilbert_syndrome(obj), url)
 
     @admin.display(description="Criteria")
     def criteria_table(self, obj):
@@ -293,6 +340,59 @@ class JudgmentConfirmationAdmin(ServiceRefusalMixin, AuditedAdmin):
             by=request.user,
         )  # fmt: skip
         obj.pk = saved.pk
+
+
+class GilbertDiagnosisForm(forms.ModelForm):
+    class Meta:
+        model = GilbertSyndromeDiagnosis
+        fields = ("participant", "documented", "note")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "participant" in self.fields:
+            self.fields["participant"].queryset = (
+                Participant.objects.filter(status__in=services.SCREENING_STATUSES).order_by("trial", "screening_number")
+            )  # fmt: skip
+        if "note" in self.fields:
+            self.fields["note"].required = False  # the service says what is missing, on this form
+
+
+@admin.register(GilbertSyndromeDiagnosis)
+class GilbertSyndromeDiagnosisAdmin(ServiceRefusalMixin, AuditedAdmin):
+    """Investigators document Gilbert's syndrome: it waives E14's bilirubin limit (not AST, ALT or ALP)."""
+
+    form = GilbertDiagnosisForm
+    list_display = ("participant", "documented", "recorded_by", "recorded_at")
+    list_filter = ("documented", "participant__trial")
+    search_fields = ("participant__screening_number", "participant__study_id")
+    list_select_related = ("participant", "recorded_by")
+
+    def get_fieldsets(self, request, obj=None):
+        return [(None, {"fields": ["participant", "documented", "note", "recorded_by", "recorded_at"]})]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("participant", "recorded_by", "recorded_at") if obj else ("recorded_by", "recorded_at")
+
+    def save_model(self, request, obj, form, change):
+        saved = services.gilbert_diagnosis_record(
+            participant=obj.participant, documented=obj.documented, note=form.cleaned_data.get("note") or "",
+            by=request.user,
+        )  # fmt: skip
+        obj.pk = saved.pk
+
+    def response_add(self, request, obj, post_url_continue=None):
+        self._show_verdict(request, obj)
+        return super().response_add(request, obj, post_url_continue)
+
+    def response_change(self, request, obj):
+        self._show_verdict(request, obj)
+        return super().response_change(request, obj)
+
+    def _show_verdict(self, request, obj):
+        screening = ScreeningRecord.objects.filter(participant_id=obj.participant_id).first()
+        if screening is not None:
+            level = messages.SUCCESS if screening.verdict == "eligible" else messages.WARNING
+            self.message_user(request, f"Eligibility re-evaluated: {screening.get_verdict_display()}.", level)
 
 
 @admin.register(ConsentDocument)

@@ -238,6 +238,32 @@ class JudgmentConfirmation(models.Model):
         return f"{self.code}: {'satisfied' if self.satisfied else 'not satisfied'}"
 
 
+class GilbertSyndromeDiagnosis(models.Model):
+    """An investigator's documented diagnosis of Gilbert's syndrome, with who and when (E14).
+
+    E14 excludes hepatic insufficiency "(excluding Gilbert's syndrome …)". Where the protocol's E14 has
+    ``gilbert_waives_bilirubin``, a documented diagnosis waives its bilirubin limit, never the AST, ALT or
+    ALP limits. Recorded and revised only by ``cohorts.services.gilbert_diagnosis_record`` (investigators).
+    """
+
+    participant = models.OneToOneField(Participant, on_delete=models.PROTECT, related_name="gilbert_diagnosis")
+    documented = models.BooleanField(
+        "Gilbert's syndrome documented", help_text="Ticked: the bilirubin limit of E14 is waived (not AST, ALT, ALP)."
+    )
+    note = models.TextField(help_text="What the diagnosis rests on (e.g. history, unconjugated bilirubin, genotype).")
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField()
+
+    history = audited_history()
+
+    class Meta:
+        verbose_name = "Gilbert's syndrome diagnosis"
+        constraints = [models.CheckConstraint(condition=~Q(note=""), name="gilbert_has_note")]
+
+    def __str__(self) -> str:
+        return f"Gilbert's syndrome {'documented' if self.documented else 'not documented'}: {self.participant}"
+
+
 class ConsentRecord(models.Model):
     participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="consents")
     document = models.ForeignKey(ConsentDocument, on_delete=models.PROTECT, related_name="records")

@@ -15,6 +15,7 @@ from cohorts.models import (
     DripRateReading,
     Enrollment,
     FollowUpVisit,
+    GilbertSyndromeDiagnosis,
     Infusion,
     InfusionInterruption,
     Participant,
@@ -76,8 +77,25 @@ _FACT_FIELDS = (
 )  # fmt: skip
 
 
+def gilbert_syndrome(participant: Participant) -> rules.DocumentedDiagnosis | None:
+    """Gilbert's syndrome as an investigator documented it: by whom and on which site date (None: not documented)."""
+    diagnosis = (
+        GilbertSyndromeDiagnosis.objects.filter(participant=participant, documented=True)
+        .select_related("recorded_by")
+        .first()
+    )
+    if diagnosis is None:
+        return None
+    who = diagnosis.recorded_by
+    return rules.DocumentedDiagnosis(
+        by=who.get_full_name() or who.get_username(),
+        on=timezone.localdate(diagnosis.recorded_at, timezone=site_zone(participant)),
+    )
+
+
 def screening_facts(participant: Participant, *, on: date | None = None) -> rules.ScreeningFacts:
-    """The plain values the eligibility rules read, from the screening record, consent and judgments."""
+    """The plain values the eligibility rules read, from the screening record, consent, judgments and
+    documented diagnoses."""
     screening: ScreeningRecord | None = getattr(participant, "screening", None)
     judgments = {j.code: j.satisfied for j in participant.judgments.all()}
     consent_signed = current_consent(participant, on=on) is not None
@@ -86,6 +104,7 @@ def screening_facts(participant: Participant, *, on: date | None = None) -> rule
         "date_of_birth": participant.date_of_birth,
         "consent_signed": consent_signed,
         "judgments": judgments,
+        "gilbert_syndrome": gilbert_syndrome(participant),
     }
     if screening is None:
         return rules.ScreeningFacts(**base)

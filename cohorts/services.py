@@ -27,6 +27,7 @@ from cohorts.models import (
     Enrollment,
     FollowUpVisit,
     Fracture,
+    GilbertSyndromeDiagnosis,
     Infusion,
     InfusionInterruption,
     JudgmentConfirmation,
@@ -273,6 +274,42 @@ def judgments_confirm(
             saved.append(confirmation)
         eligibility_evaluate(participant=participant, by=by)
     return saved
+
+
+def gilbert_diagnosis_record(*, participant: Participant, documented: bool, note: str, by) -> GilbertSyndromeDiagnosis:
+    """An investigator documents (or withdraws) a diagnosis of Gilbert's syndrome, with who and when.
+
+    Where the protocol's E14 has ``gilbert_waives_bilirubin``, a documented diagnosis waives its bilirubin
+    limit (never AST, ALT or ALP). A second call revises the first. Eligibility is evaluated again in the
+    same transaction; after enrollment the diagnosis can no longer change (``screening_closed``).
+    """
+    what = "record a Gilbert's syndrome diagnosis (investigators only)"
+    _require(by, "cohorts.add_gilbertsyndromediagnosis", what)
+    if not isinstance(documented, bool):
+        raise InvalidInput("invalid", "Say whether Gilbert's syndrome is documented (true or false).",
+                           {"documented": ["Not true or false."]})  # fmt: skip
+    note = _text(note, field="note", label="Note (what the diagnosis rests on)", max_length=2000,
+                 required=True, code="note_required")  # fmt: skip
+    with transaction.atomic():
+        participant = Participant.objects.select_for_update(of=("self",)).get(pk=participant.pk)
+        if participant.status not in SCREENING_STATUSES:
+            raise RuleViolation("screening_closed", f"{participant} is {participant.get_status_display().lower()}: "
+                                "her eligibility data can no longer change.")  # fmt: skip
+        diagnosis = GilbertSyndromeDiagnosis.objects.select_for_update().filter(participant=participant).first()
+        if diagnosis is None:
+            diagnosis = GilbertSyndromeDiagnosis(participant=participant)
+        else:
+            _require(by, "cohorts.change_gilbertsyndromediagnosis", what)
+        revised = " (revised)" if diagnosis.pk else ""
+        diagnosis.documented = documented
+        diagnosis.note = note
+        diagnosis.recorded_by = by
+        diagnosis.recorded_at = timezone.now()
+        reason = ("Gilbert's syndrome documented: the E14 bilirubin limit is waived" if documented
+                  else "Gilbert's syndrome not documented: the E14 bilirubin limit applies")  # fmt: skip
+        audit(diagnosis, by=by, reason=reason + revised).save()
+        eligibility_evaluate(participant=participant, by=by)
+    return diagnosis
 
 
 # --- consent -------------------------------------------------------------------------------
