@@ -1011,7 +1011,9 @@ def _average_rate_check(*, infusion: Infusion, ended_at: datetime, volume: Decim
     interrupted = infusion.interrupted_for(ended_at)
     running = ended_at - infusion.started_at - interrupted
     rate = average_drip_rate(volume_ml=volume, drop_factor=infusion.drop_factor, running=running)
-    if rate is None:
+    stored = Infusion._meta.get_field("average_drops_per_minute")
+    if rate is None or rate >= Decimal(10) ** (stored.max_digits - stored.decimal_places):
+        # No running time, or so little that the rate is beyond any infusion (and beyond the column).
         raise InvalidInput(
             "no_running_time", f"{_plain(volume)} mL cannot be given in no running time (end − start, less "
             f"{_minutes(interrupted)} interrupted). Check the end time and the interruptions, or record 0 mL if "

@@ -181,6 +181,24 @@ def test_a_volume_given_in_no_running_time_is_refused_and_cannot_be_confirmed(ru
     _nothing_finished(running)
 
 
+@pytest.mark.parametrize(
+    ("elapsed", "average"),
+    [
+        (dt.timedelta(microseconds=1), None),  # 1.2 × 10¹¹ drops/min: beyond any infusion (and the column)
+        (dt.timedelta(microseconds=2), "60000000000.0"),  # 6 × 10¹⁰: absurd, but stored once confirmed
+    ],
+)
+def test_a_running_time_too_short_to_mean_anything_is_refused_as_none(running, elapsed, average):
+    def finish():
+        return complete(running, T0 + elapsed, volume_ml="100", confirm_implausible_rate=True)
+
+    if average is None:
+        _refused(finish, "no_running_time")
+        _nothing_finished(running)
+    else:
+        assert Infusion.objects.get(pk=finish().pk).average_drops_per_minute == Decimal(average)
+
+
 def test_a_completed_infusion_with_no_volume_is_refused(running):
     error = _refused(lambda: complete(running, T0 + HOUR, volume_ml="0"), "volume_not_given")
     assert "stopped early" in error.message
