@@ -1056,7 +1056,7 @@ def _average_rate_deviation(*, infusion: Infusion, participant: Participant, by)
         severity=ProtocolDeviation.Severity.MAJOR if rate > high else ProtocolDeviation.Severity.MINOR,
         description=f"Average rate {_plain(rate)} drops/min ({_plain(infusion.volume_ml)} mL in "
         f"{_minutes(infusion.duration)} running time "
-        f"with a {infusion.drop_factor} drops/mL set; {infusion.average_ml_per_hour} mL/h) is "
+        f"with a {infusion.drop_factor} drops/mL set; {infusion.average_ml_per_hour or '—'} mL/h) is "
         f"{'faster than' if rate > high else 'slower than'} the protocol's {_plain(low)}–{_plain(high)} drops/min."
         + confirmed,
         occurred_on=timezone.localdate(infusion.ended_at, timezone=selectors.site_zone(participant)), by=by,
