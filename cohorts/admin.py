@@ -7,12 +7,14 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from cohorts import selectors, services
 from cohorts.models import (
+    IMPLAUSIBLE_RATE_FACTOR,
     Cohort,
     ConsentDocument,
     ConsentRecord,
@@ -20,6 +22,7 @@ from cohorts.models import (
     Enrollment,
     FollowUpVisit,
     Fracture,
+    GilbertSyndromeDiagnosis,
     Infusion,
     InfusionInterruption,
     JudgmentConfirmation,
@@ -173,6 +176,16 @@ class ParticipantAdmin(ServiceRefusalMixin, AuditedAdmin):
         return request.user.has_perm("cohorts.add_enrollment")
 
 
+def _gilbert_diagnosis(screening: ScreeningRecord) -> GilbertSyndromeDiagnosis | None:
+    if not screening.pk:
+        return None
+    return (
+        GilbertSyndromeDiagnosis.objects.filter(participant_id=screening.participant_id)
+        .select_related("recorded_by")
+        .first()
+    )
+
+
 class FractureInline(AuditedInline):
     model = Fracture
     fields = ("date", "site", "fragility", "on_anti_osteoporosis_treatment")
@@ -186,7 +199,8 @@ class ScreeningRecordAdmin(ServiceRefusalMixin, AuditedAdmin):
     search_fields = ("participant__screening_number", "participant__study_id")
     list_select_related = ("participant",)
     autocomplete_fields = ()
-    readonly_fields = ("verdict", "evaluated_at", "bmi_display", "criteria_table")
+    readonly_fields = ("verdict", "evaluated_at", "bmi_display", "criteria_table", "gilbert_syndrome",
+                       "gilbert_syndrome_to_record")  # fmt: skip
     inlines = (FractureInline,)
     fieldsets = (
         ("Eligibility (evaluated on save)", {"fields": ("verdict", "evaluated_at", "criteria_table")}),
@@ -198,7 +212,8 @@ class ScreeningRecordAdmin(ServiceRefusalMixin, AuditedAdmin):
         ("DXA", {"fields": ("t_score_lumbar_l1_l4", "t_score_total_hip", "t_score_femoral_neck",
                             "measurable_lumbar_vertebrae", "dxa_impeded")}),
         ("Glucocorticoids", {"fields": ("glucocorticoid_dose_mg_per_day", "glucocorticoid_duration_months")}),
-        ("Liver and kidney", {"fields": ("ast_x_uln", "alt_x_uln", "alp_x_uln", "bilirubin_x_uln", "egfr")}),
+        ("Liver and kidney", {"fields": ("ast_x_uln", "alt_x_uln", "alp_x_uln", "bilirubin_x_uln", "egfr",
+                                         "gilbert_syndrome")}),
         ("Thyroid", {"fields": ("tsh", "tsh_lower_limit", "tsh_upper_limit", "t4_in_range")}),
         ("Serology", {"fields": ("hbv_dna_cps_per_ml", "hbv_dna_uln", "hcv_antibody_positive", "hcv_rna_above_uln",
                                  "syphilis_antibody_positive", "hiv_antibody_positive")}),
@@ -217,6 +232,39 @@ class ScreeningRecordAdmin(ServiceRefusalMixin, AuditedAdmin):
         if obj.weight_kg and obj.height_cm:
             return f"{bmi(obj.weight_kg, obj.height_cm):.1f}"
         return "—"
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if not request.user.has_perm("cohorts.add_gilbertsyndromediagnosis"):
+            return fieldsets
+        # Investigators get the same panel with the way to record the diagnosis.
+        return [
+            (name, {**options, "fields": tuple("gilbert_syndrome_to_record" if f == "gilbert_syndrome" else f
+                                               for f in options["fields"])})
+            for name, options in fieldsets
+        ]  # fmt: skip
+
+    @admin.display(description="Gilbert's syndrome (E14)")
+    def gilbert_syndrome(self, obj):
+        diagnosis = _gilbert_diagnosis(obj)
+        if diagnosis is None:
+            return "Not documented by an investigator: the bilirubin limit applies."
+        who = diagnosis.recorded_by.get_full_name() or diagnosis.recorded_by.get_username()
+        on = diagnosis.recorded_at.astimezone(selectors.site_zone(obj.participant)).date()
+        if diagnosis.documented:
+            return f"Documented by {who} on {on}: the bilirubin limit is waived (not AST, ALT or ALP). {diagnosis.note}"
+        return f"Not documented (recorded by {who} on {on}): the bilirubin limit applies. {diagnosis.note}"
+
+    @admin.display(description="Gilbert's syndrome (E14)")
+    def gilbert_syndrome_to_record(self, obj):
+        if not obj.pk:
+            return "Save the screening data first."
+        diagnosis = _gilbert_diagnosis(obj)
+        if diagnosis is None:
+            url = reverse("admin:cohorts_gilbertsyndromediagnosis_add") + f"?participant={obj.participant_id}"
+        else:
+            url = reverse("admin:cohorts_gilbertsyndromediagnosis_change", args=[diagnosis.pk])
+        return format_html('{} <a href="{}">Record the investigator\'s diagnosis</a>', self.gilbert_syndrome(obj), url)
 
     @admin.display(description="Criteria")
     def criteria_table(self, obj):
@@ -292,6 +340,59 @@ class JudgmentConfirmationAdmin(ServiceRefusalMixin, AuditedAdmin):
             by=request.user,
         )  # fmt: skip
         obj.pk = saved.pk
+
+
+class GilbertDiagnosisForm(forms.ModelForm):
+    class Meta:
+        model = GilbertSyndromeDiagnosis
+        fields = ("participant", "documented", "note")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "participant" in self.fields:
+            self.fields["participant"].queryset = (
+                Participant.objects.filter(status__in=services.SCREENING_STATUSES).order_by("trial", "screening_number")
+            )  # fmt: skip
+        if "note" in self.fields:
+            self.fields["note"].required = False  # the service says what is missing, on this form
+
+
+@admin.register(GilbertSyndromeDiagnosis)
+class GilbertSyndromeDiagnosisAdmin(ServiceRefusalMixin, AuditedAdmin):
+    """Investigators document Gilbert's syndrome: it waives E14's bilirubin limit (not AST, ALT or ALP)."""
+
+    form = GilbertDiagnosisForm
+    list_display = ("participant", "documented", "recorded_by", "recorded_at")
+    list_filter = ("documented", "participant__trial")
+    search_fields = ("participant__screening_number", "participant__study_id")
+    list_select_related = ("participant", "recorded_by")
+
+    def get_fieldsets(self, request, obj=None):
+        return [(None, {"fields": ["participant", "documented", "note", "recorded_by", "recorded_at"]})]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("participant", "recorded_by", "recorded_at") if obj else ("recorded_by", "recorded_at")
+
+    def save_model(self, request, obj, form, change):
+        saved = services.gilbert_diagnosis_record(
+            participant=obj.participant, documented=obj.documented, note=form.cleaned_data.get("note") or "",
+            by=request.user,
+        )  # fmt: skip
+        obj.pk = saved.pk
+
+    def response_add(self, request, obj, post_url_continue=None):
+        self._show_verdict(request, obj)
+        return super().response_add(request, obj, post_url_continue)
+
+    def response_change(self, request, obj):
+        self._show_verdict(request, obj)
+        return super().response_change(request, obj)
+
+    def _show_verdict(self, request, obj):
+        screening = ScreeningRecord.objects.filter(participant_id=obj.participant_id).first()
+        if screening is not None:
+            level = messages.SUCCESS if screening.verdict == "eligible" else messages.WARNING
+            self.message_user(request, f"Eligibility re-evaluated: {screening.get_verdict_display()}.", level)
 
 
 @admin.register(ConsentDocument)
@@ -597,6 +698,12 @@ class InfusionFinishForm(ServiceRefusalForm):
                                   widget=forms.Textarea(attrs={"rows": 2}))  # fmt: skip
     restart_at = forms.SplitDateTimeField(label="Restart at", required=False, widget=admin.widgets.AdminSplitDateTime,
                                      help_text="Resume an interrupted infusion.")  # fmt: skip
+    confirm_implausible_rate = forms.BooleanField(
+        label="Confirm an implausible average rate", required=False,
+        help_text=f"Only after the average rate was refused as implausible (above {IMPLAUSIBLE_RATE_FACTOR} × the "
+        "protocol maximum) and you checked the end time, interruptions, volume and giving set: it is then saved as "
+        "entered, flagged, and a major deviation opens.",
+    )  # fmt: skip
 
     class Meta:
         model = Infusion
@@ -627,7 +734,8 @@ class InfusionAdmin(ServiceRefusalMixin, AuditedAdmin):
                     "set_drop_factor", "volume_to_give_ml", "premedication")  # fmt: skip
     RECORD_FIELDS = ("participant", "cohort", "dose_level", "status", "started_at", "ended_at", "product_lot",
                      "product_expiry", "cells_planned", "cells_administered", "volume_planned_ml", "volume_ml",
-                     "drop_factor", "derived", "premedication", "stop_reason", "administered_by")  # fmt: skip
+                     "drop_factor", "derived", "average_rate", "premedication", "stop_reason",
+                     "administered_by")  # fmt: skip
 
     def get_queryset(self, request):
         return (
@@ -649,7 +757,8 @@ class InfusionAdmin(ServiceRefusalMixin, AuditedAdmin):
             ]
         fieldsets = [("Infusion", {"fields": list(self.RECORD_FIELDS)}), ("Drip rate", {"fields": ["rate_guide"]})]
         if self.has_change_permission(request, obj):
-            finish = ["outcome", "finished_at", "cells_given", "volume_given_ml", "why_stopped", "restart_at"]
+            finish = ["outcome", "finished_at", "cells_given", "volume_given_ml", "why_stopped",
+                      "confirm_implausible_rate", "restart_at"]  # fmt: skip
             fieldsets.append(("Finish or resume", {"fields": finish}))
         return fieldsets
 
@@ -674,8 +783,10 @@ class InfusionAdmin(ServiceRefusalMixin, AuditedAdmin):
 
     @admin.display(description="Rate off protocol")
     def rate_flags(self, obj):
-        count = obj.flagged_count
-        return format_html('<strong style="color:#ba2121">{} reading(s)</strong>', count) if count else "—"
+        parts = [f"{obj.flagged_count} reading(s)"] if obj.flagged_count else []
+        if obj.average_rate_out_of_range:
+            parts.append(f"average {obj.average_drops_per_minute} drops/min")
+        return format_html('<strong style="color:#ba2121">{}</strong>', ", ".join(parts)) if parts else "—"
 
     # --- read-only panels -------------------------------------------------------------------------
 
@@ -685,6 +796,24 @@ class InfusionAdmin(ServiceRefusalMixin, AuditedAdmin):
         if minutes is None:
             return "Running"
         return f"{minutes:.0f} min running time (interruptions excluded); {obj.average_ml_per_hour or '—'} mL/h average"
+
+    @admin.display(description="Average rate")
+    def average_rate(self, obj):
+        """volume × drop factor ÷ running minutes, checked against the protocol range copied when it finished."""
+        if not obj.is_finished:
+            return "Computed when the infusion finishes"
+        rate = obj.average_drops_per_minute
+        if rate is None:
+            return "— (no volume given)" if obj.volume_ml == 0 else "— (not computed)"
+        if not obj.average_rate_out_of_range:
+            return f"{rate} drops/min ✔ in range"
+        deviation = obj.deviations.filter(category="infusion_rate", source="system", drip_rate_reading=None).first()
+        return format_html(
+            '<strong style="color:#ba2121">{} drops/min ✘ outside {}–{}</strong>{}{}', rate,
+            _plain(obj.average_rate_min), _plain(obj.average_rate_max),
+            f" (deviation #{deviation.pk})" if deviation else "",
+            " — confirmed as entered although implausible" if obj.implausible_rate_confirmed else "",
+        )  # fmt: skip
 
     @admin.display(description="Protocol rate")
     def rate_guide(self, obj):
@@ -739,13 +868,21 @@ class InfusionAdmin(ServiceRefusalMixin, AuditedAdmin):
             finish = services.infusion_complete if outcome == "complete" else services.infusion_stop_early
             extra = {"reason": data["why_stopped"]} if outcome == "stop_early" else {}
             finish(infusion=form.instance, ended_at=data["finished_at"], cells_administered=data["cells_given"],
-                   volume_ml=data["volume_given_ml"], by=request.user, **extra)  # fmt: skip
+                   volume_ml=data["volume_given_ml"], by=request.user,
+                   confirm_implausible_rate=bool(data.get("confirm_implausible_rate")), **extra)  # fmt: skip
             self.message_user(request, "Infusion finished: the DLT window started and the follow-up visits were "
                               "planned.", messages.SUCCESS)  # fmt: skip
             deviation = ProtocolDeviation.objects.filter(infusion=form.instance, category="dose").first()
             if deviation is not None:
                 self.message_user(request, f"Dose outside the protocol: major deviation #{deviation.pk} opened. "
                                   f"{deviation.description}", messages.WARNING)  # fmt: skip
+            deviation = ProtocolDeviation.objects.filter(infusion=form.instance, category="infusion_rate",
+                                                         source="system", drip_rate_reading=None).first()  # fmt: skip
+            if deviation is not None:
+                self.message_user(request, "Average rate outside the protocol: "
+                                  f"{deviation.get_severity_display().lower()} deviation #{deviation.pk} opened. "
+                                  f"{deviation.description}",
+                                  messages.WARNING)  # fmt: skip
 
     def save_formset(self, request, form, formset, change):
         infusion = form.instance

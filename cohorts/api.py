@@ -28,6 +28,7 @@ from cohorts.models import (
     ConsentRecord,
     Enrollment,
     Fracture,
+    GilbertSyndromeDiagnosis,
     JudgmentConfirmation,
     Participant,
     ScreeningRecord,
@@ -230,6 +231,19 @@ class JudgmentSerializer(serializers.ModelSerializer):
         validators = []  # (participant, code) is unique: a second answer revises the first (the service)
 
 
+class GilbertDiagnosisSerializer(serializers.ModelSerializer):
+    recorded_by = serializers.CharField(source="recorded_by.username", read_only=True)
+    note = serializers.CharField(allow_blank=True, max_length=2000, trim_whitespace=False,
+                                 help_text="What the diagnosis rests on (required).")  # fmt: skip
+
+    class Meta:
+        model = GilbertSyndromeDiagnosis
+        fields = ("id", "participant", "documented", "note", "recorded_by", "recorded_at")
+        read_only_fields = ("id", "participant", "recorded_by", "recorded_at")
+        extra_kwargs = {"documented": {"required": True}}
+        validators = []  # one per participant: a second answer revises the first (the service)
+
+
 class WithdrawSerializer(serializers.Serializer):
     on = serializers.DateField(help_text="Date of withdrawal (site's date; not in the future).")
     reason = serializers.CharField(max_length=2000)
@@ -315,6 +329,7 @@ class ParticipantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         "screening_save": ("cohorts.change_participant",),
         "eligibility": ("cohorts.view_criterionassessment",),
         "judgments": ("cohorts.add_judgmentconfirmation",),
+        "gilbert": ("cohorts.add_gilbertsyndromediagnosis",),
         "withdraw": ("cohorts.change_participant",),
     }
 
@@ -418,6 +433,25 @@ class ParticipantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         serializer.is_valid(raise_exception=True)
         confirmation = services.judgment_confirm(participant=participant, **serializer.validated_data, by=request.user)
         return Response(JudgmentSerializer(confirmation).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=GilbertDiagnosisSerializer,
+        responses={201: GilbertDiagnosisSerializer, 200: GilbertDiagnosisSerializer,
+                   **_errors(400, 401, 403, 404, 409)},
+        description="An investigator documents (`documented: true`) or withdraws Gilbert's syndrome, with a `note` "
+        "(400 `note_required` without one). Documented, it waives E14's bilirubin limit (not AST, ALT or ALP). 201 "
+        "the first time, 200 when it revises the earlier answer; eligibility is evaluated again.",
+    )  # fmt: skip
+    @action(detail=True, methods=["post"])
+    def gilbert(self, request, pk=None):
+        participant = self.get_object()
+        existed = GilbertSyndromeDiagnosis.objects.filter(participant=participant).exists()
+        serializer = GilbertDiagnosisSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        diagnosis = services.gilbert_diagnosis_record(participant=participant, **serializer.validated_data,
+                                                      by=request.user)  # fmt: skip
+        code = status.HTTP_200_OK if existed else status.HTTP_201_CREATED
+        return Response(GilbertDiagnosisSerializer(diagnosis).data, status=code)
 
     @extend_schema(
         request=WithdrawSerializer,

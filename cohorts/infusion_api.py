@@ -117,7 +117,8 @@ class InfusionSponsorSerializer(serializers.ModelSerializer):
             "id", "participant", "study_id", "cohort", "dose_level", "sequence", "status", "status_display",
             "cells_planned", "cells_administered", "product_lot", "product_expiry", "started_at", "ended_at",
             "duration_minutes", "volume_planned_ml", "volume_ml", "drop_factor", "average_ml_per_hour",
-            "stop_reason", "readings",
+            "average_drops_per_minute", "average_rate_min", "average_rate_max", "average_rate_out_of_range",
+            "implausible_rate_confirmed", "stop_reason", "readings",
         )  # fmt: skip
         read_only_fields = fields
 
@@ -218,6 +219,11 @@ class CompleteSerializer(serializers.Serializer):
     cells_administered = PassThroughCountField()
     volume_ml = PassThroughNumberField(help_text="Volume given (mL).")
     vitals_after = VitalsInputSerializer(required=False)
+    confirm_implausible_rate = serializers.BooleanField(
+        required=False, default=False,
+        help_text="True only after a 400 `implausible_average_rate`, when the entry was checked and is right: the "
+        "average is then saved, flagged and a major deviation opens.",
+    )  # fmt: skip
 
 
 class StopEarlySerializer(CompleteSerializer):
@@ -405,8 +411,11 @@ class InfusionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         request=CompleteSerializer,
         responses={200: InfusionSerializer, **_errors(400, 401, 403, 404, 409)},
         description="Finish the infusion as given: starts the participant's DLT window and plans her follow-up "
-        "visits; cells outside the dose tolerance open a major deviation; the cohort's last infusion moves it to "
-        "observing.",
+        "visits; cells outside the dose tolerance open a major deviation; the average drip rate (volume × drop "
+        "factor ÷ running minutes) outside the protocol range is flagged and opens a deviation (major when faster, "
+        "minor when slower); the cohort's last infusion moves it to observing. An average above 10 × the maximum is "
+        "400 `implausible_average_rate` unless `confirm_implausible_rate` is true; 0 mL is 400 `volume_not_given`; "
+        "a volume given in no running time is 400 `no_running_time`.",
     )
     @action(detail=True, methods=["post"])
     def complete(self, request, pk=None):
@@ -420,7 +429,8 @@ class InfusionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     @extend_schema(
         request=StopEarlySerializer,
         responses={200: InfusionSerializer, **_errors(400, 401, 403, 404, 409)},
-        description="Stop the infusion before the product is given in full (with the reason and what was given).",
+        description="Stop the infusion before the product is given in full (with the reason and what was given). "
+        "The same checks as `complete/`, except that 0 mL (nothing given: no average rate) is accepted.",
     )
     @action(detail=True, methods=["post"], url_path="stop-early")
     def stop_early(self, request, pk=None):

@@ -6,6 +6,7 @@ within 1..capacity (the capacity is copied onto the enrollment so a CHECK can ho
 sentinel per cohort.
 """
 
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
@@ -237,6 +238,32 @@ class JudgmentConfirmation(models.Model):
         return f"{self.code}: {'satisfied' if self.satisfied else 'not satisfied'}"
 
 
+class GilbertSyndromeDiagnosis(models.Model):
+    """An investigator's documented diagnosis of Gilbert's syndrome, with who and when (E14).
+
+    E14 excludes hepatic insufficiency "(excluding Gilbert's syndrome …)". Where the protocol's E14 has
+    ``gilbert_waives_bilirubin``, a documented diagnosis waives its bilirubin limit, never the AST, ALT or
+    ALP limits. Recorded and revised only by ``cohorts.services.gilbert_diagnosis_record`` (investigators).
+    """
+
+    participant = models.OneToOneField(Participant, on_delete=models.PROTECT, related_name="gilbert_diagnosis")
+    documented = models.BooleanField(
+        "Gilbert's syndrome documented", help_text="Ticked: the bilirubin limit of E14 is waived (not AST, ALT, ALP)."
+    )
+    note = models.TextField(help_text="What the diagnosis rests on (e.g. history, unconjugated bilirubin, genotype).")
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField()
+
+    history = audited_history()
+
+    class Meta:
+        verbose_name = "Gilbert's syndrome diagnosis"
+        constraints = [models.CheckConstraint(condition=~Q(note=""), name="gilbert_has_note")]
+
+    def __str__(self) -> str:
+        return f"Gilbert's syndrome {'documented' if self.documented else 'not documented'}: {self.participant}"
+
+
 class ConsentRecord(models.Model):
     participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="consents")
     document = models.ForeignKey(ConsentDocument, on_delete=models.PROTECT, related_name="records")
@@ -345,11 +372,31 @@ class Enrollment(models.Model):
 # --- infusion, follow-up visits and protocol deviations (DESIGN rules 4 and 5) -------------------
 
 ML_PER_HOUR_QUANTUM = Decimal("0.1")
+# drops/min. Far finer than what is measured: a minute's error in the end of an 80-minute infusion is 1.25 %.
+AVERAGE_RATE_QUANTUM = Decimal("0.1")
+# An average above this multiple of the protocol's maximum drip rate (250 drops/min = 750 mL/h for 20–25 drops/min
+# with a 20 drops/mL set) is not a drip: the drops run into a stream. It is nearly always an entry error (the end
+# time, an interruption, the volume or the giving set), so it is refused until the nurse confirms it; confirmed, it
+# is saved, flagged and opens a major deviation. The CHECK ``infusion_implausible_rate_confirmed`` uses it too:
+# changing it needs a migration.
+IMPLAUSIBLE_RATE_FACTOR = 10
 
 
 def ml_per_hour(drops_per_minute: Decimal, drop_factor: int) -> Decimal:
     """mL/h from an observed drip rate and the giving set's drop factor (drops/mL), to 0.1 mL/h."""
     return (Decimal(drops_per_minute) * 60 / Decimal(drop_factor)).quantize(ML_PER_HOUR_QUANTUM, ROUND_HALF_UP)
+
+
+def average_drip_rate(*, volume_ml: Decimal, drop_factor: int, running: timedelta) -> Decimal | None:
+    """The drip rate the infusion averaged: volume × drop factor ÷ running minutes, to 0.1 drops/min (half up).
+
+    None when it has no meaning: nothing given (0 mL) or no running time. The protocol range is compared
+    with this rounded value, so the flag always agrees with the number shown (and the CHECK).
+    """
+    seconds = Decimal(running // timedelta(microseconds=1)) / 1_000_000
+    if volume_ml <= 0 or seconds <= 0:
+        return None
+    return (Decimal(volume_ml) * drop_factor * 60 / seconds).quantize(AVERAGE_RATE_QUANTUM, ROUND_HALF_UP)
 
 
 def dose_within_tolerance(*, cells: int, target: int, tolerance_pct: Decimal) -> bool:
@@ -395,6 +442,22 @@ class Infusion(models.Model):
     drop_factor = models.PositiveSmallIntegerField("giving-set drop factor (drops/mL)")
     premedication = models.TextField(blank=True)
     stop_reason = models.TextField("reason stopped early", blank=True)
+    # Set when the infusion finishes (``average_drip_rate``): the rate it averaged, with the protocol's range
+    # copied so the flag stays explainable if the protocol changes (as on a drip-rate reading).
+    average_drops_per_minute = models.DecimalField(
+        "average rate (drops/min)", max_digits=12, decimal_places=1, null=True, blank=True, editable=False,
+        help_text="Volume given × drop factor ÷ running minutes (interruptions excluded).",
+    )  # fmt: skip
+    average_rate_min = models.DecimalField("protocol minimum (drops/min)", max_digits=6, decimal_places=2,
+                                           null=True, blank=True, editable=False)  # fmt: skip
+    average_rate_max = models.DecimalField("protocol maximum (drops/min)", max_digits=6, decimal_places=2,
+                                           null=True, blank=True, editable=False)  # fmt: skip
+    average_rate_out_of_range = models.BooleanField("average rate outside the protocol", default=False,
+                                                    editable=False)  # fmt: skip
+    implausible_rate_confirmed = models.BooleanField(
+        "implausible average confirmed", default=False, editable=False,
+        help_text=f"The nurse confirmed an average above {IMPLAUSIBLE_RATE_FACTOR} × the protocol maximum as entered.",
+    )  # fmt: skip
     administered_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -435,6 +498,71 @@ class Infusion(models.Model):
             models.CheckConstraint(
                 condition=~Q(status="stopped_early") | ~Q(stop_reason=""), name="infusion_stopped_early_has_reason"
             ),
+            # The average rate (DESIGN rule 5), as for readings. Every branch names its non-NULL columns: a CHECK
+            # whose condition is NULL passes.
+            models.CheckConstraint(
+                condition=Q(average_drops_per_minute__isnull=True) | Q(status__in=["completed", "stopped_early"]),
+                name="infusion_average_only_when_finished",
+            ),
+            models.CheckConstraint(
+                condition=Q(average_drops_per_minute__isnull=True) | Q(average_drops_per_minute__gt=0),
+                name="infusion_average_rate_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(average_rate_min__isnull=True, average_rate_max__isnull=True)
+                | Q(
+                    average_rate_min__isnull=False,
+                    average_rate_max__isnull=False,
+                    average_rate_max__gte=F("average_rate_min"),
+                ),
+                name="infusion_average_range_ordered",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    average_drops_per_minute__isnull=True,
+                    average_rate_min__isnull=True,
+                    average_rate_max__isnull=True,
+                    average_rate_out_of_range=False,
+                )
+                | (
+                    Q(
+                        average_drops_per_minute__isnull=False,
+                        average_rate_min__isnull=False,
+                        average_rate_max__isnull=False,
+                    )
+                    & (
+                        (
+                            Q(average_rate_out_of_range=True)
+                            & (
+                                Q(average_drops_per_minute__lt=F("average_rate_min"))
+                                | Q(average_drops_per_minute__gt=F("average_rate_max"))
+                            )
+                        )
+                        | Q(
+                            average_rate_out_of_range=False,
+                            average_drops_per_minute__gte=F("average_rate_min"),
+                            average_drops_per_minute__lte=F("average_rate_max"),
+                        )
+                    )
+                ),
+                name="infusion_average_flag_matches_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    implausible_rate_confirmed=True,
+                    average_drops_per_minute__isnull=False,
+                    average_rate_max__isnull=False,
+                    average_drops_per_minute__gt=F("average_rate_max") * IMPLAUSIBLE_RATE_FACTOR,
+                )
+                | Q(implausible_rate_confirmed=False, average_drops_per_minute__isnull=True)
+                | Q(
+                    implausible_rate_confirmed=False,
+                    average_rate_max__isnull=False,
+                    average_drops_per_minute__lte=F("average_rate_max") * IMPLAUSIBLE_RATE_FACTOR,
+                ),
+                name="infusion_implausible_rate_confirmed",
+                violation_error_message="An average above the implausible limit is saved only when confirmed.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -452,16 +580,16 @@ class Infusion(models.Model):
     def cells_administered_display(self) -> str:
         return "" if self.cells_administered is None else format_cells(self.cells_administered)
 
+    def interrupted_for(self, ended_at: datetime) -> timedelta:
+        """Time spent interrupted up to ``ended_at`` (an interruption not restarted lasts until then)."""
+        return sum(((i.restarted_at or ended_at) - i.stopped_at for i in self.interruptions.all()), start=timedelta(0))
+
     @property
     def duration(self):
         """Time the product ran: end − start minus interruptions (an open one lasts until the end)."""
         if self.ended_at is None:
             return None
-        paused = sum(
-            ((i.restarted_at or self.ended_at) - i.stopped_at for i in self.interruptions.all()),
-            start=self.ended_at - self.ended_at,
-        )
-        return self.ended_at - self.started_at - paused
+        return self.ended_at - self.started_at - self.interrupted_for(self.ended_at)
 
     @property
     def duration_minutes(self) -> Decimal | None:
@@ -747,6 +875,12 @@ class ProtocolDeviation(models.Model):
                 fields=["visit"],
                 condition=Q(category="visit_window", source="system"),
                 name="deviation_one_window_per_visit",
+            ),
+            # The average-rate check at the end of an infusion: the system's rate deviation with no reading.
+            models.UniqueConstraint(
+                fields=["infusion"],
+                condition=Q(category="infusion_rate", source="system", drip_rate_reading__isnull=True),
+                name="deviation_one_average_rate_per_infusion",
             ),
         ]
 

@@ -59,6 +59,14 @@ Boundaries and dates
   HBV-DNA ``≥ 1,000`` or ``> ULN``, TSH ``> 5.5 and ≤ 10.0`` (with T4 out of range) or ``> 10.0``,
   AST/ALT ``≥ 2×ULN``, ALP/bilirubin ``≥ 1.5×ULN``, eGFR ``< 60``, oral bisphosphonate
   cumulative ``≥ 36`` months, or ``> 3`` and ``< 36`` months with the last dose within 6 months.
+
+Gilbert's syndrome (E14)
+------------------------
+E14 excludes hepatic insufficiency "(excluding Gilbert's syndrome …)". Gilbert's raises unconjugated
+bilirubin and nothing else, so with ``params.gilbert_waives_bilirubin`` true and an investigator's
+documented diagnosis (``ScreeningFacts.gilbert_syndrome``: who and on which date), a total bilirubin
+at or above the limit passes with the reason "waived: Gilbert's syndrome documented by <name> on
+<date>". AST, ALT, ALP and eGFR are judged as always, and the bilirubin must still be recorded.
 """
 
 from __future__ import annotations
@@ -77,6 +85,7 @@ __all__ = [
     "CriterionKind",
     "CriterionResult",
     "CriterionSpec",
+    "DocumentedDiagnosis",
     "EligibilityConfigError",
     "EligibilityResult",
     "Fracture",
@@ -140,6 +149,20 @@ class Fracture:
     site: str
     on_anti_osteoporosis_treatment: bool = False
     fragility: bool = False
+
+
+@dataclass(frozen=True)
+class DocumentedDiagnosis:
+    """A diagnosis an investigator documented: who (as shown in a reason) and on which date (the site's)."""
+
+    by: str
+    on: dt.date
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.by, str) or not self.by.strip():
+            raise ValueError(f"a documented diagnosis names who documented it, got {self.by!r}")
+        if isinstance(self.on, dt.datetime) or not isinstance(self.on, dt.date):
+            raise TypeError(f"a documented diagnosis has a date, got {self.on!r}")
 
 
 _DECIMAL_FIELDS = frozenset(
@@ -258,6 +281,8 @@ class ScreeningFacts:
     consent_signed: bool | None = None
     # Investigator's confirmed answers per criterion code: True = criterion satisfied.
     judgments: Mapping[str, bool] = field(default_factory=dict)
+    # Gilbert's syndrome as documented by an investigator (E14); None = not documented.
+    gilbert_syndrome: DocumentedDiagnosis | None = None
 
     def __post_init__(self) -> None:
         for name in _DECIMAL_FIELDS:
@@ -276,6 +301,8 @@ class ScreeningFacts:
             if not all(isinstance(f, Fracture) for f in fractures):
                 raise TypeError("fractures must hold Fracture objects")
             object.__setattr__(self, "fractures", fractures)
+        if self.gilbert_syndrome is not None and not isinstance(self.gilbert_syndrome, DocumentedDiagnosis):
+            raise TypeError(f"gilbert_syndrome must be a DocumentedDiagnosis or None, got {self.gilbert_syndrome!r}")
         judgments = dict(self.judgments)
         for code, answer in judgments.items():
             if not isinstance(answer, bool):
@@ -1103,23 +1130,29 @@ def hepatic_renal(facts: ScreeningFacts, params: Mapping[str, Any]) -> Outcome:
     """Exclusion: AST/ALT ≥ n×ULN, ALP/bilirubin ≥ m×ULN, eGFR below a limit (E14).
 
     With ``investigator_judgment`` true, cirrhosis / unstable liver disease / biliary anomalies
-    are also asked.
+    are also asked. With ``gilbert_waives_bilirubin`` true, an investigator's documented diagnosis of
+    Gilbert's syndrome (``facts.gilbert_syndrome``) waives the bilirubin limit only.
     """
     transaminase = _num_param(params, "aminotransferase_exclude_at_or_above_x_uln")
     alp_bilirubin = _num_param(params, "alp_bilirubin_exclude_at_or_above_x_uln")
     egfr_below = _num_param(params, "egfr_exclude_below")
     judged = _bool_param(params, "investigator_judgment", default=False)
+    gilbert_waives = _bool_param(params, "gilbert_waives_bilirubin", default=False)
     question = _question_param(params)
+    gilbert = facts.gilbert_syndrome if gilbert_waives else None
     checks = _Checks()
     labs = (
-        ("AST", facts.ast_x_uln, transaminase),
-        ("ALT", facts.alt_x_uln, transaminase),
-        ("ALP", facts.alp_x_uln, alp_bilirubin),
-        ("Total bilirubin", facts.bilirubin_x_uln, alp_bilirubin),
+        ("AST", facts.ast_x_uln, transaminase, None),
+        ("ALT", facts.alt_x_uln, transaminase, None),
+        ("ALP", facts.alp_x_uln, alp_bilirubin, None),
+        ("Total bilirubin", facts.bilirubin_x_uln, alp_bilirubin, gilbert),
     )
-    for name, value, limit in labs:
+    for name, value, limit, waiver in labs:
         if value is None:
             checks.miss(f"{name} not recorded")
+        elif value >= limit and waiver is not None:
+            checks.passed(f"{name} {_fmt(value)}×ULN is ≥ {_fmt(limit)}×ULN, waived: Gilbert's syndrome documented "
+                          f"by {waiver.by} on {waiver.on.isoformat()}")  # fmt: skip
         elif value >= limit:
             checks.breach(f"{name} {_fmt(value)}×ULN is ≥ {_fmt(limit)}×ULN")
         else:

@@ -15,6 +15,7 @@ from cohorts.models import (
     DripRateReading,
     Enrollment,
     FollowUpVisit,
+    GilbertSyndromeDiagnosis,
     Infusion,
     InfusionInterruption,
     Participant,
@@ -76,8 +77,25 @@ _FACT_FIELDS = (
 )  # fmt: skip
 
 
+def gilbert_syndrome(participant: Participant) -> rules.DocumentedDiagnosis | None:
+    """Gilbert's syndrome as an investigator documented it: by whom and on which site date (None: not documented)."""
+    diagnosis = (
+        GilbertSyndromeDiagnosis.objects.filter(participant=participant, documented=True)
+        .select_related("recorded_by")
+        .first()
+    )
+    if diagnosis is None:
+        return None
+    who = diagnosis.recorded_by
+    return rules.DocumentedDiagnosis(
+        by=who.get_full_name() or who.get_username(),
+        on=timezone.localdate(diagnosis.recorded_at, timezone=site_zone(participant)),
+    )
+
+
 def screening_facts(participant: Participant, *, on: date | None = None) -> rules.ScreeningFacts:
-    """The plain values the eligibility rules read, from the screening record, consent and judgments."""
+    """The plain values the eligibility rules read, from the screening record, consent, judgments and
+    documented diagnoses."""
     screening: ScreeningRecord | None = getattr(participant, "screening", None)
     judgments = {j.code: j.satisfied for j in participant.judgments.all()}
     consent_signed = current_consent(participant, on=on) is not None
@@ -86,6 +104,7 @@ def screening_facts(participant: Participant, *, on: date | None = None) -> rule
         "date_of_birth": participant.date_of_birth,
         "consent_signed": consent_signed,
         "judgments": judgments,
+        "gilbert_syndrome": gilbert_syndrome(participant),
     }
     if screening is None:
         return rules.ScreeningFacts(**base)
@@ -406,11 +425,15 @@ def participant_timeline(participant: Participant, *, today: date | None = None)
         flagged = sum(1 for r in infusion.readings.all() if r.out_of_range)
         readings = len(infusion.readings.all())
         detail = f"{readings} rate reading(s)" + (f", {flagged} outside the protocol" if flagged else "")
+        if infusion.average_drops_per_minute is not None:
+            off = " (outside the protocol)" if infusion.average_rate_out_of_range else ""
+            detail += f"; average {infusion.average_drops_per_minute} drops/min{off}"
         cells = infusion.cells_administered_display or infusion.cells_planned_display + " planned"
+        warn = flagged or infusion.average_rate_out_of_range or infusion.status == "stopped_early"
         entries.append(TimelineEntry(
             "infusion", f"Infusion {infusion.sequence}: {cells} cells, lot {infusion.product_lot}; {detail}",
             f"{local(infusion.started_at)} – {local(infusion.ended_at) or 'running'}", "",
-            infusion.get_status_display(), "warn" if flagged or infusion.status == "stopped_early" else "ok",
+            infusion.get_status_display(), "warn" if warn else "ok",
         ))  # fmt: skip
     if participant.dlt_window_start and participant.dlt_window_end:
         if today > participant.dlt_window_end:

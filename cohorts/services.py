@@ -8,7 +8,7 @@ import re
 import zoneinfo
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from cohorts import rules, selectors
 from cohorts.models import (
+    IMPLAUSIBLE_RATE_FACTOR,
     VITAL_RANGES,
     Cohort,
     ConsentDocument,
@@ -26,6 +27,7 @@ from cohorts.models import (
     Enrollment,
     FollowUpVisit,
     Fracture,
+    GilbertSyndromeDiagnosis,
     Infusion,
     InfusionInterruption,
     JudgmentConfirmation,
@@ -33,6 +35,7 @@ from cohorts.models import (
     ProtocolDeviation,
     ScreeningRecord,
     VitalSigns,
+    average_drip_rate,
     dose_within_tolerance,
     ml_per_hour,
 )
@@ -271,6 +274,42 @@ def judgments_confirm(
             saved.append(confirmation)
         eligibility_evaluate(participant=participant, by=by)
     return saved
+
+
+def gilbert_diagnosis_record(*, participant: Participant, documented: bool, note: str, by) -> GilbertSyndromeDiagnosis:
+    """An investigator documents (or withdraws) a diagnosis of Gilbert's syndrome, with who and when.
+
+    Where the protocol's E14 has ``gilbert_waives_bilirubin``, a documented diagnosis waives its bilirubin
+    limit (never AST, ALT or ALP). A second call revises the first. Eligibility is evaluated again in the
+    same transaction; after enrollment the diagnosis can no longer change (``screening_closed``).
+    """
+    what = "record a Gilbert's syndrome diagnosis (investigators only)"
+    _require(by, "cohorts.add_gilbertsyndromediagnosis", what)
+    if not isinstance(documented, bool):
+        raise InvalidInput("invalid", "Say whether Gilbert's syndrome is documented (true or false).",
+                           {"documented": ["Not true or false."]})  # fmt: skip
+    note = _text(note, field="note", label="Note (what the diagnosis rests on)", max_length=2000,
+                 required=True, code="note_required")  # fmt: skip
+    with transaction.atomic():
+        participant = Participant.objects.select_for_update(of=("self",)).get(pk=participant.pk)
+        if participant.status not in SCREENING_STATUSES:
+            raise RuleViolation("screening_closed", f"{participant} is {participant.get_status_display().lower()}: "
+                                "her eligibility data can no longer change.")  # fmt: skip
+        diagnosis = GilbertSyndromeDiagnosis.objects.select_for_update().filter(participant=participant).first()
+        if diagnosis is None:
+            diagnosis = GilbertSyndromeDiagnosis(participant=participant)
+        else:
+            _require(by, "cohorts.change_gilbertsyndromediagnosis", what)
+        revised = " (revised)" if diagnosis.pk else ""
+        diagnosis.documented = documented
+        diagnosis.note = note
+        diagnosis.recorded_by = by
+        diagnosis.recorded_at = timezone.now()
+        reason = ("Gilbert's syndrome documented: the E14 bilirubin limit is waived" if documented
+                  else "Gilbert's syndrome not documented: the E14 bilirubin limit applies")  # fmt: skip
+        audit(diagnosis, by=by, reason=reason + revised).save()
+        eligibility_evaluate(participant=participant, by=by)
+    return diagnosis
 
 
 # --- consent -------------------------------------------------------------------------------
@@ -600,6 +639,12 @@ def _drop_factor(value) -> int:
     return value
 
 
+def _flag(value, *, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInput("invalid", f"{field} must be true or false.", {field: ["Not true or false."]})
+    return value
+
+
 VITAL_FIELDS = tuple(VITAL_RANGES)
 
 
@@ -885,22 +930,31 @@ def infusion_complete(
     cells_administered: int,
     volume_ml: Decimal | str | int,
     vitals_after: Mapping[str, Any] | None = None,
+    confirm_implausible_rate: bool = False,
     by,
 ) -> Infusion:
-    """Finish the infusion as given. In the same transaction: the dose check (outside the tolerance:
-    saved, and a major deviation opens), the participant's DLT window and status, her follow-up
-    visits, and the cohort to observing when it was its last infusion."""
+    """Finish the infusion as given. In the same transaction: the average-rate check (see
+    ``_infusion_finish``), the dose check (outside the tolerance: saved, and a major deviation opens),
+    the participant's DLT window and status, her follow-up visits, and the cohort to observing when it
+    was its last infusion. A completed infusion gave the product: its volume must be more than 0 mL."""
     _require(by, "cohorts.change_infusion", "record infusions")
     ended_at = _moment(ended_at, field="ended_at", label="The end")
     cells = _cells(cells_administered, field="cells_administered")
     volume = _volume(volume_ml)
+    if volume == 0:
+        raise InvalidInput(
+            "volume_not_given", "A completed infusion gave the product: the volume given must be more than 0 mL. "
+            "If nothing was given, record the infusion as stopped early.", {"volume_ml": ["Must be more than 0."]},
+        )  # fmt: skip
     vitals = _vitals(vitals_after, field="vitals_after")
+    confirmed = _flag(confirm_implausible_rate, field="confirm_implausible_rate")
     with transaction.atomic():
         cohort, infusion = _lock_infusion(infusion)
         if infusion.interruptions.filter(restarted_at__isnull=True).exists():
             raise RuleViolation("infusion_interrupted", "The infusion is interrupted: resume it, or stop it early.")
         return _infusion_finish(cohort=cohort, infusion=infusion, status=Infusion.Status.COMPLETED, ended_at=ended_at,
-                                cells=cells, volume=volume, vitals=vitals, reason="", by=by)  # fmt: skip
+                                cells=cells, volume=volume, vitals=vitals, reason="", confirmed=confirmed,
+                                by=by)  # fmt: skip
 
 
 def infusion_stop_early(
@@ -911,12 +965,15 @@ def infusion_stop_early(
     cells_administered: int,
     volume_ml: Decimal | str | int,
     vitals_after: Mapping[str, Any] | None = None,
+    confirm_implausible_rate: bool = False,
     by,
 ) -> Infusion:
     """Stop the infusion before the product is given in full (e.g. an infusion reaction).
 
     The participant was exposed: as on completion, her DLT window starts and her visits are planned;
-    the dose check opens a major deviation when what was given is outside the tolerance.
+    the average rate is checked when anything was given, and the dose check opens a major deviation
+    when what was given is outside the tolerance. 0 mL (stopped before anything ran) is legitimate:
+    there is then no average rate.
     """
     _require(by, "cohorts.change_infusion", "record infusions")
     ended_at = _moment(ended_at, field="ended_at", label="The end")
@@ -924,16 +981,92 @@ def infusion_stop_early(
     cells = _cells(cells_administered, field="cells_administered", allow_zero=True)
     volume = _volume(volume_ml)
     vitals = _vitals(vitals_after, field="vitals_after")
+    confirmed = _flag(confirm_implausible_rate, field="confirm_implausible_rate")
     with transaction.atomic():
         cohort, infusion = _lock_infusion(infusion)
         return _infusion_finish(cohort=cohort, infusion=infusion, status=Infusion.Status.STOPPED_EARLY,
                                 ended_at=ended_at, cells=cells, volume=volume, vitals=vitals, reason=reason,
-                                by=by)  # fmt: skip
+                                confirmed=confirmed, by=by)  # fmt: skip
+
+
+def _minutes(duration: timedelta) -> str:
+    """A running time as a nurse reads it: "80 min", "79.5 min"."""
+    minutes = Decimal(duration // timedelta(microseconds=1)) / 60_000_000
+    return f"{_plain(minutes.quantize(Decimal('0.1'), ROUND_HALF_UP))} min"
+
+
+def _average_rate_check(*, infusion: Infusion, ended_at: datetime, volume: Decimal, confirmed: bool) -> str:
+    """The drip rate the infusion averaged, set on ``infusion`` (not saved), with the protocol's range and flag.
+
+    average drops/min = volume given × drop factor ÷ running minutes (end − start − interruptions).
+    - Nothing given (0 mL, only possible when stopped early): no average, no flag.
+    - Volume given with no running time: refused (``no_running_time``); it cannot be confirmed.
+    - Above ``IMPLAUSIBLE_RATE_FACTOR`` × the maximum: refused (``implausible_average_rate``) unless the
+      nurse confirms it; confirmed, it is saved, flagged and recorded as confirmed.
+    Returns the text for the audit reason ("" when in range or not computed).
+    """
+    if volume == 0:
+        return ""
+    low, high = infusion.trial.infusion_rate_min, infusion.trial.infusion_rate_max
+    interrupted = infusion.interrupted_for(ended_at)
+    running = ended_at - infusion.started_at - interrupted
+    rate = average_drip_rate(volume_ml=volume, drop_factor=infusion.drop_factor, running=running)
+    stored = Infusion._meta.get_field("average_drops_per_minute")
+    if rate is None or rate >= Decimal(10) ** (stored.max_digits - stored.decimal_places):
+        # No running time, or so little that the rate is beyond any infusion (and beyond the column).
+        raise InvalidInput(
+            "no_running_time", f"{_plain(volume)} mL cannot be given in no running time (end − start, less "
+            f"{_minutes(interrupted)} interrupted). Check the end time and the interruptions, or record 0 mL if "
+            "nothing was given.", {"ended_at": ["No running time."], "volume_ml": ["Given in no time."]},
+        )  # fmt: skip
+    how = (f"{_plain(volume)} mL × {infusion.drop_factor} drops/mL ÷ {_minutes(running)} of running time (end − "
+           f"start, less {_minutes(interrupted)} interrupted)")  # fmt: skip
+    limit = high * IMPLAUSIBLE_RATE_FACTOR
+    implausible = rate > limit
+    if implausible and not confirmed:
+        raise InvalidInput(
+            "implausible_average_rate", f"The average rate, {_plain(rate)} drops/min = {how}, is not plausible for a "
+            f"drip: it is more than {IMPLAUSIBLE_RATE_FACTOR} × the protocol's maximum of {_plain(high)} drops/min "
+            f"({_plain(limit)} drops/min). Check the end time, the interruptions, the volume and the giving set. If "
+            "they are right, confirm the implausible rate (“Confirm an implausible average rate”; in the API "
+            "confirm_implausible_rate): it is then saved, flagged, and a major deviation opens.",
+            {"confirm_implausible_rate": ["Check the entry, or confirm it."]},
+        )  # fmt: skip
+    infusion.average_drops_per_minute = rate
+    infusion.average_rate_min, infusion.average_rate_max = low, high
+    infusion.average_rate_out_of_range = not (low <= rate <= high)
+    infusion.implausible_rate_confirmed = implausible
+    if implausible:
+        return f"; average rate {_plain(rate)} drops/min = {how}, confirmed as entered although implausible"
+    if infusion.average_rate_out_of_range:
+        return f"; average rate {_plain(rate)} drops/min, outside the protocol"
+    return ""
+
+
+def _average_rate_deviation(*, infusion: Infusion, participant: Participant, by) -> None:
+    """An average outside the range opens a deviation, as an out-of-range reading does (``drip_rate_record``):
+    category infusion rate, major when faster, minor when slower, linked to the infusion (no reading)."""
+    if not infusion.average_rate_out_of_range:
+        return
+    rate, low, high = infusion.average_drops_per_minute, infusion.average_rate_min, infusion.average_rate_max
+    confirmed = (f" The nurse confirmed it as entered although it is more than {IMPLAUSIBLE_RATE_FACTOR} × the "
+                 "maximum (implausible for a drip).") if infusion.implausible_rate_confirmed else ""  # fmt: skip
+    _system_deviation(
+        participant=participant, category=ProtocolDeviation.Category.INFUSION_RATE,
+        severity=ProtocolDeviation.Severity.MAJOR if rate > high else ProtocolDeviation.Severity.MINOR,
+        description=f"Average rate {_plain(rate)} drops/min ({_plain(infusion.volume_ml)} mL in "
+        f"{_minutes(infusion.duration)} running time "
+        f"with a {infusion.drop_factor} drops/mL set; {infusion.average_ml_per_hour or '—'} mL/h) is "
+        f"{'faster than' if rate > high else 'slower than'} the protocol's {_plain(low)}–{_plain(high)} drops/min."
+        + confirmed,
+        occurred_on=timezone.localdate(infusion.ended_at, timezone=selectors.site_zone(participant)), by=by,
+        infusion=infusion,
+    )  # fmt: skip
 
 
 def _infusion_finish(
     *, cohort: Cohort, infusion: Infusion, status: str, ended_at: datetime, cells: int, volume: Decimal,
-    vitals: dict[str, Any], reason: str, by,
+    vitals: dict[str, Any], reason: str, confirmed: bool, by,
 ) -> Infusion:  # fmt: skip
     if infusion.status != Infusion.Status.IN_PROGRESS:
         raise RuleViolation("infusion_not_in_progress", f"The infusion is {infusion.get_status_display().lower()}.")
@@ -951,6 +1084,7 @@ def _infusion_finish(
     if last_seen is not None and ended_at < last_seen:
         raise InvalidInput("end_before_start", "The infusion cannot end before its last recorded rate or "
                            "interruption.", {"ended_at": ["Before the last record."]})  # fmt: skip
+    rate_note = _average_rate_check(infusion=infusion, ended_at=ended_at, volume=volume, confirmed=confirmed)
     trial, dose = infusion.trial, infusion.dose_level
     participant = (
         Participant.objects.select_for_update(of=("self",)).select_related("site").get(pk=infusion.participant_id)
@@ -962,9 +1096,10 @@ def _infusion_finish(
     infusion.volume_ml = volume
     infusion.stop_reason = reason
     what = "completed" if status == Infusion.Status.COMPLETED else f"stopped early: {reason}"
-    audit(infusion, by=by, reason=f"Infusion {what}").save()
+    audit(infusion, by=by, reason=f"Infusion {what}{rate_note}").save()
     if vitals:
         _save_vitals(infusion=infusion, timepoint=VitalSigns.Timepoint.AFTER, values=vitals, at=ended_at, by=by)
+    _average_rate_deviation(infusion=infusion, participant=participant, by=by)
 
     if not dose_within_tolerance(cells=cells, target=dose.cells, tolerance_pct=trial.dose_tolerance_pct):
         _system_deviation(

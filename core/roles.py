@@ -21,7 +21,7 @@ def _perms(app: str, actions: tuple[str, ...], models: tuple[str, ...]) -> set[s
 
 COHORT_MODELS = (
     "participant", "screeningrecord", "fracture", "criterionassessment", "judgmentconfirmation",
-    "consentdocument", "consentrecord", "cohort", "enrollment",
+    "gilbertsyndromediagnosis", "consentdocument", "consentrecord", "cohort", "enrollment",
 )  # fmt: skip
 INFUSION_MODELS = ("infusion", "dripratereading", "infusioninterruption", "vitalsigns", "followupvisit",
                    "protocoldeviation")  # fmt: skip
@@ -55,7 +55,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     SITE_STAFF: frozenset(
         _READ_PROTOCOL | _READ_COHORTS | _READ_SAFETY | SCREENING_WRITES | BEDSIDE_WRITES | {"cohorts.add_enrollment"}
     ),
-    # Investigators do what staff do, confirm judgment criteria and open a trial's first cohort.
+    # Investigators do what staff do, confirm judgment criteria, document Gilbert's syndrome (E14) and open a
+    # trial's first cohort.
     INVESTIGATOR: frozenset(
         _READ_PROTOCOL
         | _READ_COHORTS
@@ -66,6 +67,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "cohorts.add_enrollment",
             "cohorts.add_judgmentconfirmation",
             "cohorts.change_judgmentconfirmation",
+            "cohorts.add_gilbertsyndromediagnosis",
+            "cohorts.change_gilbertsyndromediagnosis",
             "cohorts.open_first_cohort",
             "safety.decide_dlt",
         }

@@ -15,6 +15,7 @@ from cohorts.rules import (
     CriterionKind,
     CriterionResult,
     CriterionSpec,
+    DocumentedDiagnosis,
     EligibilityConfigError,
     EligibilityResult,
     Fracture,
@@ -159,6 +160,7 @@ CRITERIA_DATA: list[dict[str, Any]] = [
             "aminotransferase_exclude_at_or_above_x_uln": 2.0,
             "alp_bilirubin_exclude_at_or_above_x_uln": 1.5,
             "egfr_exclude_below": 60,
+            "gilbert_waives_bilirubin": True,
             "investigator_judgment": True,
             "question": "liver cirrhosis, unstable liver disease or biliary anomalies",
         },
@@ -790,6 +792,77 @@ def test_thyroid_exclusion_by_tsh_band_and_t4(
 )
 def test_liver_and_kidney_thresholds(field: str, value: str, verdict: Verdict, reason: str) -> None:
     assert_result(result_of("E14", eligible_facts(**{field: Decimal(value)})), verdict, reason)
+
+
+GILBERT = DocumentedDiagnosis(by="Wang Fang", on=date(2025, 6, 10))
+WAIVED = "waived: Gilbert's syndrome documented by Wang Fang on 2025-06-10"
+
+
+@pytest.mark.parametrize(
+    ("bilirubin", "gilbert", "verdict", "reason"),
+    [
+        ("1.4", None, MET, "Total bilirubin 1.4×ULN"),
+        ("1.5", None, NOT_MET, "Total bilirubin 1.5×ULN is ≥ 1.5×ULN"),
+        ("2.0", None, NOT_MET, "Total bilirubin 2.0×ULN is ≥ 1.5×ULN"),
+        ("1.4", GILBERT, MET, "Total bilirubin 1.4×ULN; eGFR"),  # below the limit: nothing to waive
+        ("1.5", GILBERT, MET, f"Total bilirubin 1.5×ULN is ≥ 1.5×ULN, {WAIVED}"),
+        ("2.0", GILBERT, MET, f"Total bilirubin 2.0×ULN is ≥ 1.5×ULN, {WAIVED}"),
+        (None, GILBERT, MISSING, "Total bilirubin not recorded"),  # the waiver is of the limit, not of the test
+    ],
+)
+def test_a_documented_gilbert_syndrome_waives_the_bilirubin_limit(bilirubin, gilbert, verdict, reason) -> None:
+    value = None if bilirubin is None else Decimal(bilirubin)
+    result = result_of("E14", eligible_facts(bilirubin_x_uln=value, gilbert_syndrome=gilbert))
+
+    assert_result(result, verdict, reason)
+    assert (WAIVED in result.reason) is (verdict is MET and value is not None and value >= Decimal("1.5"))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "verdict", "reason"),
+    [
+        ("alt_x_uln", "2.5", NOT_MET, "ALT 2.5×ULN is ≥ 2.0×ULN"),
+        ("alt_x_uln", "1.9", MET, "ALT 1.9×ULN"),
+        ("ast_x_uln", "2.0", NOT_MET, "AST 2.0×ULN is ≥ 2.0×ULN"),
+        ("ast_x_uln", "1.9", MET, "AST 1.9×ULN"),
+        ("alp_x_uln", "1.5", NOT_MET, "ALP 1.5×ULN is ≥ 1.5×ULN"),
+        ("alp_x_uln", "1.4", MET, "ALP 1.4×ULN"),
+        ("egfr", "59.9", NOT_MET, "eGFR 59.9 mL/min/1.73 m² is below 60"),
+    ],
+)
+def test_gilbert_syndrome_waives_nothing_but_the_bilirubin(field: str, value: str, verdict: Verdict, reason: str):
+    facts = eligible_facts(**{field: Decimal(value)}, bilirubin_x_uln=Decimal("2.0"), gilbert_syndrome=GILBERT)
+    assert_result(result_of("E14", facts), verdict, reason)
+
+
+def test_without_the_protocol_parameter_a_documented_gilbert_syndrome_waives_nothing() -> None:
+    data = next(c for c in CRITERIA_DATA if c["code"] == "E14")
+    params = {k: v for k, v in data["params"].items() if k != "gilbert_waives_bilirubin"}
+    e14 = CriterionSpec.from_dict(data | {"params": params})
+    facts = eligible_facts(bilirubin_x_uln=Decimal("2.0"), gilbert_syndrome=GILBERT)
+
+    assert_result(evaluate([e14], facts).result_for("E14"), NOT_MET, "Total bilirubin 2.0×ULN is ≥ 1.5×ULN")
+
+
+def test_the_gilbert_parameter_must_be_true_or_false() -> None:
+    data = next(c for c in CRITERIA_DATA if c["code"] == "E14")
+    e14 = CriterionSpec.from_dict(data | {"params": {**data["params"], "gilbert_waives_bilirubin": "yes"}})
+
+    with pytest.raises(EligibilityConfigError, match="'gilbert_waives_bilirubin' must be true or false"):
+        validate_criteria([e14])
+
+
+@pytest.mark.parametrize(
+    ("make", "error"),
+    [
+        (lambda: DocumentedDiagnosis(by=" ", on=date(2025, 6, 10)), ValueError),
+        (lambda: DocumentedDiagnosis(by="Wang Fang", on="2025-06-10"), TypeError),
+        (lambda: eligible_facts(gilbert_syndrome=True), TypeError),
+    ],
+)
+def test_a_documented_diagnosis_names_who_and_a_date(make, error) -> None:
+    with pytest.raises(error):
+        make()
 
 
 def test_a_lab_breach_excludes_even_when_the_investigator_confirmed_the_judgment_part() -> None:

@@ -2,6 +2,7 @@
 deviation, DLT window and visits appear without anyone creating them by hand."""
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 from django.urls import reverse
@@ -105,7 +106,7 @@ def test_finishing_in_the_admin_starts_the_dlt_window_and_plans_the_visits(bedsi
     with frozen(T0 + 2 * HOUR):
         response = bedside.post(reverse("admin:cohorts_infusion_change", args=[infusion.pk]), {
             "outcome": "complete", **_split("finished_at", T0 + HOUR), "cells_given": "54000000",
-            "volume_given_ml": "100.0", "why_stopped": "", **_inlines(),
+            "volume_given_ml": "70.0", "why_stopped": "", **_inlines(),
         }, follow=True)  # fmt: skip
     assert response.status_code == 200
     infusion.refresh_from_db()
@@ -117,6 +118,48 @@ def test_finishing_in_the_admin_starts_the_dlt_window_and_plans_the_visits(bedsi
     # A finished infusion is a record: its page is read-only.
     page = bedside.get(reverse("admin:cohorts_infusion_change", args=[infusion.pk])).content.decode()
     assert 'name="outcome"' not in page
+
+
+def _finish_post(minutes: int, volume: str = "100", **overrides) -> dict:
+    data = {"outcome": "complete", **_split("finished_at", T0 + dt.timedelta(minutes=minutes)),
+            "cells_given": "60000000", "volume_given_ml": volume, "why_stopped": "", **_inlines()}  # fmt: skip
+    return data | overrides
+
+
+def test_an_implausible_average_rate_is_refused_on_the_form_until_the_nurse_confirms_it(bedside, cohort_of_three):
+    _, participants = cohort_of_three
+    infusion = start(participants[0], T0)
+    url = reverse("admin:cohorts_infusion_change", args=[infusion.pk])
+    with frozen(T0 + 10 * dt.timedelta(minutes=1)):
+        refused = bedside.post(url, _finish_post(3))
+        assert refused.status_code == 200
+        page = refused.content.decode()
+        assert "The average rate, 666.7 drops/min = 100 mL × 20 drops/mL ÷ 3 min of running time" in page
+        assert "Check the entry, or confirm it." in page and 'value="100"' in page
+        infusion.refresh_from_db()
+        assert infusion.status == "in_progress" and ProtocolDeviation.objects.count() == 0
+        response = bedside.post(url, _finish_post(3, confirm_implausible_rate="on"), follow=True)
+    infusion.refresh_from_db()
+    assert (infusion.status, infusion.average_drops_per_minute, infusion.implausible_rate_confirmed) == (
+        "completed", Decimal("666.7"), True
+    )  # fmt: skip
+    deviation = ProtocolDeviation.objects.get(category="infusion_rate")
+    assert any(f"major deviation #{deviation.pk} opened" in m for m in _messages(response))
+    page = bedside.get(url).content.decode()
+    assert f"666.7 drops/min ✘ outside 20–25</strong> (deviation #{deviation.pk})" in page
+    assert "confirmed as entered although implausible" in page
+
+
+@pytest.mark.parametrize(("minutes", "shown"), [(80, "25.0 drops/min ✔ in range"), (101, "19.8 drops/min ✘ outside")])
+def test_the_infusion_page_and_list_show_the_average_rate(bedside, cohort_of_three, minutes, shown):
+    _, participants = cohort_of_three
+    infusion = start(participants[0], T0)
+    with frozen(T0 + 2 * HOUR):
+        bedside.post(reverse("admin:cohorts_infusion_change", args=[infusion.pk]), _finish_post(minutes))
+        page = bedside.get(reverse("admin:cohorts_infusion_change", args=[infusion.pk])).content.decode()
+        listing = bedside.get(reverse("admin:cohorts_infusion_changelist")).content.decode()
+    assert shown in page
+    assert ("average 19.8 drops/min" in listing) is (minutes == 101)
 
 
 def test_untouched_extra_rows_of_the_bedside_form_are_not_taken_for_a_reading(bedside, cohort_of_three):

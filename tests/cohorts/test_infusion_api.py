@@ -25,6 +25,7 @@ from tests.factories import UserFactory, eligible_participant, token_for
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hashing")]
 
 ERROR_KEYS = {"code", "message", "fields"}
+MINUTE = dt.timedelta(minutes=1)
 IDENTIFIERS = {"initials", "date_of_birth", "screening_number"}
 
 
@@ -172,7 +173,7 @@ def test_a_reading_without_a_rate_is_a_400(staff, running):
 def test_completing_over_the_api_plans_the_visits_and_a_late_visit_opens_a_deviation(staff, running):
     with frozen(T0 + 2 * HOUR):
         response = staff.post(f"/api/v1/infusions/{running.pk}/complete/", {
-            "ended_at": (T0 + HOUR).isoformat(), "cells_administered": 60_000_000, "volume_ml": "100.0",
+            "ended_at": (T0 + HOUR).isoformat(), "cells_administered": 60_000_000, "volume_ml": "70.0",
             "vitals_after": {"heart_rate": 74},
         }, format="json")  # fmt: skip
     assert response.status_code == 200, response.json()
@@ -205,6 +206,63 @@ def test_an_interrupted_infusion_is_resumed_or_stopped_early_over_the_api(staff,
                              format="json")  # fmt: skip
     assert stopped.status_code == 200, stopped.json()
     assert stopped.json()["status"] == "stopped_early"
+
+
+@pytest.mark.parametrize("path", ["complete", "stop-early"])
+def test_an_implausible_average_rate_is_a_400_until_confirmed_then_saved_flagged_with_a_major_deviation(
+    staff, running, path
+):
+    body = {"ended_at": (T0 + 3 * MINUTE).isoformat(), "cells_administered": 60_000_000, "volume_ml": "100",
+            **({"reason": "Line found free-flowing"} if path == "stop-early" else {})}  # fmt: skip
+    with frozen(T0 + 10 * MINUTE):
+        refused = staff.post(f"/api/v1/infusions/{running.pk}/{path}/", body, format="json")
+        assert (refused.status_code, refused.json()["code"]) == (400, "implausible_average_rate")
+        assert "666.7 drops/min" in refused.json()["message"] and "confirm_implausible_rate" in refused.json()["fields"]
+        assert Infusion.objects.get(pk=running.pk).status == "in_progress" and ProtocolDeviation.objects.count() == 0
+        response = staff.post(f"/api/v1/infusions/{running.pk}/{path}/", body | {"confirm_implausible_rate": True},
+                              format="json")  # fmt: skip
+    assert response.status_code == 200, response.json()
+    infusion = response.json()
+    assert (infusion["average_drops_per_minute"], infusion["average_rate_out_of_range"],
+            infusion["implausible_rate_confirmed"]) == ("666.7", True, True)  # fmt: skip
+    assert (infusion["average_rate_min"], infusion["average_rate_max"]) == ("20.00", "25.00")
+    deviations = staff.get("/api/v1/deviations/?category=infusion_rate").json()["results"]
+    assert [(d["severity"], d["source"], d["infusion"], d["drip_rate_reading"]) for d in deviations] == [
+        ("major", "system", running.pk, None)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("minutes", "average", "flagged"), [(79, "25.3", True), (80, "25.0", False), (100, "20.0", False),
+                                        (101, "19.8", True)],
+)  # fmt: skip
+def test_the_average_rate_is_in_the_infusion_for_staff_and_sponsors(staff, sponsor, running, minutes, average, flagged):
+    with frozen(T0 + 2 * HOUR):
+        response = staff.post(f"/api/v1/infusions/{running.pk}/complete/", {
+            "ended_at": (T0 + minutes * MINUTE).isoformat(), "cells_administered": 60_000_000, "volume_ml": "100",
+        }, format="json")  # fmt: skip
+    assert response.status_code == 200, response.json()
+    for client in (staff, sponsor):
+        body = client.get(f"/api/v1/infusions/{running.pk}/").json()
+        assert (body["average_drops_per_minute"], body["average_rate_out_of_range"]) == (average, flagged)
+        assert body["implausible_rate_confirmed"] is False
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"confirm_implausible_rate": "perhaps"}, "invalid"),
+        ({"volume_ml": "0"}, "volume_not_given"),
+        ({"ended_at": T0.isoformat()}, "no_running_time"),
+    ],
+)
+def test_a_completion_without_a_plausible_average_answers_with_its_code(staff, running, body, code):
+    with frozen(T0 + 2 * HOUR):
+        response = staff.post(f"/api/v1/infusions/{running.pk}/complete/", {
+            "ended_at": (T0 + 90 * MINUTE).isoformat(), "cells_administered": 60_000_000, "volume_ml": "100", **body,
+        }, format="json")  # fmt: skip
+    assert (response.status_code, response.json()["code"]) == (400, code), response.json()
+    assert Infusion.objects.get(pk=running.pk).status == "in_progress"
 
 
 def test_the_hold_endpoint_says_until_when_and_why(staff, cohort_of_three):

@@ -390,7 +390,7 @@ def test_completing_the_infusion_starts_the_dlt_window_and_moves_the_participant
 def test_day_zero_is_the_site_date_even_when_it_is_still_yesterday_in_utc(cohort_of_three):
     _, participants = cohort_of_three
     # 07:30 in Nanjing is 23:30 UTC the day before.
-    infuse(participants[0], T0 - dt.timedelta(minutes=30), minutes=45)
+    infuse(participants[0], T0 - dt.timedelta(minutes=30), minutes=45, volume_ml="50.0")  # 22.2 drops/min
     participant = Participant.objects.get(pk=participants[0].pk)
     assert participant.dlt_window_start == dt.date(2026, 11, 25)
 
@@ -456,7 +456,7 @@ def test_an_infusion_stopped_early_keeps_why_starts_the_window_and_records_the_p
     with frozen(T0 + HOUR):
         infusion = services.infusion_stop_early(infusion=running, ended_at=T0 + dt.timedelta(minutes=25),
                                                 reason="Infusion reaction: rigors", cells_administered=20_000_000,
-                                                volume_ml="35.0", vitals_after={"temperature_c": "38.6"},
+                                                volume_ml="30.0", vitals_after={"temperature_c": "38.6"},
                                                 by=nurse())  # fmt: skip
     assert infusion.status == Infusion.Status.STOPPED_EARLY and infusion.stop_reason == "Infusion reaction: rigors"
     participant = Participant.objects.get(pk=running.participant_id)

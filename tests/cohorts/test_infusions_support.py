@@ -3,6 +3,9 @@
 Everything happens at fixed moments at the site (Asia/Shanghai) with the clock frozen, so the
 hold messages and the visit dates are exact: the cohort is enrolled on 2026-11-25 07:00 and the
 sentinel is infused 08:00–09:00 the same day.
+
+Volumes are realistic for the protocol's 20–25 drops/min with the default 20 drops/mL set: 70 mL in
+the default hour averages 23.3 drops/min (70 mL/h), so finishing opens no average-rate deviation.
 """
 
 import datetime as dt
@@ -20,6 +23,7 @@ SH = ZoneInfo("Asia/Shanghai")
 T0 = dt.datetime(2026, 11, 25, 8, 0, tzinfo=SH)
 HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)
+VOLUME_PER_HOUR = Decimal("70.0")  # mL: 23.3 drops/min over an hour with a 20 drops/mL set
 
 
 @pytest.fixture
@@ -58,7 +62,7 @@ def start(participant: Participant, when: dt.datetime, **overrides) -> Infusion:
     with frozen(when):
         kwargs = {
             "participant": participant, "by": nurse(), "started_at": when, "product_lot": "HM-2611-01",
-            "product_expiry": when + 6 * HOUR, "volume_ml": Decimal("100.0"),
+            "product_expiry": when + 6 * HOUR, "volume_ml": VOLUME_PER_HOUR,
         }  # fmt: skip
         return services.infusion_start(**(kwargs | overrides))
 
@@ -66,7 +70,7 @@ def start(participant: Participant, when: dt.datetime, **overrides) -> Infusion:
 def complete(infusion: Infusion, when: dt.datetime, *, cells: int | None = None, **overrides) -> Infusion:
     with frozen(when):
         kwargs = {
-            "infusion": infusion, "ended_at": when, "volume_ml": Decimal("100.0"), "by": nurse(),
+            "infusion": infusion, "ended_at": when, "volume_ml": VOLUME_PER_HOUR, "by": nurse(),
             "cells_administered": infusion.cells_planned if cells is None else cells,
         }  # fmt: skip
         return services.infusion_complete(**(kwargs | overrides))
@@ -108,5 +112,6 @@ def refresh(*objects):
     return objects
 
 
-__all__ = ["DAY", "HOUR", "SCHEDULE", "SH", "T0", "Cohort", "complete", "enrolled_cohort", "fast_password_hashing",
-           "frozen", "infuse", "infuse_cohort", "nurse", "record_visits", "refresh", "start"]  # fmt: skip
+__all__ = ["DAY", "HOUR", "SCHEDULE", "SH", "T0", "VOLUME_PER_HOUR", "Cohort", "complete", "enrolled_cohort",
+           "fast_password_hashing", "frozen", "infuse", "infuse_cohort", "nurse", "record_visits", "refresh",
+           "start"]  # fmt: skip

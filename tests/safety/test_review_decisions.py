@@ -51,7 +51,7 @@ def run_cohort(cohort: Cohort, pattern: str, begin: dt.datetime) -> SafetyReview
             cohort_services.enroll_participant(participant=person, cohort=cohort, by=coordinator)
             people.append(person)
     for person, offset in zip(people, (0 * DAY, 8 * DAY, 9 * DAY + 2 * HOUR), strict=False):
-        infuse(person, begin + offset, minutes=90)
+        infuse(person, begin + offset)
     events = [_dlt(p, on=begin + 14 * DAY) for p, letter in zip(people, pattern, strict=True) if letter == "T"]
     record_visits(people, until=(begin + WINDOWS).date())
     with frozen(begin + WINDOWS):
@@ -175,14 +175,14 @@ def _cohort_with_one_stopped_early(trial, *, cells: int, dlt: bool):
             person = eligible_participant(trial, number=f"E{n + 1}")
             cohort_services.enroll_participant(participant=person, cohort=cohort, by=coordinator)
             people.append(person)
-    infuse(people[0], T0, minutes=90)
+    infuse(people[0], T0)
     infusion = start(people[1], T0 + 8 * DAY)
     with frozen(T0 + 8 * DAY + 30 * HOUR / 60):
         cohort_services.infusion_stop_early(
             infusion=infusion, ended_at=T0 + 8 * DAY + 30 * HOUR / 60, reason="Chills and rigors", by=staff_users()[0],
             cells_administered=cells, volume_ml=Decimal("30.0"),
         )  # fmt: skip
-    infuse(people[2], T0 + 9 * DAY + 2 * HOUR, minutes=90)
+    infuse(people[2], T0 + 9 * DAY + 2 * HOUR)
     if dlt:
         event = _dlt(people[1], on=T0 + 12 * DAY)
         with frozen(T0 + 12 * DAY):
@@ -232,15 +232,15 @@ def test_the_review_lists_serious_events_and_dlt_decisions_with_the_investigator
 
     coordinator, investigator = staff_users()
     _cohort, people = enrolled_cohort(nct_trial)
-    infuse(people[0], T0, minutes=90)
+    infuse(people[0], T0)
     with frozen(T0 + 3 * DAY):
         services.adverse_event_record(participant=people[0], by=coordinator, values={
             "verbatim_term": "Pneumonia", "ctcae_term_text": "Lung infection", "grade": 2, "serious": True,
             "sae_hospitalisation": True, "relationship": "unlikely", "expected": False,
             "onset_date": (T0 + 2 * DAY).date(), "outcome": "recovering",
         })  # fmt: skip
-    infuse(people[1], T0 + 8 * DAY, minutes=90)
-    infuse(people[2], T0 + 9 * DAY + 2 * HOUR, minutes=90)
+    infuse(people[1], T0 + 8 * DAY)
+    infuse(people[2], T0 + 9 * DAY + 2 * HOUR)
     candidate = _dlt(people[1], on=T0 + 12 * DAY)
     with frozen(T0 + 12 * DAY):
         services.dlt_decide(event=candidate, confirm=False, reason="Neutropenia predates the infusion",
@@ -267,7 +267,7 @@ def _review_with_visits(nct_trial, *, skip: tuple[int, str], open_at: dt.datetim
 
     _cohort, people = enrolled_cohort(nct_trial)
     for person, when in zip(people, (T0, T0 + 8 * DAY, T0 + 9 * DAY + 2 * HOUR), strict=True):
-        infuse(person, when, minutes=90)
+        infuse(person, when)
     skipped = FollowUpVisit.objects.get(participant=people[skip[0]], code=skip[1])
     record_visits([p for p in people if p != people[skip[0]]], until=open_at.date())
     others = FollowUpVisit.objects.filter(participant=people[skip[0]]).exclude(pk=skipped.pk)

@@ -99,6 +99,7 @@ def _broken_copy(tmp_path: Path, mutate) -> Path:
         (lambda d: d["parameters"].pop("dlt_window_days"), "parameters.dlt_window_days"),
         (lambda d: d["parameters"].update(dlt_windw_days=28), "parameters.dlt_windw_days"),
         (lambda d: d["criteria"][0].update(rule="no_such_rule"), "criteria[0].rule"),
+        (lambda d: d["criteria"][16]["params"].update(gilbert_waives_bilirubin="yes"), "criteria[16].params"),  # E14
         (lambda d: d["criteria"][1].update(code="I1"), "criteria[1].code"),
         (lambda d: d["sites"][0].update(time_zone="Mars/Olympus"), "sites[0].time_zone"),
         (lambda d: d.update(planned_enrollment=0), "planned_enrollment"),
