@@ -13,14 +13,28 @@ from safety.dosefinding.decision_table import (
     render_decision_table,
 )
 from safety.dosefinding.designs import THREE_PLUS_THREE_VARIANTS, Design, make_design
+from safety.dosefinding.pathways import (
+    MAX_PATH_NODES,
+    PathNode,
+    cohort_outcomes,
+    dose_paths,
+    flatten_paths,
+    render_paths,
+)
 
 __all__ = [
+    "MAX_PATH_NODES",
     "THREE_PLUS_THREE_CONTEXTS",
     "THREE_PLUS_THREE_VARIANTS",
     "DecisionRow",
     "DecisionTable",
     "Design",
+    "PathNode",
+    "cohort_outcomes",
     "decision_table",
+    "dose_paths",
+    "flatten_paths",
     "make_design",
     "render_decision_table",
+    "render_paths",
 ]
