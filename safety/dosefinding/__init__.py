@@ -21,20 +21,32 @@ from safety.dosefinding.pathways import (
     flatten_paths,
     render_paths,
 )
+from safety.dosefinding.simulation import (
+    MTD_STATUSES,
+    OperatingCharacteristics,
+    exact_operating_characteristics,
+    render_operating_characteristics,
+    simulate_operating_characteristics,
+)
 
 __all__ = [
     "MAX_PATH_NODES",
+    "MTD_STATUSES",
     "THREE_PLUS_THREE_CONTEXTS",
     "THREE_PLUS_THREE_VARIANTS",
     "DecisionRow",
     "DecisionTable",
     "Design",
+    "OperatingCharacteristics",
     "PathNode",
     "cohort_outcomes",
     "decision_table",
     "dose_paths",
+    "exact_operating_characteristics",
     "flatten_paths",
     "make_design",
     "render_decision_table",
+    "render_operating_characteristics",
     "render_paths",
+    "simulate_operating_characteristics",
 ]
