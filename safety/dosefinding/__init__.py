@@ -28,6 +28,15 @@ from safety.dosefinding.simulation import (
     render_operating_characteristics,
     simulate_operating_characteristics,
 )
+from safety.dosefinding.tite_boin import (
+    TiteBoinEstimate,
+    TiteBoinRecommendation,
+    TiteBoinRow,
+    TiteParticipant,
+    tite_boin,
+    tite_boin_decision_table,
+    tite_boin_estimate,
+)
 
 __all__ = [
     "MAX_PATH_NODES",
@@ -39,6 +48,10 @@ __all__ = [
     "Design",
     "OperatingCharacteristics",
     "PathNode",
+    "TiteBoinEstimate",
+    "TiteBoinRecommendation",
+    "TiteBoinRow",
+    "TiteParticipant",
     "cohort_outcomes",
     "decision_table",
     "dose_paths",
@@ -49,4 +62,7 @@ __all__ = [
     "render_operating_characteristics",
     "render_paths",
     "simulate_operating_characteristics",
+    "tite_boin",
+    "tite_boin_decision_table",
+    "tite_boin_estimate",
 ]
