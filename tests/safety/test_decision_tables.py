@@ -17,9 +17,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from fractions import Fraction
+from io import StringIO
+from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 
 from safety.dosefinding import decision_table, render_decision_table
 
@@ -230,3 +236,54 @@ def test_a_table_is_plain_data_that_survives_json(design):
 def test_bad_parameters_are_refused_with_a_plain_message(kwargs, message):
     with pytest.raises(ValueError, match=message):
         decision_table(**kwargs)
+
+
+# ---------------------------------------------------------------------------
+# The command and purity
+# ---------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_command(name: str, *args: str) -> str:
+    out = StringIO()
+    call_command(name, *args, stdout=out)
+    return out.getvalue()
+
+
+def run_manage(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "DEBUG": "true"},
+    )  # fmt: skip
+
+
+def test_the_command_prints_the_boin_table_as_json_by_default():
+    body = json.loads(run_command("decision_table", "--design", "boin", "--target", "0.3", "--max-n", "12"))
+    columns = [b for b in body["boundaries"] if b["n"] % 3 == 0]
+    got = [(b["n"], b["escalate_at_most"], b["deescalate_at_least"], b["eliminate_at_least"]) for b in columns]
+    assert got == [(3, 0, 2, 3), (6, 1, 3, 4), (9, 2, 4, 5), (12, 2, 5, 7)]
+
+
+def test_the_command_prints_a_plain_table_for_the_3_plus_3_variant():
+    text = run_command("decision_table", "--design", "3+3", "--variant", "confirm_on_six", "--format", "table")
+    assert text.startswith("3+3 decision table (confirm_on_six)")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--design", "boin", "--variant", "confirm_on_six"], "BOIN has no variant"),
+        (["--design", "3+3", "--variant", "rolling6"], "unknown 3+3 variant"),
+    ],
+)
+def test_the_command_exits_with_code_2_and_a_clear_message_on_bad_input(args, message):
+    result = run_manage("decision_table", *args)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert message in result.stderr
+
+
+def test_the_dosefinding_package_imports_no_django():
+    code = "import sys, safety.dosefinding; print(sorted(m for m in sys.modules if m.split('.')[0] == 'django'))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout.strip()) == (0, "[]")

@@ -8,11 +8,19 @@ get_dose_paths(cohort_sizes = c(3, 3))``.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 
 from safety import rules
 from safety.dosefinding import cohort_outcomes, dose_paths, flatten_paths, make_design, render_paths
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # escalation's vignette, with R's "NA" (no dose; the design stops) written as "stop (no dose)".
 R_VIGNETTE_TREE = """\
@@ -135,3 +143,36 @@ def test_the_tree_is_nested_plain_data():
 def test_bad_input_is_refused_with_the_rules_own_errors(outcomes, kwargs, error, message):
     with pytest.raises(error, match=message):
         dose_paths(make_design("3+3", num_doses=3), outcomes, **kwargs)
+
+
+# ---------------------------------------------------------------------------
+# The command
+# ---------------------------------------------------------------------------
+
+
+def _dose_paths_command(*args: str) -> str:
+    out = StringIO()
+    call_command("dose_paths", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_the_command_gives_the_tree_and_the_flat_rows_as_json():
+    body = json.loads(_dose_paths_command("--design", "3+3", "--outcomes", "1NNN", "--doses", "3", "--cohorts", "1"))
+    assert [(c["outcomes"], c["recommended_dose"], c["continue"]) for c in body["tree"]["children"]] == [
+        ("NNN", 3, True), ("NNT", 2, True), ("NTT", 1, False), ("TTT", 1, False),
+    ]  # fmt: skip
+    assert len(body["rows"]) == 5 and body["variant"] == "escalation_default"
+
+
+def test_the_command_prints_the_r_layout_with_format_table():
+    text = _dose_paths_command("--design", "3+3", "--variant", "allow_deescalate", "--doses", "5", "--format", "table")
+    assert text == "After no patients yet:\n" + R_VIGNETTE_TREE
+
+
+def test_the_command_exits_with_code_2_on_bad_notation():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "dose_paths", "--design", "3+3", "--outcomes", "1NXN"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, env={**os.environ, "DEBUG": "true"},
+    )  # fmt: skip
+    assert (result.returncode, result.stdout) == (2, "")
+    assert "'X'" in result.stderr

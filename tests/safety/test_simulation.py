@@ -13,11 +13,18 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 
 from safety.dosefinding import exact_operating_characteristics, make_design, simulate_operating_characteristics
 
+ROOT = Path(__file__).resolve().parents[2]
 TRIALS = 400
 
 
@@ -167,3 +174,52 @@ def test_bad_input_is_refused_with_a_plain_message(design, rates, kwargs, messag
     arguments = {"trials": 10, "seed": 1, **kwargs}
     with pytest.raises(ValueError, match=message):
         simulate_operating_characteristics(design, rates, **arguments)
+
+
+# ---------------------------------------------------------------------------
+# The command
+# ---------------------------------------------------------------------------
+
+
+def _simulate_command(*args: str) -> str:
+    out = StringIO()
+    call_command("simulate_design", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_the_command_is_reproducible_for_a_seed_and_reports_per_dose():
+    args = ("--design", "3+3", "--variant", "confirm_on_six", "--true-rates", "0.05,0.15,0.3", "--trials", "200",
+            "--seed", "1")  # fmt: skip
+    first, again = _simulate_command(*args), _simulate_command(*args)
+    assert first == again
+    body = json.loads(first)
+    assert [row["true_rate"] for row in body["doses"]] == [0.05, 0.15, 0.3]
+    assert (body["trials"], body["seed"], body["variant"]) == (200, 1, "confirm_on_six")
+
+
+def test_the_command_runs_boin_with_six_cohorts_by_default_and_can_enumerate_exactly():
+    body = json.loads(_simulate_command("--design", "boin", "--true-rates", "0.05,0.15,0.3", "--exact"))
+    assert (body["method"], body["max_cohorts"], body["mean_sample_size"]) == (
+        "exact",
+        6,
+        pytest.approx(18.0, abs=0.01),
+    )
+    assert "selected as MTD (%)" in _simulate_command(
+        "--design", "boin", "--true-rates", "0.05,0.15,0.3", "--trials", "50", "--format", "table"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--design", "3+3", "--true-rates", "0.05,x"], "value 2 ('x') is not a number"),
+        (["--design", "boin", "--true-rates", "0.05,1.5"], "between 0 and 1"),
+    ],
+)
+def test_the_command_exits_with_code_2_and_a_clear_message_on_bad_input(args, message):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "simulate_design", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, env={**os.environ, "DEBUG": "true"},
+    )  # fmt: skip
+    assert (result.returncode, result.stdout) == (2, "")
+    assert message in result.stderr
