@@ -38,7 +38,7 @@ def check_whole_number(value: object, name: str, *, minimum: int = 1) -> int:
 class Design:
     """A dose-escalation design with its parameters; build it with :func:`make_design`.
 
-    ``name`` is ``"3+3"`` or ``"boin"``. ``variant`` is used by 3+3 only; ``target`` and
+    ``name`` is ``"3+3"`` or ``"boin"``. ``variant`` is used by 3+3 only (``""`` for BOIN); ``target`` and
     ``cutoff_eli`` by BOIN only (they are kept at their defaults for 3+3 so two equal designs compare
     equal).
     """
@@ -106,7 +106,7 @@ def make_design(
     rules.boin_boundaries(float(target))  # BOIN's own checks on the target (0.05 to 0.6)
     if isinstance(cutoff_eli, bool) or not isinstance(cutoff_eli, int | float) or not 0 < cutoff_eli < 1:
         raise ValueError(f"cutoff_eli must lie strictly between 0 and 1, got {cutoff_eli!r}")
-    return Design(name="boin", num_doses=num_doses, target=float(target), cutoff_eli=float(cutoff_eli))
+    return Design(name="boin", num_doses=num_doses, variant="", target=float(target), cutoff_eli=float(cutoff_eli))
 
 
 def check_probabilities(values: Sequence[float], name: str = "true_rates") -> tuple[float, ...]:

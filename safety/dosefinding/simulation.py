@@ -283,7 +283,6 @@ def _step(
     dose: int,
     n: list[int],
     y: list[int],
-    cohort_size: int,
     cohorts_done: int,
     max_cohorts: int | None,
     n_earlystop: int | None,
@@ -342,7 +341,7 @@ def simulate_operating_characteristics(
             n[dose - 1] += cohort_size
             y[dose - 1] += dlts
             cohorts_done += 1
-            finished, stopped, rec = _step(machine, dose, n, y, cohort_size, cohorts_done, max_cohorts, n_earlystop)
+            finished, stopped, rec = _step(machine, dose, n, y, cohorts_done, max_cohorts, n_earlystop)
             if finished:
                 break
             dose = rec
@@ -399,7 +398,7 @@ def exact_operating_characteristics(
                 y = list(y0)
                 n[dose - 1] += cohort_size
                 y[dose - 1] += dlts
-                finished, stopped, rec = _step(machine, dose, n, y, cohort_size, cohorts_done, max_cohorts, n_earlystop)
+                finished, stopped, rec = _step(machine, dose, n, y, cohorts_done, max_cohorts, n_earlystop)
                 tn, ty = tuple(n), tuple(y)
                 if finished:
                     status, mtd = machine.select(tn, ty, dose)
