@@ -1,6 +1,22 @@
+"""Serializers every app's API shares, and the trial's."""
+
 from rest_framework import serializers
 
 from trial.models import DoseLevel, EligibilityCriterion, Site, Trial, VisitDefinition
+
+
+class StrictSerializer(serializers.Serializer):
+    """Unknown keys are a 400: a misspelt field must never be silently ignored on a safety record."""
+
+    # Its docstring is the schema's description of the serializers that add none (keep it as it is).
+    # Protocol and term files use it too: a typo in a parameter name is an error, never ignored.
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({key: ["Unknown field."] for key in unknown})
+        return super().to_internal_value(data)
 
 
 class DoseLevelSerializer(serializers.ModelSerializer):

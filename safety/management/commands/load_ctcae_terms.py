@@ -17,9 +17,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from rest_framework import serializers
 
+from api.serializers import StrictSerializer
 from core.history import audit
 from safety.models import CtcaeTerm
-from trial.protocol_file import _flatten, _Strict
+from trial.protocol_file import error_paths
 
 DEFAULT_FILE = Path(settings.BASE_DIR) / "safety" / "data" / "ctcae_v5_terms.json"
 
@@ -40,7 +41,7 @@ CTCAE_V5_SOCS = frozenset({
 FIELDS = ("soc", "meddra_code")
 
 
-class TermSchema(_Strict):
+class TermSchema(StrictSerializer):
     term = serializers.CharField(max_length=200)
     soc = serializers.CharField(max_length=200)
     meddra_code = serializers.RegexField(
@@ -54,7 +55,7 @@ class TermSchema(_Strict):
         return value
 
 
-class TermFileSchema(_Strict):
+class TermFileSchema(StrictSerializer):
     ctcae_version = serializers.CharField(max_length=16)
     source = serializers.CharField(required=False, allow_blank=True)
     notes = serializers.ListField(child=serializers.CharField(), required=False)
@@ -85,7 +86,7 @@ def read_term_file(path: Path) -> dict:
         raise CommandError(f"{name}: the top level must be a JSON object with a 'terms' list.")
     schema = TermFileSchema(data=raw)
     if not schema.is_valid():
-        raise CommandError(f"{name}: " + "; ".join(_flatten(schema.errors)))
+        raise CommandError(f"{name}: " + "; ".join(error_paths(schema.errors)))
     return schema.validated_data
 
 

@@ -1,0 +1,449 @@
+"""Infusion at the bedside: start, drip-rate readings, vital signs, interruptions, finish."""
+
+import json
+from decimal import Decimal
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Q
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+
+from cohorts import selectors, services
+from cohorts.admin.cohorts import CohortListFilter
+from cohorts.models import (
+    IMPLAUSIBLE_RATE_FACTOR,
+    Cohort,
+    DripRateReading,
+    Infusion,
+    InfusionInterruption,
+    Participant,
+    ProtocolDeviation,
+    VitalSigns,
+    ml_per_hour,
+)
+from core.admin import (
+    AuditedAdmin,
+    ServiceRefusalForm,
+    ServiceRefusalMixin,
+)
+from core.cleaning import clean_drip_rate, plain_number
+from core.errors import DomainError
+
+# --- infusion at the bedside, follow-up visits, protocol deviations --------------------------------
+#
+# Every write calls a service. When a service refuses (a hold, an expired product, a malformed rate),
+# the transaction of the admin view is rolled back and the same form is shown again, with the nurse's
+# input and the refusal in plain words (``ServiceRefusalMixin``).
+
+
+def _rate_guide(ranges: dict[int, tuple[Decimal, Decimal, int]], *, participant_id: int | None) -> str:
+    """The protocol's drip-rate range and a small script that marks a rate outside it red as it is typed.
+
+    ``ranges`` maps participant id → (min, max, drop factor); on the add page the script follows the
+    participant chosen, on the change page it is the infusion's own.
+    """
+    data = {str(pk): [str(low), str(high), factor] for pk, (low, high, factor) in ranges.items()}
+    text = "Choose the participant: her protocol's range applies."
+    if participant_id in ranges:
+        low, high, factor = ranges[participant_id]
+        text = (f"Protocol rate {plain_number(low)}–{plain_number(high)} drops/min = {ml_per_hour(low, factor)}–"
+                f"{ml_per_hour(high, factor)} mL/h with a {factor} drops/mL set. A rate outside it is saved, flagged "
+                "and opens a protocol deviation.")  # fmt: skip
+    elif len({tuple(v[:2]) for v in data.values()}) == 1:
+        low, high, factor = next(iter(ranges.values()))
+        text = f"Protocol rate {plain_number(low)}–{plain_number(high)} drops/min."
+    return format_html(
+        '<span id="rate-guide" data-ranges="{}" data-participant="{}">{}</span>{}',
+        json.dumps(data), participant_id or "", text, _RATE_SCRIPT,
+    )  # fmt: skip
+
+
+_RATE_SCRIPT = mark_safe(  # a constant script: no user data in it
+    """<script>
+(function () {
+  var guide = document.getElementById("rate-guide");
+  if (!guide) { return; }
+  var ranges = JSON.parse(guide.dataset.ranges || "{}");
+  function range() {
+    var chosen = document.querySelector("select[name=participant]");
+    var key = guide.dataset.participant || (chosen && chosen.value);
+    return ranges[key] || null;
+  }
+  function check(input) {
+    var note = input.parentNode.querySelector(".rate-warning");
+    if (!note) {
+      note = document.createElement("div");
+      note.className = "rate-warning";
+      note.setAttribute("role", "alert");
+      input.parentNode.appendChild(note);
+    }
+    var raw = input.value.trim(), limits = range(), text = "";
+    if (raw !== "") {
+      var value = Number(raw);
+      if (!/^[0-9]+([.][0-9]{1,2})?$/.test(raw) || !(value > 0)) {
+        text = "Not a positive number of drops/min: it will be refused.";
+      } else if (limits && (value < Number(limits[0]) || value > Number(limits[1]))) {
+        text = "Outside the protocol's " + limits[0] + "\u2013" + limits[1] + " drops/min: it will be saved, " +
+          "flagged, and a protocol deviation opened.";
+      }
+    }
+    input.style.borderColor = text ? "#ba2121" : "";
+    input.style.color = text ? "#ba2121" : "";
+    note.textContent = text;
+    note.style.color = "#ba2121";
+    note.style.fontWeight = "bold";
+  }
+  document.addEventListener("input", function (event) {
+    var target = event.target;
+    if (target.name && /drops_per_minute$/.test(target.name)) { check(target); }
+  });
+})();
+</script>"""
+)
+
+
+class DripRateReadingForm(forms.ModelForm):
+    class Meta:
+        model = DripRateReading
+        fields = ("observed_at", "drops_per_minute")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "drops_per_minute" in self.fields:
+            self.fields["drops_per_minute"] = forms.CharField(
+                label="Drops/min", max_length=20, widget=forms.TextInput(attrs={"size": 6, "inputmode": "decimal"})
+            )
+        if "observed_at" in self.fields and not self.instance.pk:
+            # Prefilled with now; the hidden initial keeps an untouched extra row from counting as typed in.
+            self.fields["observed_at"].initial = timezone.now
+            self.fields["observed_at"].show_hidden_initial = True
+
+    def clean_drops_per_minute(self):
+        try:
+            return clean_drip_rate(self.cleaned_data["drops_per_minute"])
+        except DomainError as refused:
+            raise ValidationError(refused.message, code=refused.code) from None
+
+
+class DripRateReadingInline(admin.TabularInline):
+    model = DripRateReading
+    form = DripRateReadingForm
+    fields = ("observed_at", "drops_per_minute", "ml_h", "flag")
+    readonly_fields = ("ml_h", "flag")
+    extra = 1
+    can_delete = False
+    verbose_name = "drip-rate reading"
+
+    def has_change_permission(self, request, obj=None):
+        return False  # readings are kept as observed; a wrong one is corrected by a new reading
+
+    @admin.display(description="mL/h")
+    def ml_h(self, reading):
+        return reading.ml_per_hour if reading.pk else "—"
+
+    @admin.display(description="Protocol")
+    def flag(self, reading):
+        if not reading.pk:
+            return ""
+        if not reading.out_of_range:
+            return "✔ in range"
+        deviation = getattr(reading, "deviation", None)
+        return format_html(
+            '<strong style="color:#ba2121">✘ outside {}–{}</strong>{}', plain_number(reading.rate_min),
+            plain_number(reading.rate_max), f" (deviation #{deviation.pk})" if deviation else "",
+        )  # fmt: skip
+
+
+class VitalSignsInline(admin.TabularInline):
+    model = VitalSigns
+    fields = ("timepoint", "measured_at", "systolic_bp", "diastolic_bp", "heart_rate", "temperature_c", "spo2_pct",
+              "respiratory_rate")  # fmt: skip
+    extra = 1
+    can_delete = False
+    verbose_name_plural = "vital signs (before, during, after)"
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        formset.form.base_fields["measured_at"].initial = timezone.now
+        formset.form.base_fields["measured_at"].show_hidden_initial = True  # an untouched extra row stays empty
+        formset.form.base_fields["timepoint"].initial = VitalSigns.Timepoint.DURING if obj else "before"
+        return formset
+
+
+class InterruptionInline(admin.TabularInline):
+    model = InfusionInterruption
+    fields = ("stopped_at", "restarted_at", "reason")
+    extra = 0
+    can_delete = False
+
+    def has_change_permission(self, request, obj=None):
+        return False  # an open interruption is resumed with “Restart at” above
+
+
+class InfusionStartForm(ServiceRefusalForm):
+    """What the nurse enters to start an infusion; the service checks and records it."""
+
+    cells_in_product = forms.IntegerField(
+        label="Cells in the product", required=False, min_value=1,
+        help_text="Exact count from the product label; empty = the cohort's dose level.",
+    )  # fmt: skip
+    set_drop_factor = forms.IntegerField(
+        label="Giving set (drops/mL)", required=False, help_text="Empty = the trial's default giving set."
+    )
+    volume_to_give_ml = forms.DecimalField(label="Volume to give (mL)", required=False, max_digits=7, decimal_places=1)
+
+    class Meta:
+        model = Infusion
+        fields = ("participant", "started_at", "product_lot", "product_expiry", "premedication")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "participant" in self.fields:
+            self.fields["participant"].queryset = (
+                Participant.objects.filter(status=Participant.Status.ENROLLED, replaced=False)
+                .select_related("trial").order_by("study_id")
+            )  # fmt: skip
+            self.fields["participant"].help_text = "Enrolled participants not infused yet."
+        if "started_at" in self.fields:
+            self.fields["started_at"].initial = timezone.now
+
+
+class InfusionFinishForm(ServiceRefusalForm):
+    """The bedside form of a running infusion: readings and vitals below; finish or resume here."""
+
+    OUTCOMES = (("", "Still running"), ("complete", "Completed: product given in full"),
+                ("stop_early", "Stopped early"))  # fmt: skip
+
+    outcome = forms.ChoiceField(label="Finish", choices=OUTCOMES, required=False)
+    finished_at = forms.SplitDateTimeField(label="Ended at", required=False, widget=admin.widgets.AdminSplitDateTime)
+    cells_given = forms.IntegerField(label="Cells given", required=False, min_value=0)
+    volume_given_ml = forms.DecimalField(label="Volume given (mL)", required=False, max_digits=7, decimal_places=1)
+    why_stopped = forms.CharField(label="Reason stopped early", required=False,
+                                  widget=forms.Textarea(attrs={"rows": 2}))  # fmt: skip
+    restart_at = forms.SplitDateTimeField(label="Restart at", required=False, widget=admin.widgets.AdminSplitDateTime,
+                                     help_text="Resume an interrupted infusion.")  # fmt: skip
+    confirm_implausible_rate = forms.BooleanField(
+        label="Confirm an implausible average rate", required=False,
+        help_text=f"Only after the average rate was refused as implausible (above {IMPLAUSIBLE_RATE_FACTOR} × the "
+        "protocol maximum) and you checked the end time, interruptions, volume and giving set: it is then saved as "
+        "entered, flagged, and a major deviation opens.",
+    )  # fmt: skip
+
+    class Meta:
+        model = Infusion
+        fields = ()
+
+    def clean(self):
+        cleaned = super().clean()
+        outcome = cleaned.get("outcome")
+        if outcome:
+            for name in ("finished_at", "cells_given", "volume_given_ml"):
+                if cleaned.get(name) is None and name not in self.errors:
+                    self.add_error(name, "Required to finish the infusion.")
+        if outcome == "stop_early" and not (cleaned.get("why_stopped") or "").strip():
+            self.add_error("why_stopped", "Give the reason the infusion was stopped.")
+        return cleaned
+
+
+@admin.register(Infusion)
+class InfusionAdmin(ServiceRefusalMixin, AuditedAdmin):
+    list_display = ("participant", "cohort_dose", "status", "started_at", "ended_at", "cells", "rate_flags",
+                    "administered_by")  # fmt: skip
+    list_filter = ("status", "cohort__trial", ("cohort", CohortListFilter))
+    search_fields = ("participant__study_id", "product_lot")
+    list_select_related = ("participant", "cohort__dose_level", "administered_by")
+    date_hierarchy = "started_at"
+    inlines = (DripRateReadingInline, VitalSignsInline, InterruptionInline)
+    START_FIELDS = ("participant", "started_at", "product_lot", "product_expiry", "cells_in_product",
+                    "set_drop_factor", "volume_to_give_ml", "premedication")  # fmt: skip
+    RECORD_FIELDS = ("participant", "cohort", "dose_level", "status", "started_at", "ended_at", "product_lot",
+                     "product_expiry", "cells_planned", "cells_administered", "volume_planned_ml", "volume_ml",
+                     "drop_factor", "derived", "average_rate", "premedication", "stop_reason",
+                     "administered_by")  # fmt: skip
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(flagged_count=Count("readings", filter=Q(readings__out_of_range=True)))
+        )
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        kwargs["form"] = InfusionStartForm if obj is None else InfusionFinishForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return [
+                ("Hold: who can be infused now", {"fields": ["holds"]}),
+                ("Product and start", {"fields": list(self.START_FIELDS)}),
+                ("Drip rate", {"fields": ["rate_guide"]}),
+            ]
+        fieldsets = [("Infusion", {"fields": list(self.RECORD_FIELDS)}), ("Drip rate", {"fields": ["rate_guide"]})]
+        if self.has_change_permission(request, obj):
+            finish = ["outcome", "finished_at", "cells_given", "volume_given_ml", "why_stopped",
+                      "confirm_implausible_rate", "restart_at"]  # fmt: skip
+            fieldsets.append(("Finish or resume", {"fields": finish}))
+        return fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ("holds", "rate_guide")
+        return (*self.RECORD_FIELDS, "rate_guide")
+
+    def has_change_permission(self, request, obj=None):
+        # A finished infusion is a record: it is read, not edited (corrections are new audited records).
+        return super().has_change_permission(request, obj) and (obj is None or not obj.is_finished)
+
+    # --- list columns -----------------------------------------------------------------------------
+
+    @admin.display(description="Cohort / dose")
+    def cohort_dose(self, obj):
+        return f"{obj.cohort.sequence} — {obj.cohort.dose_level.label}"
+
+    @admin.display(description="Cells given")
+    def cells(self, obj):
+        return obj.cells_administered_display or "—"
+
+    @admin.display(description="Rate off protocol")
+    def rate_flags(self, obj):
+        parts = [f"{obj.flagged_count} reading(s)"] if obj.flagged_count else []
+        if obj.average_rate_out_of_range:
+            parts.append(f"average {obj.average_drops_per_minute} drops/min")
+        return format_html('<strong style="color:#ba2121">{}</strong>', ", ".join(parts)) if parts else "—"
+
+    # --- read-only panels -------------------------------------------------------------------------
+
+    @admin.display(description="Derived")
+    def derived(self, obj):
+        minutes = obj.duration_minutes
+        if minutes is None:
+            return "Running"
+        return f"{minutes:.0f} min running time (interruptions excluded); {obj.average_ml_per_hour or '—'} mL/h average"
+
+    @admin.display(description="Average rate")
+    def average_rate(self, obj):
+        """volume × drop factor ÷ running minutes, checked against the protocol range copied when it finished."""
+        if not obj.is_finished:
+            return "Computed when the infusion finishes"
+        rate = obj.average_drops_per_minute
+        if rate is None:
+            return "— (no volume given)" if obj.volume_ml == 0 else "— (not computed)"
+        if not obj.average_rate_out_of_range:
+            return f"{rate} drops/min ✔ in range"
+        deviation = obj.deviations.filter(category="infusion_rate", source="system", drip_rate_reading=None).first()
+        return format_html(
+            '<strong style="color:#ba2121">{} drops/min ✘ outside {}–{}</strong>{}{}', rate,
+            plain_number(obj.average_rate_min), plain_number(obj.average_rate_max),
+            f" (deviation #{deviation.pk})" if deviation else "",
+            " — confirmed as entered although implausible" if obj.implausible_rate_confirmed else "",
+        )  # fmt: skip
+
+    @admin.display(description="Protocol rate")
+    def rate_guide(self, obj):
+        if obj is not None and obj.pk:
+            trial = obj.trial
+            return _rate_guide({obj.participant_id: (trial.infusion_rate_min, trial.infusion_rate_max,
+                                                     obj.drop_factor)}, participant_id=obj.participant_id)  # fmt: skip
+        ranges = {
+            p.pk: (p.trial.infusion_rate_min, p.trial.infusion_rate_max, p.trial.default_drop_factor)
+            for p in Participant.objects.filter(status=Participant.Status.ENROLLED).select_related("trial")
+        }
+        return _rate_guide(ranges, participant_id=None)
+
+    @admin.display(description="Holds now")
+    def holds(self, obj):
+        rows = []
+        cohorts = Cohort.objects.filter(state__in=("open", "full", "paused")).select_related("trial", "dose_level")
+        for cohort in cohorts:
+            if cohort.state == Cohort.State.PAUSED:
+                rows.append((str(cohort), "Paused by a stopping rule: no infusion until the committee resumes it."))
+                continue
+            for ready in selectors.cohort_infusion_readiness(cohort=cohort):
+                who = f"{ready.participant}" + (" (sentinel)" if ready.is_sentinel else "")
+                rows.append((f"{cohort} — {who}", ready.hold.message if ready.hold else "Can be infused now."))
+        if not rows:
+            return "Nobody is waiting for an infusion."
+        body = format_html_join("", "<tr><td>{}</td><td>{}</td></tr>", rows)
+        return format_html("<table><tr><th>Participant</th><th>Until when and why</th></tr>{}</table>", body)
+
+    # --- writes: every one through a service -------------------------------------------------------
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        if not change:
+            infusion = services.infusion_start(
+                participant=data["participant"], by=request.user, started_at=data["started_at"],
+                product_lot=data["product_lot"], product_expiry=data["product_expiry"],
+                cells_planned=data.get("cells_in_product"), drop_factor=data.get("set_drop_factor"),
+                volume_ml=data.get("volume_to_give_ml"), premedication=data.get("premedication") or "",
+            )  # fmt: skip
+            obj.pk = infusion.pk
+            obj.refresh_from_db()
+        elif data.get("restart_at"):
+            services.infusion_resume(infusion=obj, restarted_at=data["restart_at"], by=request.user)
+
+    def save_related(self, request, form, formsets, change):
+        for formset in formsets:
+            self.save_formset(request, form, formset, change)
+        data = form.cleaned_data
+        outcome = data.get("outcome") if change else ""
+        if outcome:
+            finish = services.infusion_complete if outcome == "complete" else services.infusion_stop_early
+            extra = {"reason": data["why_stopped"]} if outcome == "stop_early" else {}
+            finish(infusion=form.instance, ended_at=data["finished_at"], cells_administered=data["cells_given"],
+                   volume_ml=data["volume_given_ml"], by=request.user,
+                   confirm_implausible_rate=bool(data.get("confirm_implausible_rate")), **extra)  # fmt: skip
+            self.message_user(request, "Infusion finished: the DLT window started and the follow-up visits were "
+                              "planned.", messages.SUCCESS)  # fmt: skip
+            deviation = ProtocolDeviation.objects.filter(infusion=form.instance, category="dose").first()
+            if deviation is not None:
+                self.message_user(request, f"Dose outside the protocol: major deviation #{deviation.pk} opened. "
+                                  f"{deviation.description}", messages.WARNING)  # fmt: skip
+            deviation = ProtocolDeviation.objects.filter(infusion=form.instance, category="infusion_rate",
+                                                         source="system", drip_rate_reading=None).first()  # fmt: skip
+            if deviation is not None:
+                self.message_user(request, "Average rate outside the protocol: "
+                                  f"{deviation.get_severity_display().lower()} deviation #{deviation.pk} opened. "
+                                  f"{deviation.description}",
+                                  messages.WARNING)  # fmt: skip
+
+    def save_formset(self, request, form, formset, change):
+        infusion = form.instance
+        # What the admin's change message reads; the services below create the rows.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        for inline_form in formset.extra_forms:
+            if not inline_form.has_changed() or not inline_form.cleaned_data:
+                continue
+            data = inline_form.cleaned_data
+            if formset.model is DripRateReading:
+                reading = services.drip_rate_record(
+                    infusion=infusion,
+                    observed_at=data["observed_at"],
+                    drops_per_minute=data["drops_per_minute"],
+                    by=request.user,
+                )
+                formset.new_objects.append(reading)
+                if reading.out_of_range:
+                    deviation = ProtocolDeviation.objects.get(drip_rate_reading=reading)
+                    self.message_user(request, f"{deviation.description} It is flagged and deviation #{deviation.pk} "
+                                      f"({deviation.get_severity_display().lower()}) was opened.",
+                                      messages.WARNING)  # fmt: skip
+            elif formset.model is VitalSigns:
+                values = {name: data.get(name) for name in services.VITAL_FIELDS}
+                formset.new_objects.append(services.vital_signs_record(
+                    infusion=infusion, timepoint=data["timepoint"], values=values, measured_at=data["measured_at"],
+                    by=request.user,
+                ))  # fmt: skip
+            elif formset.model is InfusionInterruption:
+                formset.new_objects.append(services.infusion_interrupt(
+                    infusion=infusion, stopped_at=data["stopped_at"], reason=data["reason"], by=request.user
+                ))  # fmt: skip
+                if data.get("restarted_at"):
+                    services.infusion_resume(infusion=infusion, restarted_at=data["restarted_at"], by=request.user)

@@ -1,0 +1,62 @@
+"""Signed informed consent, and its withdrawal."""
+
+import zoneinfo
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from cohorts.models import (
+    ConsentDocument,
+    ConsentRecord,
+    Participant,
+)
+from cohorts.services.screening import eligibility_evaluate
+from core.cleaning import (
+    clean_text,
+)
+from core.errors import InvalidInput, RuleViolation, require_permission
+from core.history import audit
+
+
+def consent_record(
+    *, participant: Participant, document: ConsentDocument, signed_at: datetime, by, witness_name: str = ""
+) -> ConsentRecord:
+    require_permission(by, "cohorts.add_consentrecord", "record consent")
+    if document.trial_id != participant.trial_id:
+        raise InvalidInput("wrong_trial", "That consent form belongs to another trial.", {"document": ["Wrong trial."]})
+    if signed_at > timezone.now():
+        raise InvalidInput(
+            "signed_in_future", "Consent cannot be signed in the future.", {"signed_at": ["In the future."]}
+        )
+    signed_on = timezone.localdate(signed_at, timezone=zoneinfo.ZoneInfo(participant.site.time_zone))
+    if signed_on < document.effective_from or (document.effective_to and signed_on > document.effective_to):
+        raise RuleViolation(
+            "consent_version_not_in_force",
+            f"Consent version {document.version} was not in force on {signed_on} "
+            f"({document.effective_from} to {document.effective_to or 'now'}).",
+        )
+    with transaction.atomic():
+        witness_name = clean_text(witness_name, field="witness_name", label="The witness's name", max_length=120)
+        record = ConsentRecord(participant=participant, document=document, signed_at=signed_at, obtained_by=by,
+                               witness_name=witness_name)  # fmt: skip
+        audit(record, by=by, reason=f"Consent v{document.version} signed").save()
+        eligibility_evaluate(participant=participant, by=by)
+    return record
+
+
+def consent_withdraw(*, consent: ConsentRecord, withdrawn_at: datetime, reason: str, by) -> ConsentRecord:
+    require_permission(by, "cohorts.change_consentrecord", "record consent withdrawal")
+    if not reason.strip():
+        raise InvalidInput("reason_required", "Give the reason the consent was withdrawn.", {"reason": ["Required."]})
+    with transaction.atomic():
+        consent = ConsentRecord.objects.select_for_update().get(pk=consent.pk)
+        if consent.withdrawn_at:
+            raise RuleViolation("already_withdrawn", "This consent was already withdrawn.")
+        if withdrawn_at < consent.signed_at:
+            raise InvalidInput("withdrawn_before_signed", "Withdrawal cannot precede the signature.")
+        consent.withdrawn_at = withdrawn_at
+        consent.withdrawal_reason = reason
+        audit(consent, by=by, reason=f"Consent withdrawn: {reason}").save()
+        eligibility_evaluate(participant=consent.participant, by=by)
+    return consent

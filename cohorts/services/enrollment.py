@@ -1,0 +1,85 @@
+"""Enrolling an eligible, consented participant into the open cohort (DESIGN rules 2 and 3)."""
+
+
+from django.db import transaction
+from django.utils import timezone
+
+from cohorts.models import (
+    Cohort,
+    Enrollment,
+    Participant,
+)
+from cohorts.selectors import current_consent, eligibility_summary
+from core.errors import RuleViolation, require_permission
+from core.history import audit
+from trial.models import Trial
+
+
+def enroll_participant(*, participant: Participant, cohort: Cohort, by) -> Enrollment:
+    """Enroll an eligible, consented participant into the open cohort; race-free.
+
+    Locks the participant row (so her screening, judgments and consent hold still), evaluates her
+    eligibility, and only then locks the cohort row, for as short a time as possible: check, take the
+    next slot, insert. Participant first, cohort second: the lock order of every service.
+    Refusals come in this order: cohort paused / trial stopped, cohort full, cohort not open, another
+    trial, already enrolled, not eligible, judgment pending, no consent. Assigns the study ID and slot;
+    the first enrollee is the cohort's sentinel; at capacity the cohort becomes full.
+    """
+    require_permission(by, "cohorts.add_enrollment", "enroll participants")
+    with transaction.atomic():
+        participant = (
+            Participant.objects.select_for_update(of=("self",)).select_related("site", "trial").get(pk=participant.pk)
+        )
+        summary = eligibility_summary(participant)
+        consent_ok = not summary.consent_missing and current_consent(participant) is not None
+        already_enrolled = Enrollment.objects.filter(participant=participant).exists()
+
+        cohort = Cohort.objects.select_for_update(of=("self",)).select_related("trial", "dose_level").get(pk=cohort.pk)
+        if cohort.state == Cohort.State.PAUSED:
+            raise RuleViolation("cohort_paused", f"{cohort} is paused: no enrollment until the committee resumes it.")
+        if cohort.trial.status == Trial.Status.STOPPED:
+            raise RuleViolation("trial_stopped", f"{cohort.trial.registry_id} is stopped: no enrollment.")
+        enrolled = cohort.enrollments.count()
+        if cohort.state == Cohort.State.FULL or (cohort.state == Cohort.State.OPEN and enrolled >= cohort.capacity):
+            raise RuleViolation("cohort_full", f"{cohort} is full ({cohort.capacity} of {cohort.capacity}).")
+        if cohort.state != Cohort.State.OPEN:
+            raise RuleViolation("cohort_not_open", f"{cohort} is {cohort.get_state_display().lower()}, not open.")
+        if participant.trial_id != cohort.trial_id:
+            raise RuleViolation("wrong_trial", f"{participant} is screened for another trial.")
+        if already_enrolled:
+            raise RuleViolation("already_enrolled", f"{participant} is already enrolled.")
+        if summary.unmet or summary.missing:
+            failing = list(summary.unmet + summary.missing)
+            raise RuleViolation(
+                "not_eligible",
+                f"Screening {participant.screening_number} is not eligible ({', '.join(failing)}).",
+                {"criteria": failing},
+            )
+        if summary.pending_judgment:
+            raise RuleViolation(
+                "judgment_pending",
+                "An investigator must still confirm: " + ", ".join(summary.pending_judgment) + ".",
+                {"criteria": list(summary.pending_judgment)},
+            )
+        if not consent_ok:
+            raise RuleViolation("no_consent", f"Screening {participant.screening_number} has no signed consent "
+                                "of the version in force.")  # fmt: skip
+        if participant.status != Participant.Status.ELIGIBLE:
+            raise RuleViolation("not_eligible", f"{participant} is {participant.get_status_display().lower()}.")
+        trial = cohort.trial
+        # One active cohort per trial, so the cohort lock also serialises the trial's study ID numbers.
+        number = Enrollment.objects.filter(trial=trial).count() + 1
+        slot = enrolled + 1
+        enrollment = Enrollment(
+            trial=trial, participant=participant, cohort=cohort, slot=slot, cohort_capacity=cohort.capacity,
+            is_sentinel=(slot == 1 and not cohort.enrollments.filter(is_sentinel=True).exists()),
+            enrolled_at=timezone.now(), enrolled_by=by,
+        )  # fmt: skip
+        audit(enrollment, by=by, reason=f"Enrolled into cohort {cohort.sequence}").save()
+        participant.study_id = f"{trial.registry_id[-4:]}-{number:03d}"
+        participant.status = Participant.Status.ENROLLED
+        audit(participant, by=by, reason=f"Enrolled into cohort {cohort.sequence} as {participant.study_id}").save()
+        if slot >= cohort.capacity:
+            cohort.state = Cohort.State.FULL
+            audit(cohort, by=by, reason="Cohort full").save()
+    return enrollment
