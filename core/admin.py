@@ -117,7 +117,6 @@ class ServiceRefusalMixin:
         return type(form.__name__, bases, {"domain_error": refused})
 
 
-
 def action_form_page(modeladmin, request, *, title, intro, objects, form, action, submit) -> TemplateResponse:
     """The page an admin action shows when it needs more input (a reason, a recipient, a time): the
     selected records, the form, and the same action posted again with ``apply``."""

@@ -64,19 +64,28 @@ def plain_number(number: Decimal) -> str:
 
 
 def clean_drip_rate(value) -> Decimal:
-    rate = clean_decimal(value, field="drops_per_minute", label="The drip rate", unit="drops/min", max_digits=6,
-                         places=2, code="invalid_rate")  # fmt: skip
+    rate = clean_decimal(
+        value,
+        field="drops_per_minute",
+        label="The drip rate",
+        unit="drops/min",
+        max_digits=6,
+        places=2,
+        code="invalid_rate",
+    )
     if rate <= 0:
         raise InvalidInput(
-            "rate_not_positive", f"The drip rate must be a positive number of drops/min, not {rate}.",
+            "rate_not_positive",
+            f"The drip rate must be a positive number of drops/min, not {rate}.",
             {"drops_per_minute": ["Must be more than 0."]},
-        )  # fmt: skip
+        )
     return rate
 
 
 def clean_volume(value, *, field: str = "volume_ml") -> Decimal:
-    volume = clean_decimal(value, field=field, label="The volume", unit="mL", max_digits=7, places=1,
-                           code="invalid_volume")  # fmt: skip
+    volume = clean_decimal(
+        value, field=field, label="The volume", unit="mL", max_digits=7, places=1, code="invalid_volume"
+    )
     if volume < 0:
         raise InvalidInput("volume_negative", f"The volume cannot be negative ({volume} mL).", {field: ["Negative."]})
     return volume
@@ -97,9 +106,10 @@ def clean_cell_count(value, *, field: str, allow_zero: bool = False) -> int:
         raise bad
     if value < (0 if allow_zero else 1) or value > MAX_CELLS:
         raise InvalidInput(
-            "invalid_cells", f"The cell count must be between {0 if allow_zero else 1} and {MAX_CELLS}.",
+            "invalid_cells",
+            f"The cell count must be between {0 if allow_zero else 1} and {MAX_CELLS}.",
             {field: ["Out of range."]},
-        )  # fmt: skip
+        )
     return value
 
 
@@ -115,9 +125,11 @@ def clean_drop_factor(value) -> int:
     low, high = DROP_FACTOR_RANGE
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise InvalidInput(
-            "invalid_drop_factor", f"The giving set's drop factor must be a whole number of drops/mL from {low} to "
-            f"{high} (e.g. 20, or 60 for a micro-drip set).", {"drop_factor": ["Invalid."]},
-        )  # fmt: skip
+            "invalid_drop_factor",
+            f"The giving set's drop factor must be a whole number of drops/mL from {low} to "
+            f"{high} (e.g. 20, or 60 for a micro-drip set).",
+            {"drop_factor": ["Invalid."]},
+        )
     return value
 
 

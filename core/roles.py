@@ -20,11 +20,25 @@ def _perms(app: str, actions: tuple[str, ...], models: tuple[str, ...]) -> set[s
 
 
 COHORT_MODELS = (
-    "participant", "screeningrecord", "fracture", "criterionassessment", "judgmentconfirmation",
-    "gilbertsyndromediagnosis", "consentdocument", "consentrecord", "cohort", "enrollment",
-)  # fmt: skip
-INFUSION_MODELS = ("infusion", "dripratereading", "infusioninterruption", "vitalsigns", "followupvisit",
-                   "protocoldeviation")  # fmt: skip
+    "participant",
+    "screeningrecord",
+    "fracture",
+    "criterionassessment",
+    "judgmentconfirmation",
+    "gilbertsyndromediagnosis",
+    "consentdocument",
+    "consentrecord",
+    "cohort",
+    "enrollment",
+)
+INFUSION_MODELS = (
+    "infusion",
+    "dripratereading",
+    "infusioninterruption",
+    "vitalsigns",
+    "followupvisit",
+    "protocoldeviation",
+)
 SAFETY_MODELS = ("adverseevent", "reportingclock", "ctcaeterm", "safetyreview", "signoff")
 # What staff record at the bedside and at screening (never delete; corrections are audited edits).
 SCREENING_WRITES = _perms("cohorts", ("add", "change"), ("participant", "screeningrecord", "fracture", "consentrecord"))

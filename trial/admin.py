@@ -38,18 +38,55 @@ class TrialAdmin(AuditedAdmin):
     search_fields = ("registry_id", "title", "short_title")
     inlines = (SiteInline, DoseLevelInline, VisitInline, CriterionInline)
     fieldsets = (
-        ("Registration", {"fields": ("registry_id", "title", "short_title", "phase", "design", "product",
-                                     "sponsor", "protocol_version", "status")}),
+        (
+            "Registration",
+            {
+                "fields": (
+                    "registry_id",
+                    "title",
+                    "short_title",
+                    "phase",
+                    "design",
+                    "product",
+                    "sponsor",
+                    "protocol_version",
+                    "status",
+                )
+            },
+        ),
         ("Population", {"fields": ("planned_enrollment", "eligible_sex", "min_age_years", "max_age_years")}),
-        ("Escalation design", {"fields": ("escalation_design", "three_plus_three_variant",
-                                          "evaluability_rule", "boin_target_rate", "cohort_size",
-                                          "max_per_dose_level", "review_quorum")}),
+        (
+            "Escalation design",
+            {
+                "fields": (
+                    "escalation_design",
+                    "three_plus_three_variant",
+                    "evaluability_rule",
+                    "boin_target_rate",
+                    "cohort_size",
+                    "max_per_dose_level",
+                    "review_quorum",
+                )
+            },
+        ),
         ("Safety windows", {"fields": ("dlt_window_days", "sentinel_observation_days", "stagger_hours")}),
-        ("DLT definition and stopping rules", {"fields": ("dlt_min_grade", "dlt_min_relationship", "dlt_stop_count",
-                                                          "stop_on_related_death")}),
-        ("Infusion", {"fields": ("infusion_rate_min", "infusion_rate_max", "default_drop_factor",
-                                 "dose_tolerance_pct", "max_infusions_per_participant")}),
-    )  # fmt: skip
+        (
+            "DLT definition and stopping rules",
+            {"fields": ("dlt_min_grade", "dlt_min_relationship", "dlt_stop_count", "stop_on_related_death")},
+        ),
+        (
+            "Infusion",
+            {
+                "fields": (
+                    "infusion_rate_min",
+                    "infusion_rate_max",
+                    "default_drop_factor",
+                    "dose_tolerance_pct",
+                    "max_infusions_per_participant",
+                )
+            },
+        ),
+    )
 
     actions = ("open_first_cohort",)
 

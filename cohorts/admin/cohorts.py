@@ -1,6 +1,5 @@
 """Cohorts and enrollments: read-only (cohorts open and move through services only)."""
 
-
 from django.contrib import admin
 from django.db.models import Count
 from django.utils.html import format_html_join
@@ -18,8 +17,18 @@ class CohortAdmin(AuditedAdmin):
     list_display = ("sequence", "trial", "dose", "state", "enrolled_of_capacity", "next_step")
     list_filter = ("trial", "state")
     list_select_related = ("trial", "dose_level")
-    readonly_fields = ("trial", "dose_level", "sequence", "capacity", "state", "opened_at", "opened_by", "closed_at",
-                       "decision", "evaluability")  # fmt: skip
+    readonly_fields = (
+        "trial",
+        "dose_level",
+        "sequence",
+        "capacity",
+        "state",
+        "opened_at",
+        "opened_by",
+        "closed_at",
+        "decision",
+        "evaluability",
+    )
     fieldsets = ((None, {"fields": readonly_fields}),)
 
     def get_queryset(self, request):
@@ -55,11 +64,18 @@ class CohortAdmin(AuditedAdmin):
         if not rows:
             return "Nobody enrolled yet."
         return format_html_join(
-            "", '<div style="{}">{}: {} — {}</div>',
-            (("color:#ba2121;font-weight:bold" if v.needs_replacement else "", study_id,
-              "NEEDS REPLACEMENT" if v.needs_replacement else v.status.replace("_", " "), v.reason)
-             for study_id, v in rows),
-        )  # fmt: skip
+            "",
+            '<div style="{}">{}: {} — {}</div>',
+            (
+                (
+                    "color:#ba2121;font-weight:bold" if v.needs_replacement else "",
+                    study_id,
+                    "NEEDS REPLACEMENT" if v.needs_replacement else v.status.replace("_", " "),
+                    v.reason,
+                )
+                for study_id, v in rows
+            ),
+        )
 
 
 @admin.register(Enrollment)
@@ -67,8 +83,16 @@ class EnrollmentAdmin(AuditedAdmin):
     list_display = ("participant", "cohort", "slot", "is_sentinel", "enrolled_at", "enrolled_by")
     list_filter = ("cohort__trial", "is_sentinel")
     list_select_related = ("participant", "cohort__dose_level", "enrolled_by")
-    readonly_fields = ("trial", "participant", "cohort", "slot", "cohort_capacity", "is_sentinel", "enrolled_at",
-                       "enrolled_by")  # fmt: skip
+    readonly_fields = (
+        "trial",
+        "participant",
+        "cohort",
+        "slot",
+        "cohort_capacity",
+        "is_sentinel",
+        "enrolled_at",
+        "enrolled_by",
+    )
 
     def has_add_permission(self, request):
         return False  # enrollment is the action "Enroll into the trial's open cohort" on participants

@@ -1,6 +1,5 @@
 """Consent-form versions and signed consents."""
 
-
 from django.contrib import admin
 
 from cohorts import services
@@ -26,8 +25,15 @@ class ConsentRecordAdmin(ServiceRefusalMixin, AuditedAdmin):
     readonly_fields = ("obtained_by", "withdrawn_at", "withdrawal_reason")
 
     def get_fieldsets(self, request, obj=None):
-        fields = ["participant", "document", "signed_at", "witness_name", "obtained_by", "withdrawn_at",
-                  "withdrawal_reason"]  # fmt: skip
+        fields = [
+            "participant",
+            "document",
+            "signed_at",
+            "witness_name",
+            "obtained_by",
+            "withdrawn_at",
+            "withdrawal_reason",
+        ]
         return [(None, {"fields": fields})]
 
     def get_readonly_fields(self, request, obj=None):
@@ -37,7 +43,10 @@ class ConsentRecordAdmin(ServiceRefusalMixin, AuditedAdmin):
         if change:
             return super().save_model(request, obj, form, change)
         saved = services.consent_record(
-            participant=obj.participant, document=obj.document, signed_at=obj.signed_at, by=request.user,
+            participant=obj.participant,
+            document=obj.document,
+            signed_at=obj.signed_at,
+            by=request.user,
             witness_name=obj.witness_name,
-        )  # fmt: skip
+        )
         obj.pk = saved.pk

@@ -1,6 +1,5 @@
 """Follow-up visits (done or missed) and protocol deviations (recorded, assessed, closed)."""
 
-
 from django import forms
 from django.contrib import admin, messages
 
@@ -15,8 +14,9 @@ from core.admin import AuditedAdmin, ReasonForChangeForm, ServiceRefusalForm, Se
 
 class VisitOutcomeForm(ServiceRefusalForm):
     outcome = forms.ChoiceField(choices=(("completed", "Done"), ("missed", "Missed")), widget=forms.RadioSelect)
-    visit_date = forms.DateField(label="Done on", required=False, widget=admin.widgets.AdminDateWidget,
-                                 help_text="The site's date.")  # fmt: skip
+    visit_date = forms.DateField(
+        label="Done on", required=False, widget=admin.widgets.AdminDateWidget, help_text="The site's date."
+    )
     why_missed = forms.CharField(label="Why missed", required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
     class Meta:
@@ -40,8 +40,19 @@ class FollowUpVisitAdmin(ServiceRefusalMixin, AuditedAdmin):
     search_fields = ("participant__study_id",)
     list_select_related = ("participant", "infusion__cohort")
     date_hierarchy = "target_date"
-    RECORD_FIELDS = ("participant", "name", "day_offset", "target_date", "window_start", "window_end", "status",
-                     "done_on", "missed_reason", "recorded_by", "recorded_at")  # fmt: skip
+    RECORD_FIELDS = (
+        "participant",
+        "name",
+        "day_offset",
+        "target_date",
+        "window_start",
+        "window_end",
+        "status",
+        "done_on",
+        "missed_reason",
+        "recorded_by",
+        "recorded_at",
+    )
     readonly_fields = RECORD_FIELDS
 
     def get_fieldsets(self, request, obj=None):
@@ -71,8 +82,12 @@ class FollowUpVisitAdmin(ServiceRefusalMixin, AuditedAdmin):
         if data["outcome"] == "completed":
             visit = services.visit_complete(visit=obj, on=data["visit_date"], by=request.user)
             if visit.out_of_window:
-                self.message_user(request, f"{visit.name} was done outside its window ({visit.window_start} to "
-                                  f"{visit.window_end}): a minor deviation was opened.", messages.WARNING)  # fmt: skip
+                self.message_user(
+                    request,
+                    f"{visit.name} was done outside its window ({visit.window_start} to "
+                    f"{visit.window_end}): a minor deviation was opened.",
+                    messages.WARNING,
+                )
         else:
             services.visit_miss(visit=obj, reason=data["why_missed"], by=request.user)
 
@@ -81,20 +96,30 @@ class FollowUpVisitAdmin(ServiceRefusalMixin, AuditedAdmin):
 
 
 class DeviationForm(ServiceRefusalForm, ReasonForChangeForm):
-    close = forms.BooleanField(label="Close this deviation", required=False,
-                               help_text="Needs the corrective action. A closed deviation is final.")  # fmt: skip
+    close = forms.BooleanField(
+        label="Close this deviation",
+        required=False,
+        help_text="Needs the corrective action. A closed deviation is final.",
+    )
 
     class Meta:
         model = ProtocolDeviation
-        fields = ("participant", "category", "severity", "description", "occurred_on", "corrective_action",
-                  "infusion", "visit")  # fmt: skip
+        fields = (
+            "participant",
+            "category",
+            "severity",
+            "description",
+            "occurred_on",
+            "corrective_action",
+            "infusion",
+            "visit",
+        )
 
 
 @admin.register(ProtocolDeviation)
 class ProtocolDeviationAdmin(ServiceRefusalMixin, AuditedAdmin):
     form = DeviationForm
-    list_display = ("detected_at", "participant", "category", "severity", "source", "status", "occurred_on",
-                    "summary")  # fmt: skip
+    list_display = ("detected_at", "participant", "category", "severity", "source", "status", "occurred_on", "summary")
     list_filter = ("status", "severity", "category", "source", "trial")
     search_fields = ("participant__study_id", "description")
     list_select_related = ("participant", "detected_by")
@@ -115,8 +140,20 @@ class ProtocolDeviationAdmin(ServiceRefusalMixin, AuditedAdmin):
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return ()
-        return ("participant", "category", "occurred_on", "infusion", "visit", "source", "detected_by",
-                "detected_at", "drip_rate_reading", "status", "closed_at", "closed_by")  # fmt: skip
+        return (
+            "participant",
+            "category",
+            "occurred_on",
+            "infusion",
+            "visit",
+            "source",
+            "detected_by",
+            "detected_at",
+            "drip_rate_reading",
+            "status",
+            "closed_at",
+            "closed_by",
+        )
 
     def has_change_permission(self, request, obj=None):
         return super().has_change_permission(request, obj) and (
@@ -131,18 +168,27 @@ class ProtocolDeviationAdmin(ServiceRefusalMixin, AuditedAdmin):
         data = form.cleaned_data
         if not change:
             deviation = services.deviation_record(
-                participant=data["participant"], category=data["category"], severity=data["severity"],
-                description=data["description"], occurred_on=data["occurred_on"], by=request.user,
-                corrective_action=data.get("corrective_action") or "", infusion=data.get("infusion"),
+                participant=data["participant"],
+                category=data["category"],
+                severity=data["severity"],
+                description=data["description"],
+                occurred_on=data["occurred_on"],
+                by=request.user,
+                corrective_action=data.get("corrective_action") or "",
+                infusion=data.get("infusion"),
                 visit=data.get("visit"),
-            )  # fmt: skip
+            )
             obj.pk = deviation.pk
             return
         services.deviation_update(
-            deviation=obj, by=request.user, reason=data.get("change_reason", ""), severity=data.get("severity"),
-            description=data.get("description"), corrective_action=data.get("corrective_action"),
+            deviation=obj,
+            by=request.user,
+            reason=data.get("change_reason", ""),
+            severity=data.get("severity"),
+            description=data.get("description"),
+            corrective_action=data.get("corrective_action"),
             close=bool(data.get("close")),
-        )  # fmt: skip
+        )
 
     def save_related(self, request, form, formsets, change):
         pass

@@ -49,16 +49,21 @@ def _rate_guide(ranges: dict[int, tuple[Decimal, Decimal, int]], *, participant_
     text = "Choose the participant: her protocol's range applies."
     if participant_id in ranges:
         low, high, factor = ranges[participant_id]
-        text = (f"Protocol rate {plain_number(low)}–{plain_number(high)} drops/min = {ml_per_hour(low, factor)}–"
-                f"{ml_per_hour(high, factor)} mL/h with a {factor} drops/mL set. A rate outside it is saved, flagged "
-                "and opens a protocol deviation.")  # fmt: skip
+        text = (
+            f"Protocol rate {plain_number(low)}–{plain_number(high)} drops/min = {ml_per_hour(low, factor)}–"
+            f"{ml_per_hour(high, factor)} mL/h with a {factor} drops/mL set. A rate outside it is saved, flagged "
+            "and opens a protocol deviation."
+        )
     elif len({tuple(v[:2]) for v in data.values()}) == 1:
         low, high, factor = next(iter(ranges.values()))
         text = f"Protocol rate {plain_number(low)}–{plain_number(high)} drops/min."
     return format_html(
         '<span id="rate-guide" data-ranges="{}" data-participant="{}">{}</span>{}',
-        json.dumps(data), participant_id or "", text, _RATE_SCRIPT,
-    )  # fmt: skip
+        json.dumps(data),
+        participant_id or "",
+        text,
+        _RATE_SCRIPT,
+    )
 
 
 _RATE_SCRIPT = mark_safe(  # a constant script: no user data in it
@@ -152,15 +157,25 @@ class DripRateReadingInline(admin.TabularInline):
             return "✔ in range"
         deviation = getattr(reading, "deviation", None)
         return format_html(
-            '<strong style="color:#ba2121">✘ outside {}–{}</strong>{}', plain_number(reading.rate_min),
-            plain_number(reading.rate_max), f" (deviation #{deviation.pk})" if deviation else "",
-        )  # fmt: skip
+            '<strong style="color:#ba2121">✘ outside {}–{}</strong>{}',
+            plain_number(reading.rate_min),
+            plain_number(reading.rate_max),
+            f" (deviation #{deviation.pk})" if deviation else "",
+        )
 
 
 class VitalSignsInline(admin.TabularInline):
     model = VitalSigns
-    fields = ("timepoint", "measured_at", "systolic_bp", "diastolic_bp", "heart_rate", "temperature_c", "spo2_pct",
-              "respiratory_rate")  # fmt: skip
+    fields = (
+        "timepoint",
+        "measured_at",
+        "systolic_bp",
+        "diastolic_bp",
+        "heart_rate",
+        "temperature_c",
+        "spo2_pct",
+        "respiratory_rate",
+    )
     extra = 1
     can_delete = False
     verbose_name_plural = "vital signs (before, during, after)"
@@ -190,9 +205,11 @@ class InfusionStartForm(ServiceRefusalForm):
     """What the nurse enters to start an infusion; the service checks and records it."""
 
     cells_in_product = forms.IntegerField(
-        label="Cells in the product", required=False, min_value=1,
+        label="Cells in the product",
+        required=False,
+        min_value=1,
         help_text="Exact count from the product label; empty = the cohort's dose level.",
-    )  # fmt: skip
+    )
     set_drop_factor = forms.IntegerField(
         label="Giving set (drops/mL)", required=False, help_text="Empty = the trial's default giving set."
     )
@@ -207,8 +224,9 @@ class InfusionStartForm(ServiceRefusalForm):
         if "participant" in self.fields:
             self.fields["participant"].queryset = (
                 Participant.objects.filter(status=Participant.Status.ENROLLED, replaced=False)
-                .select_related("trial").order_by("study_id")
-            )  # fmt: skip
+                .select_related("trial")
+                .order_by("study_id")
+            )
             self.fields["participant"].help_text = "Enrolled participants not infused yet."
         if "started_at" in self.fields:
             self.fields["started_at"].initial = timezone.now
@@ -217,23 +235,32 @@ class InfusionStartForm(ServiceRefusalForm):
 class InfusionFinishForm(ServiceRefusalForm):
     """The bedside form of a running infusion: readings and vitals below; finish or resume here."""
 
-    OUTCOMES = (("", "Still running"), ("complete", "Completed: product given in full"),
-                ("stop_early", "Stopped early"))  # fmt: skip
+    OUTCOMES = (
+        ("", "Still running"),
+        ("complete", "Completed: product given in full"),
+        ("stop_early", "Stopped early"),
+    )
 
     outcome = forms.ChoiceField(label="Finish", choices=OUTCOMES, required=False)
     finished_at = forms.SplitDateTimeField(label="Ended at", required=False, widget=admin.widgets.AdminSplitDateTime)
     cells_given = forms.IntegerField(label="Cells given", required=False, min_value=0)
     volume_given_ml = forms.DecimalField(label="Volume given (mL)", required=False, max_digits=7, decimal_places=1)
-    why_stopped = forms.CharField(label="Reason stopped early", required=False,
-                                  widget=forms.Textarea(attrs={"rows": 2}))  # fmt: skip
-    restart_at = forms.SplitDateTimeField(label="Restart at", required=False, widget=admin.widgets.AdminSplitDateTime,
-                                     help_text="Resume an interrupted infusion.")  # fmt: skip
+    why_stopped = forms.CharField(
+        label="Reason stopped early", required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
+    restart_at = forms.SplitDateTimeField(
+        label="Restart at",
+        required=False,
+        widget=admin.widgets.AdminSplitDateTime,
+        help_text="Resume an interrupted infusion.",
+    )
     confirm_implausible_rate = forms.BooleanField(
-        label="Confirm an implausible average rate", required=False,
+        label="Confirm an implausible average rate",
+        required=False,
         help_text=f"Only after the average rate was refused as implausible (above {IMPLAUSIBLE_RATE_FACTOR} × the "
         "protocol maximum) and you checked the end time, interruptions, volume and giving set: it is then saved as "
         "entered, flagged, and a major deviation opens.",
-    )  # fmt: skip
+    )
 
     class Meta:
         model = Infusion
@@ -253,19 +280,51 @@ class InfusionFinishForm(ServiceRefusalForm):
 
 @admin.register(Infusion)
 class InfusionAdmin(ServiceRefusalMixin, AuditedAdmin):
-    list_display = ("participant", "cohort_dose", "status", "started_at", "ended_at", "cells", "rate_flags",
-                    "administered_by")  # fmt: skip
+    list_display = (
+        "participant",
+        "cohort_dose",
+        "status",
+        "started_at",
+        "ended_at",
+        "cells",
+        "rate_flags",
+        "administered_by",
+    )
     list_filter = ("status", "cohort__trial", ("cohort", CohortListFilter))
     search_fields = ("participant__study_id", "product_lot")
     list_select_related = ("participant", "cohort__dose_level", "administered_by")
     date_hierarchy = "started_at"
     inlines = (DripRateReadingInline, VitalSignsInline, InterruptionInline)
-    START_FIELDS = ("participant", "started_at", "product_lot", "product_expiry", "cells_in_product",
-                    "set_drop_factor", "volume_to_give_ml", "premedication")  # fmt: skip
-    RECORD_FIELDS = ("participant", "cohort", "dose_level", "status", "started_at", "ended_at", "product_lot",
-                     "product_expiry", "cells_planned", "cells_administered", "volume_planned_ml", "volume_ml",
-                     "drop_factor", "derived", "average_rate", "premedication", "stop_reason",
-                     "administered_by")  # fmt: skip
+    START_FIELDS = (
+        "participant",
+        "started_at",
+        "product_lot",
+        "product_expiry",
+        "cells_in_product",
+        "set_drop_factor",
+        "volume_to_give_ml",
+        "premedication",
+    )
+    RECORD_FIELDS = (
+        "participant",
+        "cohort",
+        "dose_level",
+        "status",
+        "started_at",
+        "ended_at",
+        "product_lot",
+        "product_expiry",
+        "cells_planned",
+        "cells_administered",
+        "volume_planned_ml",
+        "volume_ml",
+        "drop_factor",
+        "derived",
+        "average_rate",
+        "premedication",
+        "stop_reason",
+        "administered_by",
+    )
 
     def get_queryset(self, request):
         return (
@@ -287,8 +346,15 @@ class InfusionAdmin(ServiceRefusalMixin, AuditedAdmin):
             ]
         fieldsets = [("Infusion", {"fields": list(self.RECORD_FIELDS)}), ("Drip rate", {"fields": ["rate_guide"]})]
         if self.has_change_permission(request, obj):
-            finish = ["outcome", "finished_at", "cells_given", "volume_given_ml", "why_stopped",
-                      "confirm_implausible_rate", "restart_at"]  # fmt: skip
+            finish = [
+                "outcome",
+                "finished_at",
+                "cells_given",
+                "volume_given_ml",
+                "why_stopped",
+                "confirm_implausible_rate",
+                "restart_at",
+            ]
             fieldsets.append(("Finish or resume", {"fields": finish}))
         return fieldsets
 
@@ -339,18 +405,22 @@ class InfusionAdmin(ServiceRefusalMixin, AuditedAdmin):
             return f"{rate} drops/min ✔ in range"
         deviation = obj.deviations.filter(category="infusion_rate", source="system", drip_rate_reading=None).first()
         return format_html(
-            '<strong style="color:#ba2121">{} drops/min ✘ outside {}–{}</strong>{}{}', rate,
-            plain_number(obj.average_rate_min), plain_number(obj.average_rate_max),
+            '<strong style="color:#ba2121">{} drops/min ✘ outside {}–{}</strong>{}{}',
+            rate,
+            plain_number(obj.average_rate_min),
+            plain_number(obj.average_rate_max),
             f" (deviation #{deviation.pk})" if deviation else "",
             " — confirmed as entered although implausible" if obj.implausible_rate_confirmed else "",
-        )  # fmt: skip
+        )
 
     @admin.display(description="Protocol rate")
     def rate_guide(self, obj):
         if obj is not None and obj.pk:
             trial = obj.trial
-            return _rate_guide({obj.participant_id: (trial.infusion_rate_min, trial.infusion_rate_max,
-                                                     obj.drop_factor)}, participant_id=obj.participant_id)  # fmt: skip
+            return _rate_guide(
+                {obj.participant_id: (trial.infusion_rate_min, trial.infusion_rate_max, obj.drop_factor)},
+                participant_id=obj.participant_id,
+            )
         ranges = {
             p.pk: (p.trial.infusion_rate_min, p.trial.infusion_rate_max, p.trial.default_drop_factor)
             for p in Participant.objects.filter(status=Participant.Status.ENROLLED).select_related("trial")
@@ -379,11 +449,16 @@ class InfusionAdmin(ServiceRefusalMixin, AuditedAdmin):
         data = form.cleaned_data
         if not change:
             infusion = services.infusion_start(
-                participant=data["participant"], by=request.user, started_at=data["started_at"],
-                product_lot=data["product_lot"], product_expiry=data["product_expiry"],
-                cells_planned=data.get("cells_in_product"), drop_factor=data.get("set_drop_factor"),
-                volume_ml=data.get("volume_to_give_ml"), premedication=data.get("premedication") or "",
-            )  # fmt: skip
+                participant=data["participant"],
+                by=request.user,
+                started_at=data["started_at"],
+                product_lot=data["product_lot"],
+                product_expiry=data["product_expiry"],
+                cells_planned=data.get("cells_in_product"),
+                drop_factor=data.get("set_drop_factor"),
+                volume_ml=data.get("volume_to_give_ml"),
+                premedication=data.get("premedication") or "",
+            )
             obj.pk = infusion.pk
             obj.refresh_from_db()
         elif data.get("restart_at"):
@@ -397,22 +472,38 @@ class InfusionAdmin(ServiceRefusalMixin, AuditedAdmin):
         if outcome:
             finish = services.infusion_complete if outcome == "complete" else services.infusion_stop_early
             extra = {"reason": data["why_stopped"]} if outcome == "stop_early" else {}
-            finish(infusion=form.instance, ended_at=data["finished_at"], cells_administered=data["cells_given"],
-                   volume_ml=data["volume_given_ml"], by=request.user,
-                   confirm_implausible_rate=bool(data.get("confirm_implausible_rate")), **extra)  # fmt: skip
-            self.message_user(request, "Infusion finished: the DLT window started and the follow-up visits were "
-                              "planned.", messages.SUCCESS)  # fmt: skip
+            finish(
+                infusion=form.instance,
+                ended_at=data["finished_at"],
+                cells_administered=data["cells_given"],
+                volume_ml=data["volume_given_ml"],
+                by=request.user,
+                confirm_implausible_rate=bool(data.get("confirm_implausible_rate")),
+                **extra,
+            )
+            self.message_user(
+                request,
+                "Infusion finished: the DLT window started and the follow-up visits were planned.",
+                messages.SUCCESS,
+            )
             deviation = ProtocolDeviation.objects.filter(infusion=form.instance, category="dose").first()
             if deviation is not None:
-                self.message_user(request, f"Dose outside the protocol: major deviation #{deviation.pk} opened. "
-                                  f"{deviation.description}", messages.WARNING)  # fmt: skip
-            deviation = ProtocolDeviation.objects.filter(infusion=form.instance, category="infusion_rate",
-                                                         source="system", drip_rate_reading=None).first()  # fmt: skip
+                self.message_user(
+                    request,
+                    f"Dose outside the protocol: major deviation #{deviation.pk} opened. {deviation.description}",
+                    messages.WARNING,
+                )
+            deviation = ProtocolDeviation.objects.filter(
+                infusion=form.instance, category="infusion_rate", source="system", drip_rate_reading=None
+            ).first()
             if deviation is not None:
-                self.message_user(request, "Average rate outside the protocol: "
-                                  f"{deviation.get_severity_display().lower()} deviation #{deviation.pk} opened. "
-                                  f"{deviation.description}",
-                                  messages.WARNING)  # fmt: skip
+                self.message_user(
+                    request,
+                    "Average rate outside the protocol: "
+                    f"{deviation.get_severity_display().lower()} deviation #{deviation.pk} opened. "
+                    f"{deviation.description}",
+                    messages.WARNING,
+                )
 
     def save_formset(self, request, form, formset, change):
         infusion = form.instance
@@ -432,18 +523,28 @@ class InfusionAdmin(ServiceRefusalMixin, AuditedAdmin):
                 formset.new_objects.append(reading)
                 if reading.out_of_range:
                     deviation = ProtocolDeviation.objects.get(drip_rate_reading=reading)
-                    self.message_user(request, f"{deviation.description} It is flagged and deviation #{deviation.pk} "
-                                      f"({deviation.get_severity_display().lower()}) was opened.",
-                                      messages.WARNING)  # fmt: skip
+                    self.message_user(
+                        request,
+                        f"{deviation.description} It is flagged and deviation #{deviation.pk} "
+                        f"({deviation.get_severity_display().lower()}) was opened.",
+                        messages.WARNING,
+                    )
             elif formset.model is VitalSigns:
                 values = {name: data.get(name) for name in services.VITAL_FIELDS}
-                formset.new_objects.append(services.vital_signs_record(
-                    infusion=infusion, timepoint=data["timepoint"], values=values, measured_at=data["measured_at"],
-                    by=request.user,
-                ))  # fmt: skip
+                formset.new_objects.append(
+                    services.vital_signs_record(
+                        infusion=infusion,
+                        timepoint=data["timepoint"],
+                        values=values,
+                        measured_at=data["measured_at"],
+                        by=request.user,
+                    )
+                )
             elif formset.model is InfusionInterruption:
-                formset.new_objects.append(services.infusion_interrupt(
-                    infusion=infusion, stopped_at=data["stopped_at"], reason=data["reason"], by=request.user
-                ))  # fmt: skip
+                formset.new_objects.append(
+                    services.infusion_interrupt(
+                        infusion=infusion, stopped_at=data["stopped_at"], reason=data["reason"], by=request.user
+                    )
+                )
                 if data.get("restarted_at"):
                     services.infusion_resume(infusion=infusion, restarted_at=data["restarted_at"], by=request.user)

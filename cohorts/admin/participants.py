@@ -1,6 +1,5 @@
 """The participant's page: who she is, her enrollment, and her infusion and follow-up timeline."""
 
-
 from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 
@@ -71,9 +70,14 @@ class ParticipantAdmin(ServiceRefusalMixin, AuditedAdmin):
                 )
             return None
         created = services.participant_register(
-            trial=obj.trial, site=obj.site, screening_number=obj.screening_number, date_of_birth=obj.date_of_birth,
-            sex=obj.sex, initials=obj.initials, by=request.user,
-        )  # fmt: skip
+            trial=obj.trial,
+            site=obj.site,
+            screening_number=obj.screening_number,
+            date_of_birth=obj.date_of_birth,
+            sex=obj.sex,
+            initials=obj.initials,
+            by=request.user,
+        )
         obj.pk = created.pk
 
     @admin.action(description="Enroll into the trial's open cohort", permissions=["enroll"])
@@ -81,14 +85,16 @@ class ParticipantAdmin(ServiceRefusalMixin, AuditedAdmin):
         for participant in queryset.select_related("trial"):
             cohort = Cohort.objects.filter(trial=participant.trial, state__in=["open", "full", "paused"]).first()
             if cohort is None:
-                self.message_user(request, f"{participant}: {participant.trial.registry_id} has no open cohort.",
-                                  messages.ERROR)  # fmt: skip
+                self.message_user(
+                    request, f"{participant}: {participant.trial.registry_id} has no open cohort.", messages.ERROR
+                )
                 continue
             try:
                 enrollment = services.enroll_participant(participant=participant, cohort=cohort, by=request.user)
             except DomainError as refused:
-                self.message_user(request, f"Screening {participant.screening_number} not enrolled: {refused.message}",
-                                  messages.ERROR)  # fmt: skip
+                self.message_user(
+                    request, f"Screening {participant.screening_number} not enrolled: {refused.message}", messages.ERROR
+                )
             else:
                 enrollment.participant.refresh_from_db()
                 sentinel = " (sentinel: dosed alone first)" if enrollment.is_sentinel else ""
@@ -129,18 +135,27 @@ class ParticipantTimelineAdmin(ParticipantAdmin):
         # Adverse events on the same date axis as the infusion, the DLT window and the visits.
         for ae in participant_ae_timeline(obj):
             alarming = ae["worst_grade"] >= 3 or ae["serious"] or ae["dlt_status"] in ("candidate", "confirmed")
-            rows.append((
-                TIMELINE_TONES["warn" if alarming else ""],
-                f"Adverse event: {ae['term']}, grade {ae['worst_grade']}" + (", serious" if ae["serious"] else ""),
-                f"{ae['onset']} – {ae['resolution'] or 'ongoing'}",
-                f"day {ae['onset_day']} of the DLT window" if ae["in_dlt_window"] else "",
-                ae["dlt_status_display"],
-            ))  # fmt: skip
+            rows.append(
+                (
+                    TIMELINE_TONES["warn" if alarming else ""],
+                    f"Adverse event: {ae['term']}, grade {ae['worst_grade']}" + (", serious" if ae["serious"] else ""),
+                    f"{ae['onset']} – {ae['resolution'] or 'ongoing'}",
+                    f"day {ae['onset_day']} of the DLT window" if ae["in_dlt_window"] else "",
+                    ae["dlt_status_display"],
+                )
+            )
         rows.sort(key=lambda row: (row[2] or row[3])[:10])
         if obj.status == Participant.Status.ENROLLED and not obj.replaced:
             hold = selectors.infusion_hold(participant=obj)
-            rows.append((TIMELINE_TONES["warn" if hold else "ok"], "Infusion", "", "",
-                         hold.message if hold else "Can be infused now."))  # fmt: skip
+            rows.append(
+                (
+                    TIMELINE_TONES["warn" if hold else "ok"],
+                    "Infusion",
+                    "",
+                    "",
+                    hold.message if hold else "Can be infused now.",
+                )
+            )
         if not rows:
             return "Not enrolled yet."
         body = format_html_join("", '<tr style="color:{}"><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>', rows)

@@ -1,6 +1,5 @@
 """Screening: the record with its criteria verdicts, investigators' judgments, Gilbert's syndrome."""
 
-
 from django import forms
 from django.contrib import admin, messages
 from django.urls import reverse
@@ -44,30 +43,90 @@ class ScreeningRecordAdmin(ServiceRefusalMixin, AuditedAdmin):
     search_fields = ("participant__screening_number", "participant__study_id")
     list_select_related = ("participant",)
     autocomplete_fields = ()
-    readonly_fields = ("verdict", "evaluated_at", "bmi_display", "criteria_table", "gilbert_syndrome",
-                       "gilbert_syndrome_to_record")  # fmt: skip
+    readonly_fields = (
+        "verdict",
+        "evaluated_at",
+        "bmi_display",
+        "criteria_table",
+        "gilbert_syndrome",
+        "gilbert_syndrome_to_record",
+    )
     inlines = (FractureInline,)
     fieldsets = (
         ("Eligibility (evaluated on save)", {"fields": ("verdict", "evaluated_at", "criteria_table")}),
         ("Visit", {"fields": ("participant", "screening_date")}),
-        ("Menopause and body size", {"fields": ("years_since_last_menses", "natural_menopause", "weight_kg",
-                                                "height_cm", "bmi_display")}),
-        ("Fractures and fracture risk", {"fields": ("fracture_history_taken", "multiple_site_fracture_history",
-                                                    "high_fall_risk", "frax_major_pct", "frax_hip_pct")}),
-        ("DXA", {"fields": ("t_score_lumbar_l1_l4", "t_score_total_hip", "t_score_femoral_neck",
-                            "measurable_lumbar_vertebrae", "dxa_impeded")}),
+        (
+            "Menopause and body size",
+            {"fields": ("years_since_last_menses", "natural_menopause", "weight_kg", "height_cm", "bmi_display")},
+        ),
+        (
+            "Fractures and fracture risk",
+            {
+                "fields": (
+                    "fracture_history_taken",
+                    "multiple_site_fracture_history",
+                    "high_fall_risk",
+                    "frax_major_pct",
+                    "frax_hip_pct",
+                )
+            },
+        ),
+        (
+            "DXA",
+            {
+                "fields": (
+                    "t_score_lumbar_l1_l4",
+                    "t_score_total_hip",
+                    "t_score_femoral_neck",
+                    "measurable_lumbar_vertebrae",
+                    "dxa_impeded",
+                )
+            },
+        ),
         ("Glucocorticoids", {"fields": ("glucocorticoid_dose_mg_per_day", "glucocorticoid_duration_months")}),
-        ("Liver and kidney", {"fields": ("ast_x_uln", "alt_x_uln", "alp_x_uln", "bilirubin_x_uln", "egfr",
-                                         "gilbert_syndrome")}),
+        (
+            "Liver and kidney",
+            {"fields": ("ast_x_uln", "alt_x_uln", "alp_x_uln", "bilirubin_x_uln", "egfr", "gilbert_syndrome")},
+        ),
         ("Thyroid", {"fields": ("tsh", "tsh_lower_limit", "tsh_upper_limit", "t4_in_range")}),
-        ("Serology", {"fields": ("hbv_dna_cps_per_ml", "hbv_dna_uln", "hcv_antibody_positive", "hcv_rna_above_uln",
-                                 "syphilis_antibody_positive", "hiv_antibody_positive")}),
-        ("Prior bone treatment", {"fields": ("bone_treatment_history_taken", "last_pth_analog_date",
-                                             "last_rankl_inhibitor_date", "oral_bisphosphonate_cumulative_months",
-                                             "last_oral_bisphosphonate_date", "last_iv_bisphosphonate_date")}),
-        ("Other history", {"fields": ("prior_cell_therapy", "transplant_or_radiation", "other_trial_history_taken",
-                                      "last_other_trial_date")}),
-    )  # fmt: skip
+        (
+            "Serology",
+            {
+                "fields": (
+                    "hbv_dna_cps_per_ml",
+                    "hbv_dna_uln",
+                    "hcv_antibody_positive",
+                    "hcv_rna_above_uln",
+                    "syphilis_antibody_positive",
+                    "hiv_antibody_positive",
+                )
+            },
+        ),
+        (
+            "Prior bone treatment",
+            {
+                "fields": (
+                    "bone_treatment_history_taken",
+                    "last_pth_analog_date",
+                    "last_rankl_inhibitor_date",
+                    "oral_bisphosphonate_cumulative_months",
+                    "last_oral_bisphosphonate_date",
+                    "last_iv_bisphosphonate_date",
+                )
+            },
+        ),
+        (
+            "Other history",
+            {
+                "fields": (
+                    "prior_cell_therapy",
+                    "transplant_or_radiation",
+                    "other_trial_history_taken",
+                    "last_other_trial_date",
+                )
+            },
+        ),
+    )
 
     def get_readonly_fields(self, request, obj=None):
         return (*self.readonly_fields, "participant") if obj else self.readonly_fields
@@ -84,10 +143,17 @@ class ScreeningRecordAdmin(ServiceRefusalMixin, AuditedAdmin):
             return fieldsets
         # Investigators get the same panel with the way to record the diagnosis.
         return [
-            (name, {**options, "fields": tuple("gilbert_syndrome_to_record" if f == "gilbert_syndrome" else f
-                                               for f in options["fields"])})
+            (
+                name,
+                {
+                    **options,
+                    "fields": tuple(
+                        "gilbert_syndrome_to_record" if f == "gilbert_syndrome" else f for f in options["fields"]
+                    ),
+                },
+            )
             for name, options in fieldsets
-        ]  # fmt: skip
+        ]
 
     @admin.display(description="Gilbert's syndrome (E14)")
     def gilbert_syndrome(self, obj):
@@ -117,9 +183,10 @@ class ScreeningRecordAdmin(ServiceRefusalMixin, AuditedAdmin):
         if not rows:
             return "Not evaluated yet: save the screening data."
         body = format_html_join(
-            "", "<tr><td>{}</td><td>{} {}</td><td>{}</td></tr>",
+            "",
+            "<tr><td>{}</td><td>{} {}</td><td>{}</td></tr>",
             ((r.code, VERDICT_MARKS.get(r.verdict, ""), r.get_verdict_display(), r.reason) for r in rows),
-        )  # fmt: skip
+        )
         return format_html("<table><tr><th>Criterion</th><th>Verdict</th><th>Why</th></tr>{}</table>", body)
 
     def save_model(self, request, obj, form, change):
@@ -164,8 +231,10 @@ class JudgmentForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         codes = EligibilityCriterion.objects.filter(needs_judgment=True).order_by("trial", "order")
         self.fields["code"].choices = [(c.code, f"{c.code}: {c.text[:90]}") for c in codes]
-        self.fields["satisfied"].help_text = "Tick if the participant satisfies this criterion (for an exclusion: " \
-            "the condition is absent)."  # fmt: skip
+        satisfied = self.fields["satisfied"]
+        satisfied.help_text = (
+            "Tick if the participant satisfies this criterion (for an exclusion: the condition is absent)."
+        )
 
 
 @admin.register(JudgmentConfirmation)
@@ -181,9 +250,12 @@ class JudgmentConfirmationAdmin(ServiceRefusalMixin, AuditedAdmin):
 
     def save_model(self, request, obj, form, change):
         saved = services.judgment_confirm(
-            participant=obj.participant, code=form.cleaned_data["code"], satisfied=obj.satisfied, note=obj.note,
+            participant=obj.participant,
+            code=form.cleaned_data["code"],
+            satisfied=obj.satisfied,
+            note=obj.note,
             by=request.user,
-        )  # fmt: skip
+        )
         obj.pk = saved.pk
 
 
@@ -195,9 +267,9 @@ class GilbertDiagnosisForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if "participant" in self.fields:
-            self.fields["participant"].queryset = (
-                Participant.objects.filter(status__in=services.SCREENING_STATUSES).order_by("trial", "screening_number")
-            )  # fmt: skip
+            self.fields["participant"].queryset = Participant.objects.filter(
+                status__in=services.SCREENING_STATUSES
+            ).order_by("trial", "screening_number")
         if "note" in self.fields:
             self.fields["note"].required = False  # the service says what is missing, on this form
 
@@ -220,9 +292,11 @@ class GilbertSyndromeDiagnosisAdmin(ServiceRefusalMixin, AuditedAdmin):
 
     def save_model(self, request, obj, form, change):
         saved = services.gilbert_diagnosis_record(
-            participant=obj.participant, documented=obj.documented, note=form.cleaned_data.get("note") or "",
+            participant=obj.participant,
+            documented=obj.documented,
+            note=form.cleaned_data.get("note") or "",
             by=request.user,
-        )  # fmt: skip
+        )
         obj.pk = saved.pk
 
     def response_add(self, request, obj, post_url_continue=None):

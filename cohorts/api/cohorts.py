@@ -32,8 +32,20 @@ class CohortSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Cohort
-        fields = ("id", "trial", "sequence", "dose_level", "state", "state_display", "capacity", "enrolled",
-                  "next_step", "opened_at", "closed_at", "decision")  # fmt: skip
+        fields = (
+            "id",
+            "trial",
+            "sequence",
+            "dose_level",
+            "state",
+            "state_display",
+            "capacity",
+            "enrolled",
+            "next_step",
+            "opened_at",
+            "closed_at",
+            "decision",
+        )
         read_only_fields = fields
 
     def get_next_step(self, obj: Cohort) -> str:

@@ -36,8 +36,17 @@ class ConsentSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ConsentRecord
-        fields = ("id", "participant", "document", "document_version", "signed_at", "obtained_by", "witness_name",
-                  "withdrawn_at", "withdrawal_reason")  # fmt: skip
+        fields = (
+            "id",
+            "participant",
+            "document",
+            "document_version",
+            "signed_at",
+            "obtained_by",
+            "witness_name",
+            "withdrawn_at",
+            "withdrawal_reason",
+        )
         read_only_fields = ("id", "document_version", "obtained_by", "withdrawn_at", "withdrawal_reason")
 
 

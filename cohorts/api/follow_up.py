@@ -27,9 +27,24 @@ class FollowUpVisitSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = FollowUpVisit
-        fields = ("id", "participant", "study_id", "cohort", "infusion", "code", "name", "day_offset", "target_date",
-                  "window_start", "window_end", "status", "done_on", "out_of_window", "missed_reason",
-                  "recorded_at")  # fmt: skip
+        fields = (
+            "id",
+            "participant",
+            "study_id",
+            "cohort",
+            "infusion",
+            "code",
+            "name",
+            "day_offset",
+            "target_date",
+            "window_start",
+            "window_end",
+            "status",
+            "done_on",
+            "out_of_window",
+            "missed_reason",
+            "recorded_at",
+        )
         read_only_fields = fields
 
 
@@ -39,9 +54,24 @@ class ProtocolDeviationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ProtocolDeviation
-        fields = ("id", "trial", "participant", "study_id", "category", "severity", "description", "source",
-                  "occurred_on", "detected_at", "corrective_action", "status", "closed_at", "infusion",
-                  "drip_rate_reading", "visit")  # fmt: skip
+        fields = (
+            "id",
+            "trial",
+            "participant",
+            "study_id",
+            "category",
+            "severity",
+            "description",
+            "source",
+            "occurred_on",
+            "detected_at",
+            "corrective_action",
+            "status",
+            "closed_at",
+            "infusion",
+            "drip_rate_reading",
+            "visit",
+        )
         read_only_fields = fields
 
 
@@ -133,8 +163,10 @@ class FollowUpVisitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
         serializer.is_valid(raise_exception=True)
         return self._fresh(services.visit_complete(visit=visit, **serializer.validated_data, by=request.user))
 
-    @extend_schema(request=VisitMissSerializer, responses={200: FollowUpVisitSerializer,
-                                                           **error_responses(400, 401, 403, 404, 409)})  # fmt: skip
+    @extend_schema(
+        request=VisitMissSerializer,
+        responses={200: FollowUpVisitSerializer, **error_responses(400, 401, 403, 404, 409)},
+    )
     @action(detail=True, methods=["post"])
     def miss(self, request, pk=None):
         visit = self.get_object()
@@ -171,8 +203,10 @@ class ProtocolDeviationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
     def _fresh(self, deviation: ProtocolDeviation, code: int = status.HTTP_200_OK) -> Response:
         return Response(self.get_serializer(self.get_queryset().get(pk=deviation.pk)).data, status=code)
 
-    @extend_schema(request=DeviationCreateSerializer,
-                   responses={201: ProtocolDeviationSerializer, **error_responses(400, 401, 403)})  # fmt: skip
+    @extend_schema(
+        request=DeviationCreateSerializer,
+        responses={201: ProtocolDeviationSerializer, **error_responses(400, 401, 403)},
+    )
     def create(self, request):
         serializer = DeviationCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -189,5 +223,4 @@ class ProtocolDeviationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         deviation = self.get_object()
         serializer = DeviationUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        return self._fresh(services.deviation_update(deviation=deviation, **serializer.validated_data,
-                                                     by=request.user))  # fmt: skip
+        return self._fresh(services.deviation_update(deviation=deviation, **serializer.validated_data, by=request.user))

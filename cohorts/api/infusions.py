@@ -36,14 +36,24 @@ from cohorts.models import (
 
 
 class DripRateReadingSerializer(serializers.ModelSerializer):
-    ml_per_hour = serializers.DecimalField(max_digits=8, decimal_places=1, read_only=True,
-                                           help_text="Derived: drops/min × 60 / the set's drop factor.")  # fmt: skip
+    ml_per_hour = serializers.DecimalField(
+        max_digits=8, decimal_places=1, read_only=True, help_text="Derived: drops/min × 60 / the set's drop factor."
+    )
     deviation = serializers.SerializerMethodField(help_text="Id of the deviation a rate out of range opened.")
 
     class Meta:
         model = DripRateReading
-        fields = ("id", "observed_at", "drops_per_minute", "ml_per_hour", "out_of_range", "rate_min", "rate_max",
-                  "deviation", "recorded_at")  # fmt: skip
+        fields = (
+            "id",
+            "observed_at",
+            "drops_per_minute",
+            "ml_per_hour",
+            "out_of_range",
+            "rate_min",
+            "rate_max",
+            "deviation",
+            "recorded_at",
+        )
         read_only_fields = fields
 
     def get_deviation(self, obj: DripRateReading) -> int | None:
@@ -61,8 +71,17 @@ class InterruptionSerializer(serializers.ModelSerializer):
 class VitalSignsSerializer(serializers.ModelSerializer):
     class Meta:
         model = VitalSigns
-        fields = ("id", "timepoint", "measured_at", "systolic_bp", "diastolic_bp", "heart_rate", "temperature_c",
-                  "spo2_pct", "respiratory_rate")  # fmt: skip
+        fields = (
+            "id",
+            "timepoint",
+            "measured_at",
+            "systolic_bp",
+            "diastolic_bp",
+            "heart_rate",
+            "temperature_c",
+            "spo2_pct",
+            "respiratory_rate",
+        )
         read_only_fields = fields
 
 
@@ -79,12 +98,33 @@ class InfusionSponsorSerializer(serializers.ModelSerializer):
     class Meta:
         model = Infusion
         fields = (
-            "id", "participant", "study_id", "cohort", "dose_level", "sequence", "status", "status_display",
-            "cells_planned", "cells_administered", "product_lot", "product_expiry", "started_at", "ended_at",
-            "duration_minutes", "volume_planned_ml", "volume_ml", "drop_factor", "average_ml_per_hour",
-            "average_drops_per_minute", "average_rate_min", "average_rate_max", "average_rate_out_of_range",
-            "implausible_rate_confirmed", "stop_reason", "readings",
-        )  # fmt: skip
+            "id",
+            "participant",
+            "study_id",
+            "cohort",
+            "dose_level",
+            "sequence",
+            "status",
+            "status_display",
+            "cells_planned",
+            "cells_administered",
+            "product_lot",
+            "product_expiry",
+            "started_at",
+            "ended_at",
+            "duration_minutes",
+            "volume_planned_ml",
+            "volume_ml",
+            "drop_factor",
+            "average_ml_per_hour",
+            "average_drops_per_minute",
+            "average_rate_min",
+            "average_rate_max",
+            "average_rate_out_of_range",
+            "implausible_rate_confirmed",
+            "stop_reason",
+            "readings",
+        )
         read_only_fields = fields
 
 
@@ -96,8 +136,7 @@ class InfusionSerializer(InfusionSponsorSerializer):
     vitals = VitalSignsSerializer(many=True, read_only=True)
 
     class Meta(InfusionSponsorSerializer.Meta):
-        fields = (*InfusionSponsorSerializer.Meta.fields, "premedication", "administered_by", "interruptions",
-                  "vitals")  # fmt: skip
+        fields = (*InfusionSponsorSerializer.Meta.fields, "premedication", "administered_by", "interruptions", "vitals")
         read_only_fields = fields
 
 
@@ -130,8 +169,9 @@ class InfusionStartSerializer(serializers.Serializer):
     product_lot = serializers.CharField(max_length=60)
     product_expiry = serializers.DateTimeField(help_text="The product may not be started after this moment.")
     cells_planned = PassThroughCountField(required=False, help_text="Default: the cohort's dose level.")
-    drop_factor = serializers.IntegerField(required=False, min_value=1, max_value=100,
-                                           help_text="drops/mL of the giving set; default: the trial's.")  # fmt: skip
+    drop_factor = serializers.IntegerField(
+        required=False, min_value=1, max_value=100, help_text="drops/mL of the giving set; default: the trial's."
+    )
     volume_ml = PassThroughNumberField(required=False, allow_null=True, help_text="Volume to give (mL).")
     premedication = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
     vitals_before = VitalsInputSerializer(required=False)
@@ -157,10 +197,11 @@ class CompleteSerializer(serializers.Serializer):
     volume_ml = PassThroughNumberField(help_text="Volume given (mL).")
     vitals_after = VitalsInputSerializer(required=False)
     confirm_implausible_rate = serializers.BooleanField(
-        required=False, default=False,
+        required=False,
+        default=False,
         help_text="True only after a 400 `implausible_average_rate`, when the entry was checked and is right: the "
         "average is then saved, flagged and a major deviation opens.",
-    )  # fmt: skip
+    )
 
 
 class StopEarlySerializer(CompleteSerializer):
@@ -181,15 +222,20 @@ def _vitals(data: dict | None) -> dict | None:
     return None if data is None else {k: v for k, v in data.items() if v is not None}
 
 
-_RULES = ("`not_enrolled`, `cohort_paused`, `cohort_not_open`, `trial_stopped`, `already_infused`, `no_consent`, "
-          "`product_expired`, `dose_mismatch`, `sentinel_hold`, `stagger_hold`")  # fmt: skip
+_RULES = (
+    "`not_enrolled`, `cohort_paused`, `cohort_not_open`, `trial_stopped`, `already_infused`, `no_consent`, "
+    "`product_expired`, `dose_mismatch`, `sentinel_hold`, `stagger_hold`"
+)
 
 
 @extend_schema_view(
-    list=extend_schema(parameters=[InfusionFilterSerializer], description="Infusions with their drip-rate readings "
-                       "(newest first). Sponsors get them without vital signs, interruptions or the nurse."),
+    list=extend_schema(
+        parameters=[InfusionFilterSerializer],
+        description="Infusions with their drip-rate readings "
+        "(newest first). Sponsors get them without vital signs, interruptions or the nurse.",
+    ),
     retrieve=extend_schema(description="One infusion with its readings (and, for staff, vitals and interruptions)."),
-)  # fmt: skip
+)
 class InfusionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Infusions: started, observed and finished by site staff through the same rules as the admin."""
 
@@ -257,8 +303,9 @@ class InfusionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         reading = DripRateReading.objects.select_related("infusion", "deviation").get(pk=reading.pk)
         return Response(DripRateReadingSerializer(reading).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=VitalsRecordSerializer,
-                   responses={201: VitalSignsSerializer, **error_responses(400, 401, 403, 404)})  # fmt: skip
+    @extend_schema(
+        request=VitalsRecordSerializer, responses={201: VitalSignsSerializer, **error_responses(400, 401, 403, 404)}
+    )
     @action(detail=True, methods=["post"])
     def vitals(self, request, pk=None):
         infusion = self.get_object()
@@ -266,12 +313,14 @@ class InfusionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         timepoint, measured_at = data.pop("timepoint"), data.pop("measured_at", None)
-        vitals = services.vital_signs_record(infusion=infusion, timepoint=timepoint, values=_vitals(data),
-                                             measured_at=measured_at, by=request.user)  # fmt: skip
+        vitals = services.vital_signs_record(
+            infusion=infusion, timepoint=timepoint, values=_vitals(data), measured_at=measured_at, by=request.user
+        )
         return Response(VitalSignsSerializer(vitals).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=InterruptSerializer,
-                   responses={201: InterruptionSerializer, **error_responses(400, 401, 403, 404, 409)})  # fmt: skip
+    @extend_schema(
+        request=InterruptSerializer, responses={201: InterruptionSerializer, **error_responses(400, 401, 403, 404, 409)}
+    )
     @action(detail=True, methods=["post"])
     def interruptions(self, request, pk=None):
         infusion = self.get_object()
@@ -280,8 +329,9 @@ class InfusionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         interruption = services.infusion_interrupt(infusion=infusion, **serializer.validated_data, by=request.user)
         return Response(InterruptionSerializer(interruption).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=ResumeSerializer,
-                   responses={200: InterruptionSerializer, **error_responses(400, 401, 403, 404, 409)})  # fmt: skip
+    @extend_schema(
+        request=ResumeSerializer, responses={200: InterruptionSerializer, **error_responses(400, 401, 403, 404, 409)}
+    )
     @action(detail=True, methods=["post"])
     def resume(self, request, pk=None):
         infusion = self.get_object()
@@ -338,8 +388,11 @@ class InfusionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             raise NotFound("No such participant.")
         hold = selectors.infusion_hold(participant=participant)
         body = {
-            "participant": participant.pk, "study_id": participant.study_id, "on_hold": hold is not None,
-            "code": hold.code if hold else None, "message": hold.message if hold else "No sentinel or stagger hold.",
+            "participant": participant.pk,
+            "study_id": participant.study_id,
+            "on_hold": hold is not None,
+            "code": hold.code if hold else None,
+            "message": hold.message if hold else "No sentinel or stagger hold.",
             "until": hold.until if hold else None,
-        }  # fmt: skip
+        }
         return Response(InfusionHoldSerializer(body).data)

@@ -45,9 +45,19 @@ class ParticipantPseudonymSerializer(serializers.ModelSerializer):
     class Meta:
         model = Participant
         fields = (
-            "id", "trial", "site", "study_id", "sex", "status", "screening_verdict", "cohort", "dose_level",
-            "withdrawn_on", "replaced", "created_at",
-        )  # fmt: skip
+            "id",
+            "trial",
+            "site",
+            "study_id",
+            "sex",
+            "status",
+            "screening_verdict",
+            "cohort",
+            "dose_level",
+            "withdrawn_on",
+            "replaced",
+            "created_at",
+        )
         read_only_fields = fields
 
     @staticmethod
@@ -73,10 +83,24 @@ class ParticipantSerializer(ParticipantPseudonymSerializer):
 
     class Meta(ParticipantPseudonymSerializer.Meta):
         fields = (
-            "id", "trial", "site", "screening_number", "study_id", "initials", "date_of_birth", "sex", "status",
-            "screening_verdict", "cohort", "dose_level", "withdrawn_on", "withdrawal_reason", "replaced",
-            "replacement_reason", "created_at",
-        )  # fmt: skip
+            "id",
+            "trial",
+            "site",
+            "screening_number",
+            "study_id",
+            "initials",
+            "date_of_birth",
+            "sex",
+            "status",
+            "screening_verdict",
+            "cohort",
+            "dose_level",
+            "withdrawn_on",
+            "withdrawal_reason",
+            "replaced",
+            "replacement_reason",
+            "created_at",
+        )
         read_only_fields = fields
 
 
@@ -115,9 +139,13 @@ class ScreeningSerializer(serializers.ModelSerializer):
 
     fractures = FractureSerializer(many=True, required=False)
     reason = serializers.CharField(
-        write_only=True, required=False, allow_blank=True, default="", max_length=2000,
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=2000,
         help_text="Reason for change; required when the screening record already exists.",
-    )  # fmt: skip
+    )
 
     class Meta:
         model = ScreeningRecord
@@ -156,8 +184,9 @@ class JudgmentSerializer(serializers.ModelSerializer):
 
 class GilbertDiagnosisSerializer(serializers.ModelSerializer):
     recorded_by = serializers.CharField(source="recorded_by.username", read_only=True)
-    note = serializers.CharField(allow_blank=True, max_length=2000, trim_whitespace=False,
-                                 help_text="What the diagnosis rests on (required).")  # fmt: skip
+    note = serializers.CharField(
+        allow_blank=True, max_length=2000, trim_whitespace=False, help_text="What the diagnosis rests on (required)."
+    )
 
     class Meta:
         model = GilbertSyndromeDiagnosis
@@ -274,11 +303,16 @@ class ParticipantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
             "pending_judgment": list(summary.pending_judgment),
             "consent_missing": summary.consent_missing,
             "criteria": [
-                {"code": r.code, "kind": str(r.kind), "verdict": str(r.verdict), "reason": r.reason,
-                 "judgment_applied": r.judgment_applied}
+                {
+                    "code": r.code,
+                    "kind": str(r.kind),
+                    "verdict": str(r.verdict),
+                    "reason": r.reason,
+                    "judgment_applied": r.judgment_applied,
+                }
                 for r in summary.result.results
             ],
-        }  # fmt: skip
+        }
         return Response(EligibilitySerializer(body).data)
 
     @extend_schema(
@@ -296,20 +330,24 @@ class ParticipantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 
     @extend_schema(
         request=GilbertDiagnosisSerializer,
-        responses={201: GilbertDiagnosisSerializer, 200: GilbertDiagnosisSerializer,
-                   **error_responses(400, 401, 403, 404, 409)},
+        responses={
+            201: GilbertDiagnosisSerializer,
+            200: GilbertDiagnosisSerializer,
+            **error_responses(400, 401, 403, 404, 409),
+        },
         description="An investigator documents (`documented: true`) or withdraws Gilbert's syndrome, with a `note` "
         "(400 `note_required` without one). Documented, it waives E14's bilirubin limit (not AST, ALT or ALP). 201 "
         "the first time, 200 when it revises the earlier answer; eligibility is evaluated again.",
-    )  # fmt: skip
+    )
     @action(detail=True, methods=["post"])
     def gilbert(self, request, pk=None):
         participant = self.get_object()
         existed = GilbertSyndromeDiagnosis.objects.filter(participant=participant).exists()
         serializer = GilbertDiagnosisSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        diagnosis = services.gilbert_diagnosis_record(participant=participant, **serializer.validated_data,
-                                                      by=request.user)  # fmt: skip
+        diagnosis = services.gilbert_diagnosis_record(
+            participant=participant, **serializer.validated_data, by=request.user
+        )
         code = status.HTTP_200_OK if existed else status.HTTP_201_CREATED
         return Response(GilbertDiagnosisSerializer(diagnosis).data, status=code)
 
@@ -322,6 +360,7 @@ class ParticipantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         participant = self.get_object()
         serializer = WithdrawSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        participant = services.participant_withdraw(participant=participant, **serializer.validated_data,
-                                                    by=request.user)  # fmt: skip
+        participant = services.participant_withdraw(
+            participant=participant, **serializer.validated_data, by=request.user
+        )
         return Response(self._fresh(participant))

@@ -1,6 +1,5 @@
 """Cohorts and enrollment. A cohort's state changes only in ``cohorts.services.lifecycle``."""
 
-
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
@@ -29,8 +28,9 @@ class Cohort(models.Model):
     state = models.CharField(max_length=12, choices=State.choices, default=State.PLANNED, editable=False)
     state_before_pause = models.CharField(max_length=12, choices=State.choices, blank=True, editable=False)
     opened_at = models.DateTimeField(null=True, blank=True, editable=False)
-    opened_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
-                                  related_name="+", editable=False)  # fmt: skip
+    opened_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+", editable=False
+    )
     closed_at = models.DateTimeField(null=True, blank=True, editable=False)
     decision = models.CharField(max_length=40, blank=True, editable=False, help_text="The review's decision")
 

@@ -1,6 +1,5 @@
 """Informed consent: the versions of the form and each participant's signed consent."""
 
-
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q

@@ -1,6 +1,5 @@
 """Follow-up visits planned from the infusion day, and protocol deviations."""
 
-
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
@@ -35,8 +34,9 @@ class FollowUpVisit(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.SCHEDULED, editable=False)
     done_on = models.DateField(null=True, blank=True)
     missed_reason = models.TextField(blank=True)
-    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
-                                    related_name="+")  # fmt: skip
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     recorded_at = models.DateTimeField(null=True, blank=True)
 
     history = audited_history()
@@ -97,20 +97,22 @@ class ProtocolDeviation(models.Model):
     severity = models.CharField(max_length=8, choices=Severity.choices)
     description = models.TextField()
     source = models.CharField("detected by", max_length=8, choices=Source.choices, editable=False)
-    detected_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
-                                    related_name="+", editable=False)  # fmt: skip
+    detected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+", editable=False
+    )
     occurred_on = models.DateField(help_text="The site's date the deviation happened.")
     detected_at = models.DateTimeField(editable=False)
     corrective_action = models.TextField(blank=True)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN, editable=False)
     closed_at = models.DateTimeField(null=True, blank=True, editable=False)
-    closed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
-                                  related_name="+", editable=False)  # fmt: skip
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+", editable=False
+    )
     infusion = models.ForeignKey(Infusion, on_delete=models.PROTECT, null=True, blank=True, related_name="deviations")
-    drip_rate_reading = models.OneToOneField(DripRateReading, on_delete=models.PROTECT, null=True, blank=True,
-                                             related_name="deviation")  # fmt: skip
-    visit = models.ForeignKey(FollowUpVisit, on_delete=models.PROTECT, null=True, blank=True,
-                              related_name="deviations")  # fmt: skip
+    drip_rate_reading = models.OneToOneField(
+        DripRateReading, on_delete=models.PROTECT, null=True, blank=True, related_name="deviation"
+    )
+    visit = models.ForeignKey(FollowUpVisit, on_delete=models.PROTECT, null=True, blank=True, related_name="deviations")
 
     history = audited_history()
 

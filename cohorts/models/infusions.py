@@ -77,8 +77,9 @@ class Infusion(models.Model):
     product_expiry = models.DateTimeField(help_text="The product may not be started after this moment.")
     started_at = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)
-    volume_planned_ml = models.DecimalField("volume to give (mL)", max_digits=7, decimal_places=1, null=True,
-                                            blank=True)  # fmt: skip
+    volume_planned_ml = models.DecimalField(
+        "volume to give (mL)", max_digits=7, decimal_places=1, null=True, blank=True
+    )
     volume_ml = models.DecimalField("volume given (mL)", max_digits=7, decimal_places=1, null=True, blank=True)
     drop_factor = models.PositiveSmallIntegerField("giving-set drop factor (drops/mL)")
     premedication = models.TextField(blank=True)
@@ -86,19 +87,27 @@ class Infusion(models.Model):
     # Set when the infusion finishes (``average_drip_rate``): the rate it averaged, with the protocol's range
     # copied so the flag stays explainable if the protocol changes (as on a drip-rate reading).
     average_drops_per_minute = models.DecimalField(
-        "average rate (drops/min)", max_digits=12, decimal_places=1, null=True, blank=True, editable=False,
+        "average rate (drops/min)",
+        max_digits=12,
+        decimal_places=1,
+        null=True,
+        blank=True,
+        editable=False,
         help_text="Volume given × drop factor ÷ running minutes (interruptions excluded).",
-    )  # fmt: skip
-    average_rate_min = models.DecimalField("protocol minimum (drops/min)", max_digits=6, decimal_places=2,
-                                           null=True, blank=True, editable=False)  # fmt: skip
-    average_rate_max = models.DecimalField("protocol maximum (drops/min)", max_digits=6, decimal_places=2,
-                                           null=True, blank=True, editable=False)  # fmt: skip
-    average_rate_out_of_range = models.BooleanField("average rate outside the protocol", default=False,
-                                                    editable=False)  # fmt: skip
+    )
+    average_rate_min = models.DecimalField(
+        "protocol minimum (drops/min)", max_digits=6, decimal_places=2, null=True, blank=True, editable=False
+    )
+    average_rate_max = models.DecimalField(
+        "protocol maximum (drops/min)", max_digits=6, decimal_places=2, null=True, blank=True, editable=False
+    )
+    average_rate_out_of_range = models.BooleanField("average rate outside the protocol", default=False, editable=False)
     implausible_rate_confirmed = models.BooleanField(
-        "implausible average confirmed", default=False, editable=False,
+        "implausible average confirmed",
+        default=False,
+        editable=False,
         help_text=f"The nurse confirmed an average above {IMPLAUSIBLE_RATE_FACTOR} × the protocol maximum as entered.",
-    )  # fmt: skip
+    )
     administered_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -1,6 +1,5 @@
 """Participants and their screening: the record, fractures, verdicts per criterion, judgments, Gilbert's syndrome."""
 
-
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
@@ -90,8 +89,9 @@ class ScreeningRecord(models.Model):
     )
     measurable_lumbar_vertebrae = models.PositiveSmallIntegerField(null=True, blank=True)
     dxa_impeded = models.BooleanField("body size impedes DXA", null=True, blank=True)
-    frax_major_pct = models.DecimalField("FRAX major osteoporotic (%)", max_digits=4, decimal_places=1,
-                                         null=True, blank=True)  # fmt: skip
+    frax_major_pct = models.DecimalField(
+        "FRAX major osteoporotic (%)", max_digits=4, decimal_places=1, null=True, blank=True
+    )
     frax_hip_pct = models.DecimalField("FRAX hip (%)", max_digits=4, decimal_places=1, null=True, blank=True)
     high_fall_risk = models.BooleanField(null=True, blank=True)
     glucocorticoid_dose_mg_per_day = models.DecimalField(
@@ -101,15 +101,15 @@ class ScreeningRecord(models.Model):
     ast_x_uln = models.DecimalField("AST (×ULN)", max_digits=5, decimal_places=2, null=True, blank=True)
     alt_x_uln = models.DecimalField("ALT (×ULN)", max_digits=5, decimal_places=2, null=True, blank=True)
     alp_x_uln = models.DecimalField("ALP (×ULN)", max_digits=5, decimal_places=2, null=True, blank=True)
-    bilirubin_x_uln = models.DecimalField("total bilirubin (×ULN)", max_digits=5, decimal_places=2,
-                                          null=True, blank=True)  # fmt: skip
+    bilirubin_x_uln = models.DecimalField(
+        "total bilirubin (×ULN)", max_digits=5, decimal_places=2, null=True, blank=True
+    )
     egfr = models.DecimalField("eGFR (mL/min/1.73 m²)", max_digits=5, decimal_places=1, null=True, blank=True)
     tsh = models.DecimalField("TSH (μIU/mL)", max_digits=6, decimal_places=3, null=True, blank=True)
     tsh_lower_limit = models.DecimalField(max_digits=6, decimal_places=3, null=True, blank=True)
     tsh_upper_limit = models.DecimalField(max_digits=6, decimal_places=3, null=True, blank=True)
     t4_in_range = models.BooleanField("T4 in range", null=True, blank=True)
-    hbv_dna_cps_per_ml = models.DecimalField("HBV-DNA (cps/mL)", max_digits=12, decimal_places=0,
-                                             null=True, blank=True)  # fmt: skip
+    hbv_dna_cps_per_ml = models.DecimalField("HBV-DNA (cps/mL)", max_digits=12, decimal_places=0, null=True, blank=True)
     hbv_dna_uln = models.DecimalField("HBV-DNA ULN (cps/mL)", max_digits=12, decimal_places=0, null=True, blank=True)
     hcv_antibody_positive = models.BooleanField(null=True, blank=True)
     hcv_rna_above_uln = models.BooleanField(null=True, blank=True)

@@ -16,9 +16,7 @@ from cohorts.rules.params import (
     num_param,
     question_param,
 )
-from cohorts.rules.support import (
-    fmt,
-)
+from cohorts.rules.support import fmt
 
 
 @rule("infection_serology")
@@ -91,8 +89,7 @@ def thyroid(facts: ScreeningFacts, params: Mapping[str, Any]) -> Outcome:
         checks.breach(f"TSH {fmt(tsh)} μIU/mL is below the normal range (lower limit {fmt(lower)})")
     elif upper is not None and tsh > upper:
         checks.passed(
-            f"TSH {fmt(tsh)} μIU/mL is above the normal range (upper limit {fmt(upper)}) "
-            f"but not above {fmt(elevated)}"
+            f"TSH {fmt(tsh)} μIU/mL is above the normal range (upper limit {fmt(upper)}) but not above {fmt(elevated)}"
         )
     else:
         checks.passed(f"TSH {fmt(tsh)} μIU/mL")
@@ -125,8 +122,10 @@ def hepatic_renal(facts: ScreeningFacts, params: Mapping[str, Any]) -> Outcome:
         if value is None:
             checks.miss(f"{name} not recorded")
         elif value >= limit and waiver is not None:
-            checks.passed(f"{name} {fmt(value)}×ULN is ≥ {fmt(limit)}×ULN, waived: Gilbert's syndrome documented "
-                          f"by {waiver.by} on {waiver.on.isoformat()}")  # fmt: skip
+            checks.passed(
+                f"{name} {fmt(value)}×ULN is ≥ {fmt(limit)}×ULN, waived: Gilbert's syndrome documented "
+                f"by {waiver.by} on {waiver.on.isoformat()}"
+            )
         elif value >= limit:
             checks.breach(f"{name} {fmt(value)}×ULN is ≥ {fmt(limit)}×ULN")
         else:

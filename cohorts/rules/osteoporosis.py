@@ -109,8 +109,7 @@ def _frax_branch(facts: ScreeningFacts, major_above: Decimal, hip_above: Decimal
     return _Branch(
         "frax",
         False,
-        f"FRAX major {fmt(major)}% is not above {fmt(major_above)}% and hip {fmt(hip)}% is not above "
-        f"{fmt(hip_above)}%",
+        f"FRAX major {fmt(major)}% is not above {fmt(major_above)}% and hip {fmt(hip)}% is not above {fmt(hip_above)}%",
     )
 
 

@@ -47,22 +47,58 @@ def current_consent(participant: Participant, *, on: date | None = None) -> Cons
 
 def criteria_specs(trial: Trial) -> tuple[rules.CriterionSpec, ...]:
     return rules.criteria_from_data(
-        {"code": c.code, "kind": c.kind, "rule": c.rule, "params": c.params, "text": c.text,
-         "needs_judgment": c.needs_judgment}
+        {
+            "code": c.code,
+            "kind": c.kind,
+            "rule": c.rule,
+            "params": c.params,
+            "text": c.text,
+            "needs_judgment": c.needs_judgment,
+        }
         for c in trial.criteria.order_by("order")
-    )  # fmt: skip
+    )
 
 
 _FACT_FIELDS = (
-    "years_since_last_menses", "natural_menopause", "weight_kg", "height_cm", "multiple_site_fracture_history",
-    "t_score_lumbar_l1_l4", "t_score_total_hip", "t_score_femoral_neck", "high_fall_risk", "frax_major_pct",
-    "frax_hip_pct", "glucocorticoid_dose_mg_per_day", "glucocorticoid_duration_months", "measurable_lumbar_vertebrae",
-    "dxa_impeded", "ast_x_uln", "alt_x_uln", "alp_x_uln", "bilirubin_x_uln", "egfr", "tsh", "tsh_lower_limit",
-    "tsh_upper_limit", "t4_in_range", "hbv_dna_cps_per_ml", "hbv_dna_uln", "hcv_antibody_positive",
-    "hcv_rna_above_uln", "syphilis_antibody_positive", "hiv_antibody_positive", "last_pth_analog_date",
-    "last_rankl_inhibitor_date", "oral_bisphosphonate_cumulative_months", "last_oral_bisphosphonate_date",
-    "last_iv_bisphosphonate_date", "prior_cell_therapy", "transplant_or_radiation", "last_other_trial_date",
-)  # fmt: skip
+    "years_since_last_menses",
+    "natural_menopause",
+    "weight_kg",
+    "height_cm",
+    "multiple_site_fracture_history",
+    "t_score_lumbar_l1_l4",
+    "t_score_total_hip",
+    "t_score_femoral_neck",
+    "high_fall_risk",
+    "frax_major_pct",
+    "frax_hip_pct",
+    "glucocorticoid_dose_mg_per_day",
+    "glucocorticoid_duration_months",
+    "measurable_lumbar_vertebrae",
+    "dxa_impeded",
+    "ast_x_uln",
+    "alt_x_uln",
+    "alp_x_uln",
+    "bilirubin_x_uln",
+    "egfr",
+    "tsh",
+    "tsh_lower_limit",
+    "tsh_upper_limit",
+    "t4_in_range",
+    "hbv_dna_cps_per_ml",
+    "hbv_dna_uln",
+    "hcv_antibody_positive",
+    "hcv_rna_above_uln",
+    "syphilis_antibody_positive",
+    "hiv_antibody_positive",
+    "last_pth_analog_date",
+    "last_rankl_inhibitor_date",
+    "oral_bisphosphonate_cumulative_months",
+    "last_oral_bisphosphonate_date",
+    "last_iv_bisphosphonate_date",
+    "prior_cell_therapy",
+    "transplant_or_radiation",
+    "last_other_trial_date",
+)
 
 
 def gilbert_syndrome(participant: Participant) -> rules.DocumentedDiagnosis | None:
@@ -100,11 +136,13 @@ def screening_facts(participant: Participant, *, on: date | None = None) -> rule
     if screening.fracture_history_taken:
         fractures = tuple(
             rules.Fracture(
-                date=f.date, site=f.site, on_anti_osteoporosis_treatment=f.on_anti_osteoporosis_treatment,
+                date=f.date,
+                site=f.site,
+                on_anti_osteoporosis_treatment=f.on_anti_osteoporosis_treatment,
                 fragility=f.fragility,
             )
             for f in screening.fractures.all()
-        )  # fmt: skip
+        )
     return rules.ScreeningFacts(
         **base,
         screening_date=screening.screening_date,

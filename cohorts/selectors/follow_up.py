@@ -1,6 +1,5 @@
 """Follow-up visits and protocol deviations, with their joins."""
 
-
 from django.db.models import QuerySet
 
 from cohorts.models import (

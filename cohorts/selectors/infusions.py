@@ -117,8 +117,10 @@ class InfusionReadiness:
 
 
 NOT_INFUSABLE_STATUSES = (
-    Participant.Status.WITHDRAWN, Participant.Status.LOST_TO_FOLLOW_UP, Participant.Status.COMPLETED,
-)  # fmt: skip
+    Participant.Status.WITHDRAWN,
+    Participant.Status.LOST_TO_FOLLOW_UP,
+    Participant.Status.COMPLETED,
+)
 
 
 def cohort_infusion_readiness(*, cohort: Cohort, at: datetime | None = None) -> list[InfusionReadiness]:

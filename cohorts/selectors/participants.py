@@ -45,10 +45,17 @@ def participant_timeline(participant: Participant, *, today: date | None = None)
     entries: list[TimelineEntry] = []
     for enrollment in participant.enrollments.select_related("cohort__dose_level"):
         role = ", sentinel" if enrollment.is_sentinel else ""
-        entries.append(TimelineEntry(
-            "enrollment", f"Enrolled in cohort {enrollment.cohort.sequence} ({enrollment.cohort.dose_level.label}, "
-            f"slot {enrollment.slot}{role})", local(enrollment.enrolled_at), "", "Enrolled", "ok",
-        ))  # fmt: skip
+        entries.append(
+            TimelineEntry(
+                "enrollment",
+                f"Enrolled in cohort {enrollment.cohort.sequence} ({enrollment.cohort.dose_level.label}, "
+                f"slot {enrollment.slot}{role})",
+                local(enrollment.enrolled_at),
+                "",
+                "Enrolled",
+                "ok",
+            )
+        )
     infusions = participant.infusions.prefetch_related("readings", "interruptions").order_by("started_at")
     for infusion in infusions:
         flagged = sum(1 for r in infusion.readings.all() if r.out_of_range)
@@ -59,11 +66,16 @@ def participant_timeline(participant: Participant, *, today: date | None = None)
             detail += f"; average {infusion.average_drops_per_minute} drops/min{off}"
         cells = infusion.cells_administered_display or infusion.cells_planned_display + " planned"
         warn = flagged or infusion.average_rate_out_of_range or infusion.status == "stopped_early"
-        entries.append(TimelineEntry(
-            "infusion", f"Infusion {infusion.sequence}: {cells} cells, lot {infusion.product_lot}; {detail}",
-            f"{local(infusion.started_at)} – {local(infusion.ended_at) or 'running'}", "",
-            infusion.get_status_display(), "warn" if warn else "ok",
-        ))  # fmt: skip
+        entries.append(
+            TimelineEntry(
+                "infusion",
+                f"Infusion {infusion.sequence}: {cells} cells, lot {infusion.product_lot}; {detail}",
+                f"{local(infusion.started_at)} – {local(infusion.ended_at) or 'running'}",
+                "",
+                infusion.get_status_display(),
+                "warn" if warn else "ok",
+            )
+        )
     if participant.dlt_window_start and participant.dlt_window_end:
         if today > participant.dlt_window_end:
             state, tone = "Complete", "ok"
@@ -72,10 +84,16 @@ def participant_timeline(participant: Participant, *, today: date | None = None)
         else:
             day = (today - participant.dlt_window_start).days
             state, tone = f"Day {day} of {(participant.dlt_window_end - participant.dlt_window_start).days}", "due"
-        entries.append(TimelineEntry(
-            "dlt_window", "DLT window (day 0 = infusion day, last day included)", "",
-            f"{participant.dlt_window_start} to {participant.dlt_window_end}", state, tone,
-        ))  # fmt: skip
+        entries.append(
+            TimelineEntry(
+                "dlt_window",
+                "DLT window (day 0 = infusion day, last day included)",
+                "",
+                f"{participant.dlt_window_start} to {participant.dlt_window_end}",
+                state,
+                tone,
+            )
+        )
     for visit in participant.visits.order_by("target_date", "day_offset"):
         if visit.status == FollowUpVisit.Status.COMPLETED:
             state = f"Done {visit.done_on}" + (" — outside the window" if visit.out_of_window else "")
@@ -88,14 +106,25 @@ def participant_timeline(participant: Participant, *, today: date | None = None)
             state, tone = "Due now (in window)", "due"
         else:
             state, tone = "Scheduled", ""
-        entries.append(TimelineEntry(
-            "visit", f"{visit.name} (day {visit.day_offset})", str(visit.target_date),
-            f"{visit.window_start} to {visit.window_end}", state, tone,
-        ))  # fmt: skip
+        entries.append(
+            TimelineEntry(
+                "visit",
+                f"{visit.name} (day {visit.day_offset})",
+                str(visit.target_date),
+                f"{visit.window_start} to {visit.window_end}",
+                state,
+                tone,
+            )
+        )
     for deviation in participant.deviations.order_by("detected_at"):
-        entries.append(TimelineEntry(
-            "deviation", f"{deviation.get_severity_display()} deviation: {deviation.get_category_display()}",
-            str(deviation.occurred_on), "", deviation.get_status_display(),
-            "warn" if deviation.status == ProtocolDeviation.Status.OPEN else "ok",
-        ))  # fmt: skip
+        entries.append(
+            TimelineEntry(
+                "deviation",
+                f"{deviation.get_severity_display()} deviation: {deviation.get_category_display()}",
+                str(deviation.occurred_on),
+                "",
+                deviation.get_status_display(),
+                "warn" if deviation.status == ProtocolDeviation.Status.OPEN else "ok",
+            )
+        )
     return entries

@@ -15,9 +15,7 @@ from cohorts.services.deviations import (
     deviation_record,
     deviation_update,
 )
-from cohorts.services.enrollment import (
-    enroll_participant,
-)
+from cohorts.services.enrollment import enroll_participant
 from cohorts.services.infusion_finish import (
     infusion_complete,
     infusion_stop_early,

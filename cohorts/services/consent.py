@@ -12,9 +12,7 @@ from cohorts.models import (
     Participant,
 )
 from cohorts.services.screening import eligibility_evaluate
-from core.cleaning import (
-    clean_text,
-)
+from core.cleaning import clean_text
 from core.errors import InvalidInput, RuleViolation, require_permission
 from core.history import audit
 
@@ -38,8 +36,9 @@ def consent_record(
         )
     with transaction.atomic():
         witness_name = clean_text(witness_name, field="witness_name", label="The witness's name", max_length=120)
-        record = ConsentRecord(participant=participant, document=document, signed_at=signed_at, obtained_by=by,
-                               witness_name=witness_name)  # fmt: skip
+        record = ConsentRecord(
+            participant=participant, document=document, signed_at=signed_at, obtained_by=by, witness_name=witness_name
+        )
         audit(record, by=by, reason=f"Consent v{document.version} signed").save()
         eligibility_evaluate(participant=participant, by=by)
     return record

@@ -12,9 +12,7 @@ from cohorts.models import (
     ProtocolDeviation,
 )
 from cohorts.selectors import site_today
-from core.cleaning import (
-    clean_text,
-)
+from core.cleaning import clean_text
 from core.errors import InvalidInput, RuleViolation, require_permission
 from core.history import audit
 
@@ -24,10 +22,16 @@ def deviation_open_by_system(
 ) -> ProtocolDeviation:
     """A deviation opened by an automatic check, in the transaction of the record that triggered it."""
     deviation = ProtocolDeviation(
-        trial_id=participant.trial_id, participant=participant, category=category, severity=severity,
-        description=description, source=ProtocolDeviation.Source.SYSTEM, occurred_on=occurred_on,
-        detected_at=timezone.now(), **links,
-    )  # fmt: skip
+        trial_id=participant.trial_id,
+        participant=participant,
+        category=category,
+        severity=severity,
+        description=description,
+        source=ProtocolDeviation.Source.SYSTEM,
+        occurred_on=occurred_on,
+        detected_at=timezone.now(),
+        **links,
+    )
     audit(deviation, by=by, reason=f"Opened automatically: {category.replace('_', ' ')}").save()
     return deviation
 
@@ -51,8 +55,9 @@ def deviation_record(
     if severity not in ProtocolDeviation.Severity.values:
         raise InvalidInput("invalid", f"Unknown severity {severity!r}.", {"severity": ["Invalid."]})
     description = clean_text(description, field="description", label="Description", max_length=5000, required=True)
-    corrective_action = clean_text(corrective_action, field="corrective_action", label="Corrective action",
-                              max_length=5000)  # fmt: skip
+    corrective_action = clean_text(
+        corrective_action, field="corrective_action", label="Corrective action", max_length=5000
+    )
     if isinstance(occurred_on, datetime) or not isinstance(occurred_on, date):
         raise InvalidInput("invalid", "The date of the deviation must be a date.", {"occurred_on": ["Invalid."]})
     if occurred_on > site_today(participant):
@@ -62,10 +67,19 @@ def deviation_record(
     if visit is not None and visit.participant_id != participant.pk:
         raise InvalidInput("invalid", "That visit is another participant's.", {"visit": ["Wrong participant."]})
     deviation = ProtocolDeviation(
-        trial_id=participant.trial_id, participant=participant, category=category, severity=severity,
-        description=description, source=ProtocolDeviation.Source.STAFF, detected_by=by, occurred_on=occurred_on,
-        detected_at=timezone.now(), corrective_action=corrective_action, infusion=infusion, visit=visit,
-    )  # fmt: skip
+        trial_id=participant.trial_id,
+        participant=participant,
+        category=category,
+        severity=severity,
+        description=description,
+        source=ProtocolDeviation.Source.STAFF,
+        detected_by=by,
+        occurred_on=occurred_on,
+        detected_at=timezone.now(),
+        corrective_action=corrective_action,
+        infusion=infusion,
+        visit=visit,
+    )
     with transaction.atomic():
         audit(deviation, by=by, reason="Deviation recorded").save()
     return deviation
@@ -89,8 +103,9 @@ def deviation_update(
     if description is not None:
         description = clean_text(description, field="description", label="Description", max_length=5000, required=True)
     if corrective_action is not None:
-        corrective_action = clean_text(corrective_action, field="corrective_action", label="Corrective action",
-                                  max_length=5000)  # fmt: skip
+        corrective_action = clean_text(
+            corrective_action, field="corrective_action", label="Corrective action", max_length=5000
+        )
     with transaction.atomic():
         deviation = ProtocolDeviation.objects.select_for_update().get(pk=deviation.pk)
         if deviation.status == ProtocolDeviation.Status.CLOSED:
@@ -103,8 +118,11 @@ def deviation_update(
             deviation.corrective_action = corrective_action
         if close:
             if not deviation.corrective_action:
-                raise InvalidInput("corrective_action_required", "Give the corrective action before closing.",
-                                   {"corrective_action": ["Required to close."]})  # fmt: skip
+                raise InvalidInput(
+                    "corrective_action_required",
+                    "Give the corrective action before closing.",
+                    {"corrective_action": ["Required to close."]},
+                )
             deviation.status = ProtocolDeviation.Status.CLOSED
             deviation.closed_at = timezone.now()
             deviation.closed_by = by

@@ -1,6 +1,5 @@
 """Enrolling an eligible, consented participant into the open cohort (DESIGN rules 2 and 3)."""
 
-
 from django.db import transaction
 from django.utils import timezone
 
@@ -62,8 +61,9 @@ def enroll_participant(*, participant: Participant, cohort: Cohort, by) -> Enrol
                 {"criteria": list(summary.pending_judgment)},
             )
         if not consent_ok:
-            raise RuleViolation("no_consent", f"Screening {participant.screening_number} has no signed consent "
-                                "of the version in force.")  # fmt: skip
+            raise RuleViolation(
+                "no_consent", f"Screening {participant.screening_number} has no signed consent of the version in force."
+            )
         if participant.status != Participant.Status.ELIGIBLE:
             raise RuleViolation("not_eligible", f"{participant} is {participant.get_status_display().lower()}.")
         trial = cohort.trial
@@ -71,10 +71,15 @@ def enroll_participant(*, participant: Participant, cohort: Cohort, by) -> Enrol
         number = Enrollment.objects.filter(trial=trial).count() + 1
         slot = enrolled + 1
         enrollment = Enrollment(
-            trial=trial, participant=participant, cohort=cohort, slot=slot, cohort_capacity=cohort.capacity,
+            trial=trial,
+            participant=participant,
+            cohort=cohort,
+            slot=slot,
+            cohort_capacity=cohort.capacity,
             is_sentinel=(slot == 1 and not cohort.enrollments.filter(is_sentinel=True).exists()),
-            enrolled_at=timezone.now(), enrolled_by=by,
-        )  # fmt: skip
+            enrolled_at=timezone.now(),
+            enrolled_by=by,
+        )
         audit(enrollment, by=by, reason=f"Enrolled into cohort {cohort.sequence}").save()
         participant.study_id = f"{trial.registry_id[-4:]}-{number:03d}"
         participant.status = Participant.Status.ENROLLED

@@ -57,18 +57,29 @@ def infusion_complete(
     volume = clean_volume(volume_ml)
     if volume == 0:
         raise InvalidInput(
-            "volume_not_given", "A completed infusion gave the product: the volume given must be more than 0 mL. "
-            "If nothing was given, record the infusion as stopped early.", {"volume_ml": ["Must be more than 0."]},
-        )  # fmt: skip
+            "volume_not_given",
+            "A completed infusion gave the product: the volume given must be more than 0 mL. "
+            "If nothing was given, record the infusion as stopped early.",
+            {"volume_ml": ["Must be more than 0."]},
+        )
     vitals = clean_vital_signs(vitals_after, field="vitals_after")
     confirmed = clean_flag(confirm_implausible_rate, field="confirm_implausible_rate")
     with transaction.atomic():
         cohort, infusion = lock_infusion(infusion)
         if infusion.interruptions.filter(restarted_at__isnull=True).exists():
             raise RuleViolation("infusion_interrupted", "The infusion is interrupted: resume it, or stop it early.")
-        return _infusion_finish(cohort=cohort, infusion=infusion, status=Infusion.Status.COMPLETED, ended_at=ended_at,
-                                cells=cells, volume=volume, vitals=vitals, reason="", confirmed=confirmed,
-                                by=by)  # fmt: skip
+        return _infusion_finish(
+            cohort=cohort,
+            infusion=infusion,
+            status=Infusion.Status.COMPLETED,
+            ended_at=ended_at,
+            cells=cells,
+            volume=volume,
+            vitals=vitals,
+            reason="",
+            confirmed=confirmed,
+            by=by,
+        )
 
 
 def infusion_stop_early(
@@ -98,9 +109,18 @@ def infusion_stop_early(
     confirmed = clean_flag(confirm_implausible_rate, field="confirm_implausible_rate")
     with transaction.atomic():
         cohort, infusion = lock_infusion(infusion)
-        return _infusion_finish(cohort=cohort, infusion=infusion, status=Infusion.Status.STOPPED_EARLY,
-                                ended_at=ended_at, cells=cells, volume=volume, vitals=vitals, reason=reason,
-                                confirmed=confirmed, by=by)  # fmt: skip
+        return _infusion_finish(
+            cohort=cohort,
+            infusion=infusion,
+            status=Infusion.Status.STOPPED_EARLY,
+            ended_at=ended_at,
+            cells=cells,
+            volume=volume,
+            vitals=vitals,
+            reason=reason,
+            confirmed=confirmed,
+            by=by,
+        )
 
 
 def _minutes(duration: timedelta) -> str:
@@ -129,24 +149,29 @@ def _average_rate_check(*, infusion: Infusion, ended_at: datetime, volume: Decim
     if rate is None or rate >= Decimal(10) ** (stored.max_digits - stored.decimal_places):
         # No running time, or so little that the rate is beyond any infusion (and beyond the column).
         raise InvalidInput(
-            "no_running_time", f"{plain_number(volume)} mL cannot be given in no running time (end − start, less "
+            "no_running_time",
+            f"{plain_number(volume)} mL cannot be given in no running time (end − start, less "
             f"{_minutes(interrupted)} interrupted). Check the end time and the interruptions, or record 0 mL if "
-            "nothing was given.", {"ended_at": ["No running time."], "volume_ml": ["Given in no time."]},
-        )  # fmt: skip
-    how = (f"{plain_number(volume)} mL × {infusion.drop_factor} drops/mL ÷ {_minutes(running)} of running time (end − "
-           f"start, less {_minutes(interrupted)} interrupted)")  # fmt: skip
+            "nothing was given.",
+            {"ended_at": ["No running time."], "volume_ml": ["Given in no time."]},
+        )
+    how = (
+        f"{plain_number(volume)} mL × {infusion.drop_factor} drops/mL ÷ {_minutes(running)} of running time (end − "
+        f"start, less {_minutes(interrupted)} interrupted)"
+    )
     limit = high * IMPLAUSIBLE_RATE_FACTOR
     implausible = rate > limit
     if implausible and not confirmed:
         raise InvalidInput(
-            "implausible_average_rate", f"The average rate, {plain_number(rate)} drops/min = {how}, is not plausible "
+            "implausible_average_rate",
+            f"The average rate, {plain_number(rate)} drops/min = {how}, is not plausible "
             f"for a drip: it is more than {IMPLAUSIBLE_RATE_FACTOR} × the protocol's maximum of {plain_number(high)} "
             f"drops/min ({plain_number(limit)} drops/min). Check the end time, the interruptions, the volume and the "
             "giving set. If "
             "they are right, confirm the implausible rate (“Confirm an implausible average rate”; in the API "
             "confirm_implausible_rate): it is then saved, flagged, and a major deviation opens.",
             {"confirm_implausible_rate": ["Check the entry, or confirm it."]},
-        )  # fmt: skip
+        )
     infusion.average_drops_per_minute = rate
     infusion.average_rate_min, infusion.average_rate_max = low, high
     infusion.average_rate_out_of_range = not (low <= rate <= high)
@@ -164,42 +189,64 @@ def _average_rate_deviation(*, infusion: Infusion, participant: Participant, by)
     if not infusion.average_rate_out_of_range:
         return
     rate, low, high = infusion.average_drops_per_minute, infusion.average_rate_min, infusion.average_rate_max
-    confirmed = (f" The nurse confirmed it as entered although it is more than {IMPLAUSIBLE_RATE_FACTOR} × the "
-                 "maximum (implausible for a drip).") if infusion.implausible_rate_confirmed else ""  # fmt: skip
+    confirmed = (
+        (
+            f" The nurse confirmed it as entered although it is more than {IMPLAUSIBLE_RATE_FACTOR} × the "
+            "maximum (implausible for a drip)."
+        )
+        if infusion.implausible_rate_confirmed
+        else ""
+    )
     deviation_open_by_system(
-        participant=participant, category=ProtocolDeviation.Category.INFUSION_RATE,
+        participant=participant,
+        category=ProtocolDeviation.Category.INFUSION_RATE,
         severity=ProtocolDeviation.Severity.MAJOR if rate > high else ProtocolDeviation.Severity.MINOR,
         description=f"Average rate {plain_number(rate)} drops/min ({plain_number(infusion.volume_ml)} mL in "
         f"{_minutes(infusion.duration)} running time "
         f"with a {infusion.drop_factor} drops/mL set; {infusion.average_ml_per_hour or '—'} mL/h) is "
         f"{'faster than' if rate > high else 'slower than'} the protocol's {plain_number(low)}–{plain_number(high)} "
-        "drops/min."
-        + confirmed,
-        occurred_on=timezone.localdate(infusion.ended_at, timezone=selectors.site_zone(participant)), by=by,
+        "drops/min." + confirmed,
+        occurred_on=timezone.localdate(infusion.ended_at, timezone=selectors.site_zone(participant)),
+        by=by,
         infusion=infusion,
-    )  # fmt: skip
+    )
 
 
 def _infusion_finish(
-    *, cohort: Cohort, infusion: Infusion, status: str, ended_at: datetime, cells: int, volume: Decimal,
-    vitals: dict[str, Any], reason: str, confirmed: bool, by,
-) -> Infusion:  # fmt: skip
+    *,
+    cohort: Cohort,
+    infusion: Infusion,
+    status: str,
+    ended_at: datetime,
+    cells: int,
+    volume: Decimal,
+    vitals: dict[str, Any],
+    reason: str,
+    confirmed: bool,
+    by,
+) -> Infusion:
     if infusion.status != Infusion.Status.IN_PROGRESS:
         raise RuleViolation("infusion_not_in_progress", f"The infusion is {infusion.get_status_display().lower()}.")
     zone = selectors.site_zone(infusion.participant)
     if ended_at < infusion.started_at:
         raise InvalidInput(
-            "end_before_start", "The infusion cannot end before it started "
-            f"({selectors.format_site_time(infusion.started_at, zone)}).", {"ended_at": ["Before the start."]},
-        )  # fmt: skip
+            "end_before_start",
+            f"The infusion cannot end before it started ({selectors.format_site_time(infusion.started_at, zone)}).",
+            {"ended_at": ["Before the start."]},
+        )
     last_seen = max(
-        [*infusion.readings.values_list("observed_at", flat=True),
-         *(i.restarted_at or i.stopped_at for i in infusion.interruptions.all())],
+        [
+            *infusion.readings.values_list("observed_at", flat=True),
+            *(i.restarted_at or i.stopped_at for i in infusion.interruptions.all()),
+        ],
         default=None,
-    )  # fmt: skip
+    )
     if last_seen is not None and ended_at < last_seen:
-        raise InvalidInput("end_before_start", "The infusion cannot end before its last recorded rate or "
-                           "interruption.", {"ended_at": ["Before the last record."]})  # fmt: skip
+        raise InvalidInput(
+            "end_before_start",
+            "The infusion cannot end before its last recorded rate or interruption.",
+            {"ended_at": ["Before the last record."]},
+        )
     rate_note = _average_rate_check(infusion=infusion, ended_at=ended_at, volume=volume, confirmed=confirmed)
     trial, dose = infusion.trial, infusion.dose_level
     participant = (
@@ -219,13 +266,16 @@ def _infusion_finish(
 
     if not dose_within_tolerance(cells=cells, target=dose.cells, tolerance_pct=trial.dose_tolerance_pct):
         deviation_open_by_system(
-            participant=participant, category=ProtocolDeviation.Category.DOSE,
+            participant=participant,
+            category=ProtocolDeviation.Category.DOSE,
             severity=ProtocolDeviation.Severity.MAJOR,
             description=f"{format_cells(cells)} cells given ({cells:,}); the dose level {dose.label} is "
             f"{dose.cells_display} ({dose.cells:,}) ± {trial.dose_tolerance_pct}%."
             + (f" Infusion stopped early: {reason}" if reason else ""),
-            occurred_on=timezone.localdate(ended_at, timezone=zone), by=by, infusion=infusion,
-        )  # fmt: skip
+            occurred_on=timezone.localdate(ended_at, timezone=zone),
+            by=by,
+            infusion=infusion,
+        )
 
     # DLT window: day 0 is the site's date the infusion started; the window covers days 0..N (inclusive),
     # so with N = 28 the day-28 visit is its last day. A later infusion (if the protocol allows one)
@@ -235,17 +285,23 @@ def _infusion_finish(
     participant.dlt_window_end = max(participant.dlt_window_end or day0, day0 + timedelta(days=trial.dlt_window_days))
     if participant.status == Participant.Status.ENROLLED:
         participant.status = Participant.Status.INFUSED
-    audit(participant, by=by, reason=f"Infused; DLT window {participant.dlt_window_start} to "
-          f"{participant.dlt_window_end}").save()  # fmt: skip
+    audit(
+        participant, by=by, reason=f"Infused; DLT window {participant.dlt_window_start} to {participant.dlt_window_end}"
+    ).save()
 
     for definition in trial.visit_schedule.order_by("day_offset", "code"):
         target = day0 + timedelta(days=definition.day_offset)
         visit = FollowUpVisit(
-            participant=participant, infusion=infusion, definition=definition, code=definition.code,
-            name=definition.name, day_offset=definition.day_offset, target_date=target,
+            participant=participant,
+            infusion=infusion,
+            definition=definition,
+            code=definition.code,
+            name=definition.name,
+            day_offset=definition.day_offset,
+            target_date=target,
             window_start=target - timedelta(days=definition.window_before_days),
             window_end=target + timedelta(days=definition.window_after_days),
-        )  # fmt: skip
+        )
         audit(visit, by=by, reason="Scheduled from the infusion day").save()
 
     _cohort_observe_if_all_infused(cohort=cohort, by=by)

@@ -60,22 +60,31 @@ def clean_vital_signs(values: Mapping[str, Any] | None, *, field: str) -> dict[s
         if raw is None or raw == "":
             continue
         places = 1 if name == "temperature_c" else 0
-        number = clean_decimal(raw, field=f"{field}.{name}", label=name.replace("_", " ").capitalize(), unit="",
-                          max_digits=4 if places else 3, places=places, code="invalid_vitals")  # fmt: skip
+        number = clean_decimal(
+            raw,
+            field=f"{field}.{name}",
+            label=name.replace("_", " ").capitalize(),
+            unit="",
+            max_digits=4 if places else 3,
+            places=places,
+            code="invalid_vitals",
+        )
         if not low <= number <= high:
             raise InvalidInput(
-                "invalid_vitals", f"{name.replace('_', ' ').capitalize()} {number} is outside {low}–{high}.",
+                "invalid_vitals",
+                f"{name.replace('_', ' ').capitalize()} {number} is outside {low}–{high}.",
                 {f"{field}.{name}": ["Not plausible."]},
-            )  # fmt: skip
+            )
         cleaned[name] = number if places else int(number)
     if not cleaned:
         raise InvalidInput("invalid_vitals", "Give at least one vital sign.", {field: ["Empty."]})
     systolic, diastolic = cleaned.get("systolic_bp"), cleaned.get("diastolic_bp")
     if systolic is not None and diastolic is not None and systolic <= diastolic:
         raise InvalidInput(
-            "invalid_vitals", f"Blood pressure {systolic}/{diastolic}: the systolic must be above the diastolic.",
+            "invalid_vitals",
+            f"Blood pressure {systolic}/{diastolic}: the systolic must be above the diastolic.",
             {f"{field}.systolic_bp": ["Not above the diastolic."]},
-        )  # fmt: skip
+        )
     if values.get("measured_at") is not None:
         cleaned["measured_at"] = clean_moment(values["measured_at"], field=f"{field}.measured_at", label="Measured at")
     return cleaned
@@ -153,13 +162,19 @@ def infusion_start(
         trial = cohort.trial
         if participant.replaced:
             raise RuleViolation("not_enrolled", f"{participant} is marked replaced (not evaluable): no infusion.")
-        if participant.status in (Participant.Status.WITHDRAWN, Participant.Status.LOST_TO_FOLLOW_UP,
-                                  Participant.Status.COMPLETED):  # fmt: skip
-            raise RuleViolation("not_enrolled", f"{participant} is {participant.get_status_display().lower()}: "
-                                "no infusion.")  # fmt: skip
+        if participant.status in (
+            Participant.Status.WITHDRAWN,
+            Participant.Status.LOST_TO_FOLLOW_UP,
+            Participant.Status.COMPLETED,
+        ):
+            raise RuleViolation(
+                "not_enrolled", f"{participant} is {participant.get_status_display().lower()}: no infusion."
+            )
         if cohort.state == Cohort.State.PAUSED:
-            raise RuleViolation("cohort_paused", f"{cohort} is paused by a stopping rule: no infusion until the "
-                                "safety review committee resumes it.")  # fmt: skip
+            raise RuleViolation(
+                "cohort_paused",
+                f"{cohort} is paused by a stopping rule: no infusion until the safety review committee resumes it.",
+            )
         if trial.status == Trial.Status.STOPPED:
             raise RuleViolation("trial_stopped", f"{trial.registry_id} is stopped: no infusion.")
         if cohort.state not in (Cohort.State.OPEN, Cohort.State.FULL):
@@ -167,44 +182,60 @@ def infusion_start(
         given = list(participant.infusions.order_by("sequence"))
         if len(given) >= trial.max_infusions_per_participant:
             raise RuleViolation(
-                "already_infused", f"{participant} already had {len(given)} infusion(s); the protocol allows "
+                "already_infused",
+                f"{participant} already had {len(given)} infusion(s); the protocol allows "
                 f"{trial.max_infusions_per_participant}.",
-            )  # fmt: skip
+            )
         if any(i.status == Infusion.Status.IN_PROGRESS for i in given):
             raise RuleViolation("infusion_in_progress", f"{participant} has an infusion in progress.")
         zone = selectors.site_zone(participant)
         if started_at < enrollment.enrolled_at:
             raise InvalidInput(
-                "started_before_enrollment", "The infusion cannot start before the enrollment "
-                f"({selectors.format_site_time(enrollment.enrolled_at, zone)}).", {"started_at": ["Too early."]},
-            )  # fmt: skip
+                "started_before_enrollment",
+                "The infusion cannot start before the enrollment "
+                f"({selectors.format_site_time(enrollment.enrolled_at, zone)}).",
+                {"started_at": ["Too early."]},
+            )
         if current_consent(participant, on=timezone.localdate(started_at, timezone=zone)) is None:
-            raise RuleViolation("no_consent", f"{participant} has no current signed consent of the version in force: "
-                                "no infusion.")  # fmt: skip
+            raise RuleViolation(
+                "no_consent", f"{participant} has no current signed consent of the version in force: no infusion."
+            )
         if started_at > product_expiry:
             raise RuleViolation(
-                "product_expired", f"Product lot {product_lot} expired at "
+                "product_expired",
+                f"Product lot {product_lot} expired at "
                 f"{selectors.format_site_time(product_expiry, zone)}: it must not be given.",
                 {"product_expiry": ["Expired."]},
-            )  # fmt: skip
+            )
         dose = cohort.dose_level
         cells_planned = dose.cells if cells_planned is None else cells_planned
         if not dose_within_tolerance(cells=cells_planned, target=dose.cells, tolerance_pct=trial.dose_tolerance_pct):
             raise RuleViolation(
-                "dose_mismatch", f"The product holds {format_cells(cells_planned)} cells; cohort {cohort.sequence} "
+                "dose_mismatch",
+                f"The product holds {format_cells(cells_planned)} cells; cohort {cohort.sequence} "
                 f"gives {dose.label} ({dose.cells_display}) ± {trial.dose_tolerance_pct}%.",
                 {"cells_planned": ["Does not match the dose level."]},
-            )  # fmt: skip
+            )
         hold = selectors.infusion_hold(participant=participant, at=started_at, cohort=cohort)
         if hold is not None:
             raise RuleViolation(hold.code, hold.message, {"started_at": [hold.message]})
         infusion = Infusion(
-            trial=trial, participant=participant, cohort=cohort, dose_level=dose, sequence=len(given) + 1,
-            max_infusions=trial.max_infusions_per_participant, status=Infusion.Status.IN_PROGRESS,
-            cells_planned=cells_planned, product_lot=product_lot, product_expiry=product_expiry,
-            started_at=started_at, volume_planned_ml=planned_volume,
-            drop_factor=drop_factor or trial.default_drop_factor, premedication=premedication, administered_by=by,
-        )  # fmt: skip
+            trial=trial,
+            participant=participant,
+            cohort=cohort,
+            dose_level=dose,
+            sequence=len(given) + 1,
+            max_infusions=trial.max_infusions_per_participant,
+            status=Infusion.Status.IN_PROGRESS,
+            cells_planned=cells_planned,
+            product_lot=product_lot,
+            product_expiry=product_expiry,
+            started_at=started_at,
+            volume_planned_ml=planned_volume,
+            drop_factor=drop_factor or trial.default_drop_factor,
+            premedication=premedication,
+            administered_by=by,
+        )
         try:
             with transaction.atomic():
                 audit(infusion, by=by, reason=f"Infusion started (lot {product_lot})").save()
@@ -213,8 +244,9 @@ def infusion_start(
                 "stagger_hold", f"Another infusion of cohort {cohort.sequence} is in progress."
             ) from None
         if vitals:
-            save_vital_signs(infusion=infusion, timepoint=VitalSigns.Timepoint.BEFORE, values=vitals, at=started_at,
-                             by=by)  # fmt: skip
+            save_vital_signs(
+                infusion=infusion, timepoint=VitalSigns.Timepoint.BEFORE, values=vitals, at=started_at, by=by
+            )
     return infusion
 
 
@@ -231,29 +263,39 @@ def drip_rate_record(*, infusion: Infusion, observed_at: datetime, drops_per_min
             raise RuleViolation("infusion_not_in_progress", "This infusion has not started.")
         if observed_at < infusion.started_at or (infusion.ended_at and observed_at > infusion.ended_at):
             raise InvalidInput(
-                "observed_outside_infusion", "The rate must be observed between the start and the end of the infusion.",
+                "observed_outside_infusion",
+                "The rate must be observed between the start and the end of the infusion.",
                 {"observed_at": ["Outside the infusion."]},
-            )  # fmt: skip
+            )
         trial = infusion.trial
         low, high = trial.infusion_rate_min, trial.infusion_rate_max
         reading = DripRateReading(
-            infusion=infusion, observed_at=observed_at, drops_per_minute=rate, rate_min=low, rate_max=high,
-            out_of_range=not (low <= rate <= high), recorded_by=by,
-        )  # fmt: skip
-        audit(reading, by=by, reason="Drip rate observed" + (" (outside the protocol)" if reading.out_of_range else "")
-              ).save()  # fmt: skip
+            infusion=infusion,
+            observed_at=observed_at,
+            drops_per_minute=rate,
+            rate_min=low,
+            rate_max=high,
+            out_of_range=not (low <= rate <= high),
+            recorded_by=by,
+        )
+        audit(
+            reading, by=by, reason="Drip rate observed" + (" (outside the protocol)" if reading.out_of_range else "")
+        ).save()
         if reading.out_of_range:
             zone = selectors.site_zone(infusion.participant)
             direction = "faster than" if rate > high else "slower than"
             deviation_open_by_system(
-                participant=infusion.participant, category=ProtocolDeviation.Category.INFUSION_RATE,
+                participant=infusion.participant,
+                category=ProtocolDeviation.Category.INFUSION_RATE,
                 severity=ProtocolDeviation.Severity.MAJOR if rate > high else ProtocolDeviation.Severity.MINOR,
                 description=f"Drip rate {plain_number(rate)} drops/min ({ml_per_hour(rate, infusion.drop_factor)} mL/h "
                 f"with a {infusion.drop_factor} drops/mL set) at {selectors.format_site_time(observed_at, zone)} is "
                 f"{direction} the protocol's {plain_number(low)}–{plain_number(high)} drops/min.",
-                occurred_on=timezone.localdate(observed_at, timezone=zone), by=by, infusion=infusion,
+                occurred_on=timezone.localdate(observed_at, timezone=zone),
+                by=by,
+                infusion=infusion,
                 drip_rate_reading=reading,
-            )  # fmt: skip
+            )
     return reading
 
 
@@ -264,8 +306,9 @@ def vital_signs_record(
     if timepoint not in VitalSigns.Timepoint.values:
         raise InvalidInput("invalid_vitals", f"Unknown time point {timepoint!r}.", {"timepoint": ["Invalid."]})
     vitals = clean_vital_signs(values, field="vitals")
-    measured_at = clean_moment(measured_at or vitals.get("measured_at") or timezone.now(), field="measured_at",
-                          label="Measured at")  # fmt: skip
+    measured_at = clean_moment(
+        measured_at or vitals.get("measured_at") or timezone.now(), field="measured_at", label="Measured at"
+    )
     vitals.pop("measured_at", None)
     with transaction.atomic():
         _, infusion = lock_infusion(infusion)
@@ -285,8 +328,11 @@ def infusion_interrupt(*, infusion: Infusion, stopped_at: datetime, reason: str,
             raise RuleViolation("infusion_interrupted", "The infusion is already interrupted: resume it first.")
         earliest = max([infusion.started_at, *(i.restarted_at for i in interruptions)])
         if stopped_at < earliest:
-            raise InvalidInput("end_before_start", "The interruption cannot precede the start or the last restart.",
-                               {"stopped_at": ["Too early."]})  # fmt: skip
+            raise InvalidInput(
+                "end_before_start",
+                "The interruption cannot precede the start or the last restart.",
+                {"stopped_at": ["Too early."]},
+            )
         interruption = InfusionInterruption(infusion=infusion, stopped_at=stopped_at, reason=reason, recorded_by=by)
         audit(interruption, by=by, reason=f"Infusion interrupted: {reason}").save()
     return interruption
@@ -301,8 +347,11 @@ def infusion_resume(*, infusion: Infusion, restarted_at: datetime, by) -> Infusi
         if infusion.status != Infusion.Status.IN_PROGRESS or interruption is None:
             raise RuleViolation("not_interrupted", "The infusion is not interrupted.")
         if restarted_at < interruption.stopped_at:
-            raise InvalidInput("end_before_start", "The restart cannot precede the interruption.",
-                               {"restarted_at": ["Before the interruption."]})  # fmt: skip
+            raise InvalidInput(
+                "end_before_start",
+                "The restart cannot precede the interruption.",
+                {"restarted_at": ["Before the interruption."]},
+            )
         interruption.restarted_at = restarted_at
         audit(interruption, by=by, reason="Infusion restarted").save()
     return interruption

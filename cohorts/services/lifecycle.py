@@ -1,12 +1,9 @@
 """Opening cohorts: the first at the lowest dose; a later one only under an effective committee decision."""
 
-
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from cohorts.models import (
-    Cohort,
-)
+from cohorts.models import Cohort
 from core.errors import RuleViolation, require_permission
 from core.history import audit
 from trial.models import DoseLevel, Trial
@@ -15,8 +12,15 @@ from trial.models import DoseLevel, Trial
 def cohort_open(*, trial: Trial, dose_level: DoseLevel, by, reason: str) -> Cohort:
     """Create and open the next cohort. Callers have checked the gate; the database holds one-active."""
     sequence = (trial.cohorts.order_by("-sequence").values_list("sequence", flat=True).first() or 0) + 1
-    cohort = Cohort(trial=trial, dose_level=dose_level, sequence=sequence, capacity=trial.cohort_size,
-                    state=Cohort.State.OPEN, opened_at=timezone.now(), opened_by=by)  # fmt: skip
+    cohort = Cohort(
+        trial=trial,
+        dose_level=dose_level,
+        sequence=sequence,
+        capacity=trial.cohort_size,
+        state=Cohort.State.OPEN,
+        opened_at=timezone.now(),
+        opened_by=by,
+    )
     try:
         with transaction.atomic():
             audit(cohort, by=by, reason=reason).save()

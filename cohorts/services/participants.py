@@ -16,9 +16,7 @@ from cohorts.models import (
 )
 from cohorts.selectors import site_today
 from cohorts.services.screening import SCREENING_STATUSES, eligibility_evaluate
-from core.cleaning import (
-    clean_text,
-)
+from core.cleaning import clean_text
 from core.errors import InvalidInput, RuleViolation, require_permission
 from core.history import audit
 from trial.models import Site, Trial
@@ -34,9 +32,13 @@ def participant_register(
             "wrong_site", f"Site {site} does not take part in {trial.registry_id}.", {"site": ["Wrong trial."]}
         )
     participant = Participant(
-        trial=trial, site=site, screening_number=screening_number, date_of_birth=date_of_birth, sex=sex,
+        trial=trial,
+        site=site,
+        screening_number=screening_number,
+        date_of_birth=date_of_birth,
+        sex=sex,
         initials=initials,
-    )  # fmt: skip
+    )
     for name, value in (("screening_number", screening_number), ("initials", initials)):
         if isinstance(value, str) and "\x00" in value:
             raise InvalidInput("invalid", "Text cannot contain NUL characters.", {name: ["NUL character."]})
@@ -51,17 +53,19 @@ def participant_register(
     # Input is validated first: PostgreSQL refuses a NUL byte even in a lookup.
     if Participant.objects.filter(trial=trial, screening_number=screening_number).exists():
         raise RuleViolation(
-            "duplicate_screening_number", f"Screening number {screening_number} is already used in this trial.",
+            "duplicate_screening_number",
+            f"Screening number {screening_number} is already used in this trial.",
             {"screening_number": ["Already used."]},
-        )  # fmt: skip
+        )
     try:
         with transaction.atomic():
             audit(participant, by=by, reason="Screening started").save()
     except IntegrityError:
         raise RuleViolation(
-            "duplicate_screening_number", f"Screening number {screening_number} is already used in this trial.",
+            "duplicate_screening_number",
+            f"Screening number {screening_number} is already used in this trial.",
             {"screening_number": ["Already used."]},
-        ) from None  # fmt: skip
+        ) from None
     return participant
 
 
@@ -74,15 +78,21 @@ def participant_update(*, participant: Participant, values: Mapping[str, Any], r
     require_permission(by, "cohorts.change_participant", "correct participant details")
     unknown = sorted(set(values) - set(PARTICIPANT_EDITABLE))
     if unknown:
-        raise InvalidInput("unknown_fields", f"These cannot be changed here: {', '.join(unknown)}.",
-                           {k: ["Not editable."] for k in unknown})  # fmt: skip
-    reason = clean_text(reason, field="reason", label="The reason for change", max_length=500, required=True,
-                   code="reason_required")  # fmt: skip
+        raise InvalidInput(
+            "unknown_fields",
+            f"These cannot be changed here: {', '.join(unknown)}.",
+            {k: ["Not editable."] for k in unknown},
+        )
+    reason = clean_text(
+        reason, field="reason", label="The reason for change", max_length=500, required=True, code="reason_required"
+    )
     with transaction.atomic():
         participant = Participant.objects.select_for_update(of=("self",)).select_related("site").get(pk=participant.pk)
         if participant.status not in SCREENING_STATUSES:
-            raise RuleViolation("screening_closed", f"{participant} is {participant.get_status_display().lower()}: "
-                                "her details can no longer change.")  # fmt: skip
+            raise RuleViolation(
+                "screening_closed",
+                f"{participant} is {participant.get_status_display().lower()}: her details can no longer change.",
+            )
         for name, value in values.items():
             if isinstance(value, str) and "\x00" in value:
                 raise InvalidInput("invalid", "Text cannot contain NUL characters.", {name: ["NUL character."]})
@@ -134,8 +144,10 @@ def participant_mark_replaced(*, participant: Participant, reason: str, by) -> P
         if participant.replaced:
             raise RuleViolation("already_replaced", f"{participant} is already marked replaced.")
         if cohort.state not in (Cohort.State.OPEN, Cohort.State.FULL, Cohort.State.OBSERVING):
-            raise RuleViolation("cohort_not_open", f"{cohort} is {cohort.get_state_display().lower()}: "
-                                "replacements are only possible before its review.")  # fmt: skip
+            raise RuleViolation(
+                "cohort_not_open",
+                f"{cohort} is {cohort.get_state_display().lower()}: replacements are only possible before its review.",
+            )
         participant.replaced = True
         participant.replacement_reason = reason
         audit(participant, by=by, reason=f"Not evaluable, replaced: {reason}").save()

@@ -17,9 +17,7 @@ from cohorts.models import (
     ScreeningRecord,
 )
 from cohorts.selectors import eligibility_summary
-from core.cleaning import (
-    clean_text,
-)
+from core.cleaning import clean_text
 from core.errors import InvalidInput, RuleViolation, require_permission
 from core.history import audit
 
@@ -27,9 +25,10 @@ SCREENING_STATUSES = (Participant.Status.SCREENING, Participant.Status.ELIGIBLE,
 
 
 SCREENING_FIELDS = tuple(
-    f.name for f in ScreeningRecord._meta.get_fields()
+    f.name
+    for f in ScreeningRecord._meta.get_fields()
     if f.concrete and f.name not in {"id", "participant", "verdict", "evaluated_at"}
-)  # fmt: skip
+)
 
 
 def screening_record_save(
@@ -52,10 +51,15 @@ def screening_record_save(
         )
     with transaction.atomic():
         participant = Participant.objects.select_for_update().get(pk=participant.pk)
-        if participant.status not in (Participant.Status.SCREENING, Participant.Status.ELIGIBLE,
-                                      Participant.Status.SCREEN_FAILED):  # fmt: skip
-            raise RuleViolation("screening_closed", f"{participant} is {participant.get_status_display().lower()}: "
-                                "screening data can no longer change.")  # fmt: skip
+        if participant.status not in (
+            Participant.Status.SCREENING,
+            Participant.Status.ELIGIBLE,
+            Participant.Status.SCREEN_FAILED,
+        ):
+            raise RuleViolation(
+                "screening_closed",
+                f"{participant} is {participant.get_status_display().lower()}: screening data can no longer change.",
+            )
         record = ScreeningRecord.objects.filter(participant=participant).first()
         is_new = record is None
         if is_new:
@@ -101,10 +105,11 @@ def eligibility_evaluate(*, participant: Participant, by=None) -> rules.Eligibil
         if record is not None:
             record.assessments.all().delete()
             CriterionAssessment.objects.bulk_create(
-                CriterionAssessment(screening=record, code=r.code, kind=str(r.kind), verdict=str(r.verdict),
-                                    reason=r.reason, order=i)
+                CriterionAssessment(
+                    screening=record, code=r.code, kind=str(r.kind), verdict=str(r.verdict), reason=r.reason, order=i
+                )
                 for i, r in enumerate(result.results)
-            )  # fmt: skip
+            )
             if result.eligible:
                 verdict = ScreeningRecord.Verdict.ELIGIBLE
             elif summary.unmet:
@@ -115,8 +120,11 @@ def eligibility_evaluate(*, participant: Participant, by=None) -> rules.Eligibil
                 verdict = ScreeningRecord.Verdict.PENDING_JUDGMENT
             ScreeningRecord.objects.filter(pk=record.pk).update(verdict=verdict, evaluated_at=timezone.now())
         new_status = participant.status
-        if participant.status in (Participant.Status.SCREENING, Participant.Status.ELIGIBLE,
-                                  Participant.Status.SCREEN_FAILED):  # fmt: skip
+        if participant.status in (
+            Participant.Status.SCREENING,
+            Participant.Status.ELIGIBLE,
+            Participant.Status.SCREEN_FAILED,
+        ):
             if result.eligible:
                 new_status = Participant.Status.ELIGIBLE
             elif summary.unmet:
@@ -158,8 +166,11 @@ def judgments_confirm(
     with transaction.atomic():
         participant = Participant.objects.select_for_update().get(pk=participant.pk)
         if participant.status not in SCREENING_STATUSES:
-            raise RuleViolation("screening_closed", f"{participant} is {participant.get_status_display().lower()}: "
-                                "eligibility judgments can no longer change.")  # fmt: skip
+            raise RuleViolation(
+                "screening_closed",
+                f"{participant} is {participant.get_status_display().lower()}: "
+                "eligibility judgments can no longer change.",
+            )
         existing = {j.code: j for j in JudgmentConfirmation.objects.filter(participant=participant, code__in=answers)}
         for code, satisfied in answers.items():
             confirmation = existing.get(code) or JudgmentConfirmation(participant=participant, code=code)
@@ -184,15 +195,27 @@ def gilbert_diagnosis_record(*, participant: Participant, documented: bool, note
     what = "record a Gilbert's syndrome diagnosis (investigators only)"
     require_permission(by, "cohorts.add_gilbertsyndromediagnosis", what)
     if not isinstance(documented, bool):
-        raise InvalidInput("invalid", "Say whether Gilbert's syndrome is documented (true or false).",
-                           {"documented": ["Not true or false."]})  # fmt: skip
-    note = clean_text(note, field="note", label="Note (what the diagnosis rests on)", max_length=2000,
-                 required=True, code="note_required")  # fmt: skip
+        raise InvalidInput(
+            "invalid",
+            "Say whether Gilbert's syndrome is documented (true or false).",
+            {"documented": ["Not true or false."]},
+        )
+    note = clean_text(
+        note,
+        field="note",
+        label="Note (what the diagnosis rests on)",
+        max_length=2000,
+        required=True,
+        code="note_required",
+    )
     with transaction.atomic():
         participant = Participant.objects.select_for_update(of=("self",)).get(pk=participant.pk)
         if participant.status not in SCREENING_STATUSES:
-            raise RuleViolation("screening_closed", f"{participant} is {participant.get_status_display().lower()}: "
-                                "her eligibility data can no longer change.")  # fmt: skip
+            raise RuleViolation(
+                "screening_closed",
+                f"{participant} is {participant.get_status_display().lower()}: "
+                "her eligibility data can no longer change.",
+            )
         diagnosis = GilbertSyndromeDiagnosis.objects.select_for_update().filter(participant=participant).first()
         if diagnosis is None:
             diagnosis = GilbertSyndromeDiagnosis(participant=participant)
@@ -203,8 +226,11 @@ def gilbert_diagnosis_record(*, participant: Participant, documented: bool, note
         diagnosis.note = note
         diagnosis.recorded_by = by
         diagnosis.recorded_at = timezone.now()
-        reason = ("Gilbert's syndrome documented: the E14 bilirubin limit is waived" if documented
-                  else "Gilbert's syndrome not documented: the E14 bilirubin limit applies")  # fmt: skip
+        reason = (
+            "Gilbert's syndrome documented: the E14 bilirubin limit is waived"
+            if documented
+            else "Gilbert's syndrome not documented: the E14 bilirubin limit applies"
+        )
         audit(diagnosis, by=by, reason=reason + revised).save()
         eligibility_evaluate(participant=participant, by=by)
     return diagnosis

@@ -13,9 +13,7 @@ from cohorts.models import (
 )
 from cohorts.selectors import site_today
 from cohorts.services.deviations import deviation_open_by_system
-from core.cleaning import (
-    clean_text,
-)
+from core.cleaning import clean_text
 from core.errors import InvalidInput, RuleViolation, require_permission
 from core.history import audit
 
@@ -50,8 +48,11 @@ def visit_complete(*, visit: FollowUpVisit, on: date, by) -> FollowUpVisit:
             raise InvalidInput("date_in_future", "The visit date cannot be in the future.", {"on": ["In the future."]})
         day0 = selectors.infusion_day(visit.infusion, selectors.site_zone(participant))
         if on < day0:
-            raise InvalidInput("date_before_infusion", f"The visit cannot precede the infusion day ({day0}).",
-                               {"on": ["Before the infusion."]})  # fmt: skip
+            raise InvalidInput(
+                "date_before_infusion",
+                f"The visit cannot precede the infusion day ({day0}).",
+                {"on": ["Before the infusion."]},
+            )
         visit.status = FollowUpVisit.Status.COMPLETED
         visit.done_on = on
         visit.recorded_by = by
@@ -59,12 +60,16 @@ def visit_complete(*, visit: FollowUpVisit, on: date, by) -> FollowUpVisit:
         audit(visit, by=by, reason=f"Visit done on {on}").save()
         if visit.out_of_window:
             deviation_open_by_system(
-                participant=participant, category=ProtocolDeviation.Category.VISIT_WINDOW,
+                participant=participant,
+                category=ProtocolDeviation.Category.VISIT_WINDOW,
                 severity=ProtocolDeviation.Severity.MINOR,
                 description=f"{visit.name} done on {on}, outside its window {visit.window_start} to "
                 f"{visit.window_end} (target {visit.target_date}, day {visit.day_offset}).",
-                occurred_on=on, by=by, visit=visit, infusion=visit.infusion,
-            )  # fmt: skip
+                occurred_on=on,
+                by=by,
+                visit=visit,
+                infusion=visit.infusion,
+            )
         _participant_in_follow_up(participant, by=by, why=f"Follow-up: {visit.name} done")
     return visit
 

@@ -72,9 +72,12 @@ class AdverseEventForm(ReasonForChangeForm):
                 )
             else:
                 self.saved_event = services.adverse_event_update(
-                    event=self.instance, values=values, reason=self.cleaned_data.get("change_reason", ""),
-                    by=self.acting_user, information_received_at=self.cleaned_data.get("information_received_at"),
-                )  # fmt: skip
+                    event=self.instance,
+                    values=values,
+                    reason=self.cleaned_data.get("change_reason", ""),
+                    by=self.acting_user,
+                    information_received_at=self.cleaned_data.get("information_received_at"),
+                )
         except DomainError as refused:
             self._show_refusal(refused)
 
@@ -145,50 +148,90 @@ class OverdueClockFilter(admin.SimpleListFilter):
 
 class DltDecisionForm(forms.Form):
     reason = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3, "cols": 80}), max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
+        max_length=2000,
         help_text="Why the event is (not) dose-limiting; kept with the decision and shown to the committee.",
-    )  # fmt: skip
+    )
 
 
 @admin.register(AdverseEvent)
 class AdverseEventAdmin(AuditedAdmin):
     form = AdverseEventForm
-    list_display = ("onset_date", "participant_label", "cohort_label", "term_label", "grade", "worst_grade",
-                    "serious", "relationship", "dlt_label", "reporting")  # fmt: skip
+    list_display = (
+        "onset_date",
+        "participant_label",
+        "cohort_label",
+        "term_label",
+        "grade",
+        "worst_grade",
+        "serious",
+        "relationship",
+        "dlt_label",
+        "reporting",
+    )
     list_display_links = ("onset_date", "term_label")
     list_filter = (WorstGradeFilter, "serious", CohortFilter, "dlt_status", OverdueClockFilter)
     list_select_related = ("participant__site", "participant__trial", "ctcae_term")
-    search_fields = ("verbatim_term", "ctcae_term__term", "ctcae_term_text", "participant__study_id",
-                     "participant__screening_number")  # fmt: skip
+    search_fields = (
+        "verbatim_term",
+        "ctcae_term__term",
+        "ctcae_term_text",
+        "participant__study_id",
+        "participant__screening_number",
+    )
     autocomplete_fields = ("participant", "ctcae_term")
     radio_fields = {"relationship": admin.HORIZONTAL}
-    readonly_fields = ("worst_grade", "dlt_status", "dlt_reason", "dlt_decided_by", "dlt_decided_at", "reported_by",
-                       "created_at", "clock_table")  # fmt: skip
+    readonly_fields = (
+        "worst_grade",
+        "dlt_status",
+        "dlt_reason",
+        "dlt_decided_by",
+        "dlt_decided_at",
+        "reported_by",
+        "created_at",
+        "clock_table",
+    )
     actions = ("confirm_dlt", "reject_dlt")
 
     _event = ("verbatim_term", "ctcae_term", "ctcae_term_text", "onset_date", "resolution_date", "infusion_reaction")
-    _criteria = (("sae_death", "sae_life_threatening", "sae_hospitalisation"),
-                 ("sae_disability", "sae_congenital_anomaly", "sae_other_important"))  # fmt: skip
+    _criteria = (
+        ("sae_death", "sae_life_threatening", "sae_hospitalisation"),
+        ("sae_disability", "sae_congenital_anomaly", "sae_other_important"),
+    )
     add_fieldsets = (
         ("Event", {"fields": ("participant", *_event)}),
-        ("Grade and seriousness", {"fields": ("grade", "serious", *_criteria),
-                                   "description": "Serious (ICH E2A) needs at least one criterion."}),
+        (
+            "Grade and seriousness",
+            {
+                "fields": ("grade", "serious", *_criteria),
+                "description": "Serious (ICH E2A) needs at least one criterion.",
+            },
+        ),
         ("Causality", {"fields": ("relationship", "expected")}),
         ("Outcome", {"fields": ("outcome", "action_taken")}),
-        ("Reporting", {"fields": ("site_aware_at",),
-                       "description": "A serious event starts the expedited-reporting clock from this time."}),
-    )  # fmt: skip
+        (
+            "Reporting",
+            {
+                "fields": ("site_aware_at",),
+                "description": "A serious event starts the expedited-reporting clock from this time.",
+            },
+        ),
+    )
     fieldsets = (
         ("Event", {"fields": ("participant", *_event)}),
         ("Grade and seriousness", {"fields": ("grade", "worst_grade", "serious", *_criteria)}),
         ("Causality", {"fields": ("relationship", "expected")}),
         ("Outcome", {"fields": ("outcome", "action_taken")}),
-        ("Reporting", {"fields": ("site_aware_at", "information_received_at", "reported_by", "created_at",
-                                  "clock_table"),
-                       "description": "Latest information received at: when the site received this follow-up "
-                       "(empty: now). A clock the follow-up starts counts from then."}),
+        (
+            "Reporting",
+            {
+                "fields": ("site_aware_at", "information_received_at", "reported_by", "created_at", "clock_table"),
+                "description": "Latest information received at: when the site received this follow-up "
+                "(empty: now). A clock the follow-up starts counts from then.",
+            },
+        ),
         ("Dose-limiting toxicity", {"fields": ("dlt_status", "dlt_reason", "dlt_decided_by", "dlt_decided_at")}),
-    )  # fmt: skip
+    )
 
     def get_queryset(self, request):
         cohort = Enrollment.objects.filter(participant=OuterRef("participant")).values("cohort__sequence")[:1]
@@ -223,15 +266,25 @@ class AdverseEventAdmin(AuditedAdmin):
 
     def _tell_consequences(self, request, event: AdverseEvent) -> None:
         if event.dlt_status == AdverseEvent.DltStatus.CANDIDATE:
-            self.message_user(request, f"DLT candidate: {event.dlt_reason} An investigator must confirm or reject it.",
-                              messages.WARNING)  # fmt: skip
+            self.message_user(
+                request,
+                f"DLT candidate: {event.dlt_reason} An investigator must confirm or reject it.",
+                messages.WARNING,
+            )
         for clock in event.clocks.filter(done_at__isnull=True):
-            self.message_user(request, f"{clock.get_kind_display()} due by {local_time(clock.due_at)} "
-                              f"({clock.recipient}).", messages.WARNING)  # fmt: skip
+            self.message_user(
+                request,
+                f"{clock.get_kind_display()} due by {local_time(clock.due_at)} ({clock.recipient}).",
+                messages.WARNING,
+            )
         paused = Cohort.objects.filter(trial_id=event.participant.trial_id, state=Cohort.State.PAUSED).first()
         if paused is not None:
-            self.message_user(request, f"Stopping rule: {paused} is paused. Enrollment and infusion are refused "
-                              "until the safety review committee resumes it.", messages.ERROR)  # fmt: skip
+            self.message_user(
+                request,
+                f"Stopping rule: {paused} is paused. Enrollment and infusion are refused "
+                "until the safety review committee resumes it.",
+                messages.ERROR,
+            )
 
     # --- list columns ---
 
@@ -279,16 +332,27 @@ class AdverseEventAdmin(AuditedAdmin):
             return "—"
         now = timezone.now()
         rows = format_html_join(
-            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            ((c.get_kind_display(), local_time(c.due_at), c.recipient,
-              format_html(OVERDUE, "OVERDUE") if clock_overdue(c, now)
-              else (local_time(c.done_at) if c.done_at else "open"),
-              f"{c.reported_to} ({c.done_by})" if c.done_at else "") for c in obj.clocks.select_related("done_by")),
-        )  # fmt: skip
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    c.get_kind_display(),
+                    local_time(c.due_at),
+                    c.recipient,
+                    format_html(OVERDUE, "OVERDUE")
+                    if clock_overdue(c, now)
+                    else (local_time(c.done_at) if c.done_at else "open"),
+                    f"{c.reported_to} ({c.done_by})" if c.done_at else "",
+                )
+                for c in obj.clocks.select_related("done_by")
+            ),
+        )
         if not rows:
             return "No expedited report is due (the event is not serious)."
-        return format_html("<table><tr><th>Report</th><th>Due by</th><th>To</th><th>Done</th><th>Reported to (by)"
-                           "</th></tr>{}</table>", rows)  # fmt: skip
+        return format_html(
+            "<table><tr><th>Report</th><th>Due by</th><th>To</th><th>Done</th><th>Reported to (by)</th></tr>{}</table>",
+            rows,
+        )
 
     # --- DLT decisions (investigators) ---
 
@@ -308,31 +372,40 @@ class AdverseEventAdmin(AuditedAdmin):
         candidates = [e for e in queryset if e.dlt_status == AdverseEvent.DltStatus.CANDIDATE]
         skipped = queryset.count() - len(candidates)
         if not candidates:
-            self.message_user(request, "None of the selected events is a DLT candidate: nothing to decide.",
-                              messages.WARNING)  # fmt: skip
+            self.message_user(
+                request, "None of the selected events is a DLT candidate: nothing to decide.", messages.WARNING
+            )
             return None
         form = DltDecisionForm(request.POST if "apply" in request.POST else None)
         if not form.is_valid():
             for event in candidates:
                 event.label = f"{event.participant.study_id or event.participant}: {event} — {event.dlt_reason}"
             return action_form_page(
-                self, request, title=f"{verb.capitalize()} DLT", form=form, objects=candidates,
-                action=f"{verb}_dlt", submit=f"{verb.capitalize()} DLT",
+                self,
+                request,
+                title=f"{verb.capitalize()} DLT",
+                form=form,
+                objects=candidates,
+                action=f"{verb}_dlt",
+                submit=f"{verb.capitalize()} DLT",
                 intro=f"You are about to {verb} {len(candidates)} DLT candidate(s) as investigator "
                 f"{request.user.get_full_name() or request.user}."
                 + (f" {skipped} selected event(s) are not candidates and are left as they are." if skipped else ""),
-            )  # fmt: skip
+            )
         for event in candidates:
             try:
-                decided = services.dlt_decide(event=event, confirm=confirm, reason=form.cleaned_data["reason"],
-                                              by=request.user)  # fmt: skip
+                decided = services.dlt_decide(
+                    event=event, confirm=confirm, reason=form.cleaned_data["reason"], by=request.user
+                )
             except DomainError as refused:
                 self.message_user(request, f"{event}: not decided: {refused.message}", messages.ERROR)
             else:
                 self.message_user(request, f"{decided}: {decided.get_dlt_status_display()}.", messages.SUCCESS)
         trials = {e.participant.trial_id for e in candidates}
         for paused in Cohort.objects.filter(trial_id__in=trials, state=Cohort.State.PAUSED).select_related(
-                "dose_level"):  # fmt: skip
-            self.message_user(request, f"Stopping rule: {paused} is paused; an unscheduled safety review is open.",
-                              messages.ERROR)  # fmt: skip
+            "dose_level"
+        ):
+            self.message_user(
+                request, f"Stopping rule: {paused} is paused; an unscheduled safety review is open.", messages.ERROR
+            )
         return None

@@ -49,8 +49,17 @@ class ClockStateFilter(admin.SimpleListFilter):
 
 @admin.register(ReportingClock)
 class ReportingClockAdmin(AuditedAdmin):
-    list_display = ("due_at", "state", "kind", "event_label", "participant_label", "recipient", "done_at", "done_by",
-                    "reported_to")  # fmt: skip
+    list_display = (
+        "due_at",
+        "state",
+        "kind",
+        "event_label",
+        "participant_label",
+        "recipient",
+        "done_at",
+        "done_by",
+        "reported_to",
+    )
     list_filter = (ClockStateFilter, "kind")
     list_select_related = ("adverse_event__participant", "adverse_event__ctcae_term", "done_by")
     search_fields = ("adverse_event__verbatim_term", "adverse_event__participant__study_id", "reported_to")
@@ -100,18 +109,34 @@ class ReportingClockAdmin(AuditedAdmin):
             for clock in open_clocks:
                 clock.label = f"{clock.get_kind_display()} — {clock.adverse_event} — due by {local_time(clock.due_at)}"
             return action_form_page(
-                self, request, title="Record an expedited report", form=form, objects=open_clocks,
-                action="record_report", submit="Record the report",
+                self,
+                request,
+                title="Record an expedited report",
+                form=form,
+                objects=open_clocks,
+                action="record_report",
+                submit="Record the report",
                 intro=f"Recorded as reported by {request.user.get_full_name() or request.user}.",
-            )  # fmt: skip
+            )
         for clock in open_clocks:
             try:
-                services.clock_complete(clock=clock, done_at=form.cleaned_data["done_at"],
-                                        reported_to=form.cleaned_data["reported_to"], by=request.user)  # fmt: skip
+                services.clock_complete(
+                    clock=clock,
+                    done_at=form.cleaned_data["done_at"],
+                    reported_to=form.cleaned_data["reported_to"],
+                    by=request.user,
+                )
             except DomainError as refused:
-                self.message_user(request, f"{clock.get_kind_display()} for {clock.adverse_event}: not recorded: "
-                                  f"{refused.message}", messages.ERROR)  # fmt: skip
+                self.message_user(
+                    request,
+                    f"{clock.get_kind_display()} for {clock.adverse_event}: not recorded: {refused.message}",
+                    messages.ERROR,
+                )
             else:
-                self.message_user(request, f"{clock.get_kind_display()} for {clock.adverse_event}: reported to "
-                                  f"{form.cleaned_data['reported_to']}.", messages.SUCCESS)  # fmt: skip
+                self.message_user(
+                    request,
+                    f"{clock.get_kind_display()} for {clock.adverse_event}: reported to "
+                    f"{form.cleaned_data['reported_to']}.",
+                    messages.SUCCESS,
+                )
         return None

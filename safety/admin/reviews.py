@@ -25,17 +25,23 @@ class ProposeForm(forms.Form):
         "from the design's selection, and when overdue visits are acknowledged.",
     )
     mtd_level = forms.TypedChoiceField(
-        label="MTD declared by the committee", required=False, coerce=int, empty_value=None,
+        label="MTD declared by the committee",
+        required=False,
+        coerce=int,
+        empty_value=None,
         help_text="Only with 'End escalation': leave empty to record the design's MTD selection shown above.",
-    )  # fmt: skip
+    )
     acknowledge_visits = forms.BooleanField(
-        label="The rationale addresses the overdue safety visits listed above", required=False,
+        label="The rationale addresses the overdue safety visits listed above",
+        required=False,
     )
 
     def __init__(self, *args, treated_levels=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["mtd_level"].choices = [("", "— the design's selection —"),
-                                            *((level, f"Dose level {level}") for level in treated_levels)]  # fmt: skip
+        self.fields["mtd_level"].choices = [
+            ("", "— the design's selection —"),
+            *((level, f"Dose level {level}") for level in treated_levels),
+        ]
 
 
 class SignForm(forms.Form):
@@ -76,20 +82,69 @@ class SafetyReviewAdmin(admin.ModelAdmin):
     inlines = (SignOffInline,)
     fieldsets = (
         ("Review", {"fields": ("trial", "cohort", "kind", "reason", "state", "opened_at", "opened_by")}),
-        ("What the committee sees", {"fields": ("dose_table", "recommendation_table", "mtd_table",
-                                                "participant_table", "event_summary", "serious_table",
-                                                "dlt_table", "visit_table")}),
-        ("Decision", {"fields": ("decision", "rationale", "protocol_recommends", "proposed_by", "proposed_at",
-                                 "decided_at", "resulting_cohort", "mtd_statement", "mtd_departs_from_rule",
-                                 "acknowledged_visits")}),
+        (
+            "What the committee sees",
+            {
+                "fields": (
+                    "dose_table",
+                    "recommendation_table",
+                    "mtd_table",
+                    "participant_table",
+                    "event_summary",
+                    "serious_table",
+                    "dlt_table",
+                    "visit_table",
+                )
+            },
+        ),
+        (
+            "Decision",
+            {
+                "fields": (
+                    "decision",
+                    "rationale",
+                    "protocol_recommends",
+                    "proposed_by",
+                    "proposed_at",
+                    "decided_at",
+                    "resulting_cohort",
+                    "mtd_statement",
+                    "mtd_departs_from_rule",
+                    "acknowledged_visits",
+                )
+            },
+        ),
         ("Integrity", {"fields": ("snapshot_digest",)}),
-    )  # fmt: skip
+    )
     readonly_fields = (
-        "trial", "cohort", "kind", "reason", "state", "opened_at", "opened_by", "dose_table", "recommendation_table",
-        "event_summary", "decision", "rationale", "protocol_recommends", "proposed_by", "proposed_at", "decided_at",
-        "resulting_cohort", "mtd_dose_level", "snapshot_digest", "mtd_table", "participant_table", "serious_table",
-        "dlt_table", "visit_table", "mtd_statement", "mtd_departs_from_rule", "acknowledged_visits",
-    )  # fmt: skip
+        "trial",
+        "cohort",
+        "kind",
+        "reason",
+        "state",
+        "opened_at",
+        "opened_by",
+        "dose_table",
+        "recommendation_table",
+        "event_summary",
+        "decision",
+        "rationale",
+        "protocol_recommends",
+        "proposed_by",
+        "proposed_at",
+        "decided_at",
+        "resulting_cohort",
+        "mtd_dose_level",
+        "snapshot_digest",
+        "mtd_table",
+        "participant_table",
+        "serious_table",
+        "dlt_table",
+        "visit_table",
+        "mtd_statement",
+        "mtd_departs_from_rule",
+        "acknowledged_visits",
+    )
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(signature_total=Count("signatures"))
@@ -119,24 +174,44 @@ class SafetyReviewAdmin(admin.ModelAdmin):
             "<tr><td>{} ({})</td><td>{}</td><td>{}</td><td>{}</td>"
             '<td><span style="display:inline-block;background:#c0392b;height:10px;width:{}px"></span>'
             '<span style="display:inline-block;background:#27ae60;height:10px;width:{}px"></span></td></tr>',
-            ((r["dose_level"], r["label"], r["treated"], r["evaluable"], r["dlts"], 20 * r["dlts"],
-              20 * (r["evaluable"] - r["dlts"])) for r in rows),
-        )  # fmt: skip
+            (
+                (
+                    r["dose_level"],
+                    r["label"],
+                    r["treated"],
+                    r["evaluable"],
+                    r["dlts"],
+                    20 * r["dlts"],
+                    20 * (r["evaluable"] - r["dlts"]),
+                )
+                for r in rows
+            ),
+        )
         return format_html(
             "<table><tr><th>Dose level</th><th>Treated</th><th>Evaluable</th><th>DLTs</th><th>Outcomes "
             "(red DLT, green none)</th></tr>{}</table><p>Outcome string: <code>{}</code></p>",
-            bars, obj.snapshot.get("outcomes") or "(no evaluable participant)",
-        )  # fmt: skip
+            bars,
+            obj.snapshot.get("outcomes") or "(no evaluable participant)",
+        )
 
     @admin.display(description="Recommendations")
     def recommendation_table(self, obj):
         recs = obj.snapshot.get("recommendations", {})
         design = obj.snapshot.get("design")
         rows = format_html_join(
-            "", "<tr><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            ((name, " (protocol)" if name == design else " (second opinion)", rec.get("recommended_dose") or "none",
-              "continue" if rec.get("continue") else "stop", rec.get("reason", "")) for name, rec in recs.items()),
-        )  # fmt: skip
+            "",
+            "<tr><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    name,
+                    " (protocol)" if name == design else " (second opinion)",
+                    rec.get("recommended_dose") or "none",
+                    "continue" if rec.get("continue") else "stop",
+                    rec.get("reason", ""),
+                )
+                for name, rec in recs.items()
+            ),
+        )
         return format_html("<table><tr><th>Design</th><th>Next dose</th><th></th><th>Reason</th></tr>{}</table>", rows)
 
     @admin.display(description="Adverse events")
@@ -146,21 +221,34 @@ class SafetyReviewAdmin(admin.ModelAdmin):
         pending = ae.get("pending_dlt_candidates") or []
         return format_html(
             "{} events ({}); serious: {}; DLT candidates awaiting an investigator: {}",
-            ae.get("total", 0), grades, ae.get("serious", 0), ", ".join(map(str, pending)) or "none",
-        )  # fmt: skip
+            ae.get("total", 0),
+            grades,
+            ae.get("serious", 0),
+            ", ".join(map(str, pending)) or "none",
+        )
 
     @admin.display(description="MTD selection (over the data above)")
     def mtd_table(self, obj):
         selections = obj.snapshot.get("mtd_selection") or {obj.snapshot["design"]: services.review_mtd_selection(obj)}
         design = obj.snapshot.get("design")
         rows = format_html_join(
-            "", "<tr><td>{}{}</td><td>{}</td><td>{}</td></tr>",
-            ((name, " (protocol)" if name == design else " (second opinion)", sel.get("statement", ""),
-              sel.get("reason", "")) for name, sel in selections.items()),
-        )  # fmt: skip
-        return format_html("<table><tr><th>Design</th><th>Records</th><th>Why</th></tr>{}</table>"
-                           "<p>The MTD is always a treated dose; a committee that declares another says why.</p>",
-                           rows)  # fmt: skip
+            "",
+            "<tr><td>{}{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    name,
+                    " (protocol)" if name == design else " (second opinion)",
+                    sel.get("statement", ""),
+                    sel.get("reason", ""),
+                )
+                for name, sel in selections.items()
+            ),
+        )
+        return format_html(
+            "<table><tr><th>Design</th><th>Records</th><th>Why</th></tr>{}</table>"
+            "<p>The MTD is always a treated dose; a committee that declares another says why.</p>",
+            rows,
+        )
 
     @admin.display(description="Participants (evaluability)")
     def participant_table(self, obj):
@@ -168,14 +256,26 @@ class SafetyReviewAdmin(admin.ModelAdmin):
         if people is None:
             return "Not recorded in this snapshot."
         rows = format_html_join(
-            "", '<tr><td>{}</td><td>{}</td><td>{}</td><td style="{}">{}</td><td>{}</td></tr>',
-            ((p["study_id"], p["cohort"], p["dose_level"],
-              "color:#ba2121;font-weight:bold" if p["evaluability"] == "not_evaluable" else "",
-              "needs replacement" if p["evaluability"] == "not_evaluable" else p["evaluability"].replace("_", " "),
-              p["reason"]) for p in people),
-        )  # fmt: skip
-        return format_html("<table><tr><th>Study ID</th><th>Cohort</th><th>Dose</th><th>Evaluable</th><th>Why</th>"
-                           "</tr>{}</table>", rows)  # fmt: skip
+            "",
+            '<tr><td>{}</td><td>{}</td><td>{}</td><td style="{}">{}</td><td>{}</td></tr>',
+            (
+                (
+                    p["study_id"],
+                    p["cohort"],
+                    p["dose_level"],
+                    "color:#ba2121;font-weight:bold" if p["evaluability"] == "not_evaluable" else "",
+                    "needs replacement"
+                    if p["evaluability"] == "not_evaluable"
+                    else p["evaluability"].replace("_", " "),
+                    p["reason"],
+                )
+                for p in people
+            ),
+        )
+        return format_html(
+            "<table><tr><th>Study ID</th><th>Cohort</th><th>Dose</th><th>Evaluable</th><th>Why</th></tr>{}</table>",
+            rows,
+        )
 
     @admin.display(description="Serious adverse events")
     def serious_table(self, obj):
@@ -185,13 +285,26 @@ class SafetyReviewAdmin(admin.ModelAdmin):
         if not events:
             return "None."
         rows = format_html_join(
-            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            ((e["study_id"], e["term"], e["grade"], e["relationship"].replace("_", " "),
-              "expected" if e["expected"] else "unexpected", e["outcome"].replace("_", " "), e["onset_date"])
-             for e in events),
-        )  # fmt: skip
-        return format_html("<table><tr><th>Study ID</th><th>Term</th><th>Worst grade</th><th>Relationship</th>"
-                           "<th>Expectedness</th><th>Outcome</th><th>Onset</th></tr>{}</table>", rows)  # fmt: skip
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    e["study_id"],
+                    e["term"],
+                    e["grade"],
+                    e["relationship"].replace("_", " "),
+                    "expected" if e["expected"] else "unexpected",
+                    e["outcome"].replace("_", " "),
+                    e["onset_date"],
+                )
+                for e in events
+            ),
+        )
+        return format_html(
+            "<table><tr><th>Study ID</th><th>Term</th><th>Worst grade</th><th>Relationship</th>"
+            "<th>Expectedness</th><th>Outcome</th><th>Onset</th></tr>{}</table>",
+            rows,
+        )
 
     @admin.display(description="DLT candidates and decisions")
     def dlt_table(self, obj):
@@ -201,12 +314,18 @@ class SafetyReviewAdmin(admin.ModelAdmin):
         if not candidates:
             return "None."
         rows = format_html_join(
-            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            ((c["study_id"], c["term"], c["grade"], c["status"], c["decided_by"] or "—", c["reason"])
-             for c in candidates),
-        )  # fmt: skip
-        return format_html("<table><tr><th>Study ID</th><th>Term</th><th>Grade</th><th>Decision</th>"
-                           "<th>Investigator</th><th>Reason</th></tr>{}</table>", rows)  # fmt: skip
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (c["study_id"], c["term"], c["grade"], c["status"], c["decided_by"] or "—", c["reason"])
+                for c in candidates
+            ),
+        )
+        return format_html(
+            "<table><tr><th>Study ID</th><th>Term</th><th>Grade</th><th>Decision</th>"
+            "<th>Investigator</th><th>Reason</th></tr>{}</table>",
+            rows,
+        )
 
     @admin.display(description="Safety visits in DLT windows: missed or overdue")
     def visit_table(self, obj):
@@ -216,16 +335,27 @@ class SafetyReviewAdmin(admin.ModelAdmin):
         if not visits:
             return "None: every safety visit due in the DLT windows was recorded."
         rows = format_html_join(
-            "", '<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td style="{}">{}</td><td>{}</td></tr>',
-            ((v["study_id"], v["code"], v["target_date"], v["window_end"],
-              "color:#ba2121;font-weight:bold" if v["status"] == "overdue" else "", v["status"], v["missed_reason"])
-             for v in visits),
-        )  # fmt: skip
+            "",
+            '<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td style="{}">{}</td><td>{}</td></tr>',
+            (
+                (
+                    v["study_id"],
+                    v["code"],
+                    v["target_date"],
+                    v["window_end"],
+                    "color:#ba2121;font-weight:bold" if v["status"] == "overdue" else "",
+                    v["status"],
+                    v["missed_reason"],
+                )
+                for v in visits
+            ),
+        )
         return format_html(
             "<table><tr><th>Study ID</th><th>Visit</th><th>Target</th><th>Window closed</th><th>Status</th>"
             "<th>Reason</th></tr>{}</table><p>A decision other than stop takes effect only when every overdue "
-            "visit is recorded, or acknowledged in the rationale.</p>", rows,
-        )  # fmt: skip
+            "visit is recorded, or acknowledged in the rationale.</p>",
+            rows,
+        )
 
     @admin.display(description="The protocol's design recommends")
     def protocol_recommends(self, obj):
@@ -243,16 +373,21 @@ class SafetyReviewAdmin(admin.ModelAdmin):
         review = self.get_object(request, object_id)
         member = request.user.has_perm("safety.sign_review")
         extra = {
-            "can_sign": member and review is not None and review.state == SafetyReview.State.OPEN
-            and bool(review.decision) and not review.signatures.filter(signer=request.user).exists(),
-            "can_propose": member and review is not None and review.state == SafetyReview.State.OPEN
+            "can_sign": member
+            and review is not None
+            and review.state == SafetyReview.State.OPEN
+            and bool(review.decision)
+            and not review.signatures.filter(signer=request.user).exists(),
+            "can_propose": member
+            and review is not None
+            and review.state == SafetyReview.State.OPEN
             and not review.signatures.exists(),
             "sign_form": SignForm(),
             "propose_form": ProposeForm(
                 initial={"decision": services.protocol_recommendation(review)} if review else {},
                 treated_levels=_treated_levels(review),
             ),
-        }  # fmt: skip
+        }
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
 
     def _back(self, pk):
@@ -268,9 +403,12 @@ class SafetyReviewAdmin(admin.ModelAdmin):
             return self._back(pk)
         try:
             signature = services.review_sign(
-                review=review, user=request.user, password=form.cleaned_data["password"],
-                meaning=form.cleaned_data["meaning"], comment=form.cleaned_data["comment"],
-            )  # fmt: skip
+                review=review,
+                user=request.user,
+                password=form.cleaned_data["password"],
+                meaning=form.cleaned_data["meaning"],
+                comment=form.cleaned_data["comment"],
+            )
         except DomainError as refused:
             self.message_user(request, f"Not signed: {refused.message}", messages.ERROR)
             return self._back(pk)
@@ -279,9 +417,12 @@ class SafetyReviewAdmin(admin.ModelAdmin):
             SafetyReview.State.EFFECTIVE: " Quorum reached: the decision has taken effect.",
             SafetyReview.State.REJECTED: " The review is rejected: its decision will not take effect.",
         }.get(review.state, " Waiting for more signatures (quorum and the chair).")
-        self.message_user(request, f"Signed ({signature.get_meaning_display().lower()}) by "
-                          f"{signature.signer_full_name} at {signature.signed_at:%Y-%m-%d %H:%M} UTC.{outcome}",
-                          messages.SUCCESS)  # fmt: skip
+        self.message_user(
+            request,
+            f"Signed ({signature.get_meaning_display().lower()}) by "
+            f"{signature.signer_full_name} at {signature.signed_at:%Y-%m-%d %H:%M} UTC.{outcome}",
+            messages.SUCCESS,
+        )
         return self._back(pk)
 
     def propose_view(self, request, pk):
@@ -293,11 +434,14 @@ class SafetyReviewAdmin(admin.ModelAdmin):
             self.message_user(request, "Choose a decision (and, for the MTD, a treated dose level).", messages.ERROR)
             return self._back(pk)
         try:
-            services.review_propose(review=review, decision=form.cleaned_data["decision"],
-                                    rationale=form.cleaned_data["rationale"],
-                                    mtd_level=form.cleaned_data["mtd_level"],
-                                    acknowledge_visits=form.cleaned_data["acknowledge_visits"],
-                                    by=request.user)  # fmt: skip
+            services.review_propose(
+                review=review,
+                decision=form.cleaned_data["decision"],
+                rationale=form.cleaned_data["rationale"],
+                mtd_level=form.cleaned_data["mtd_level"],
+                acknowledge_visits=form.cleaned_data["acknowledge_visits"],
+                by=request.user,
+            )
         except DomainError as refused:
             self.message_user(request, f"Not proposed: {refused.message}", messages.ERROR)
         else:

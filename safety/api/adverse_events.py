@@ -38,9 +38,11 @@ class AdverseEventSerializer(serializers.ModelSerializer):
     participant = serializers.IntegerField(source="participant_id", read_only=True)
     study_id = serializers.CharField(source="participant.study_id", read_only=True, allow_null=True)
     cohort = serializers.IntegerField(
-        source="cohort_ref", read_only=True, allow_null=True,
+        source="cohort_ref",
+        read_only=True,
+        allow_null=True,
         help_text="The participant's enrollment cohort (null before enrollment).",
-    )  # fmt: skip
+    )
     ctcae_term = serializers.PrimaryKeyRelatedField(read_only=True)
     term = serializers.SerializerMethodField(help_text="The CTCAE term, or the free-text term where none applies.")
     soc = serializers.SerializerMethodField(help_text="CTCAE system organ class (blank for a free-text term).")
@@ -52,14 +54,42 @@ class AdverseEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AdverseEvent
         fields = (
-            "id", "participant", "study_id", "cohort", "verbatim_term", "ctcae_term", "ctcae_term_text", "term",
-            "soc", "onset_date", "resolution_date", "grade", "worst_grade", "serious", "sae_death",
-            "sae_life_threatening", "sae_hospitalisation", "sae_disability", "sae_congenital_anomaly",
-            "sae_other_important", "relationship", "expected", "infusion_reaction", "action_taken", "outcome",
-            "site_aware_at", "information_received_at", "reported_by", "created_at",
-            "dlt_status", "dlt_status_display", "dlt_reason",
-            "dlt_decided_by", "dlt_decided_at", "clocks",
-        )  # fmt: skip
+            "id",
+            "participant",
+            "study_id",
+            "cohort",
+            "verbatim_term",
+            "ctcae_term",
+            "ctcae_term_text",
+            "term",
+            "soc",
+            "onset_date",
+            "resolution_date",
+            "grade",
+            "worst_grade",
+            "serious",
+            "sae_death",
+            "sae_life_threatening",
+            "sae_hospitalisation",
+            "sae_disability",
+            "sae_congenital_anomaly",
+            "sae_other_important",
+            "relationship",
+            "expected",
+            "infusion_reaction",
+            "action_taken",
+            "outcome",
+            "site_aware_at",
+            "information_received_at",
+            "reported_by",
+            "created_at",
+            "dlt_status",
+            "dlt_status_display",
+            "dlt_reason",
+            "dlt_decided_by",
+            "dlt_decided_at",
+            "clocks",
+        )
         read_only_fields = fields
 
     def get_term(self, obj: AdverseEvent) -> str:
@@ -74,8 +104,9 @@ class AdverseEventUpdateSerializer(StrictSerializer):
 
     verbatim_term = serializers.CharField(max_length=300)
     ctcae_term = id_field(CtcaeTerm.objects.all(), allow_null=True, help_text="Id of a CTCAE term.")
-    ctcae_term_text = serializers.CharField(max_length=200, allow_blank=True,
-                                            help_text="The term as free text where the table has none.")  # fmt: skip
+    ctcae_term_text = serializers.CharField(
+        max_length=200, allow_blank=True, help_text="The term as free text where the table has none."
+    )
     onset_date = serializers.DateField(help_text="Site's date; not before consent, not in the future.")
     resolution_date = serializers.DateField(allow_null=True)
     grade = serializers.IntegerField(min_value=1, max_value=5, help_text="CTCAE grade 1 to 5.")
@@ -173,10 +204,16 @@ class AdverseEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
             return queryset
         wanted = validated_query(AdverseEventFilterSerializer, self.request, skip_none=True)
         lookups = {
-            "trial": "participant__trial__registry_id", "cohort": "participant__enrollments__cohort_id",
-            "participant": "participant_id", "grade": "grade", "worst_grade": "worst_grade", "serious": "serious",
-            "dlt_status": "dlt_status", "onset_after": "onset_date__gte", "onset_before": "onset_date__lte",
-        }  # fmt: skip
+            "trial": "participant__trial__registry_id",
+            "cohort": "participant__enrollments__cohort_id",
+            "participant": "participant_id",
+            "grade": "grade",
+            "worst_grade": "worst_grade",
+            "serious": "serious",
+            "dlt_status": "dlt_status",
+            "onset_after": "onset_date__gte",
+            "onset_before": "onset_date__lte",
+        }
         return queryset.filter(**{lookups[name]: value for name, value in wanted.items()})
 
     def _fresh(self, event: AdverseEvent) -> dict:

@@ -29,8 +29,20 @@ class ReportingClockSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ReportingClock
-        fields = ("id", "adverse_event", "study_id", "kind", "kind_display", "started_at", "due_at", "recipient",
-                  "overdue", "done_at", "done_by", "reported_to")  # fmt: skip
+        fields = (
+            "id",
+            "adverse_event",
+            "study_id",
+            "kind",
+            "kind_display",
+            "started_at",
+            "due_at",
+            "recipient",
+            "overdue",
+            "done_at",
+            "done_by",
+            "reported_to",
+        )
         read_only_fields = fields
 
     def get_overdue(self, obj: ReportingClock) -> bool:
@@ -84,8 +96,11 @@ class ReportingClockViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
             queryset = queryset.filter(is_overdue=wanted.pop("overdue"))
         if "done" in wanted:
             queryset = queryset.filter(done_at__isnull=not wanted.pop("done"))
-        lookups = {"kind": "kind", "adverse_event": "adverse_event_id",
-                   "trial": "adverse_event__participant__trial__registry_id"}  # fmt: skip
+        lookups = {
+            "kind": "kind",
+            "adverse_event": "adverse_event_id",
+            "trial": "adverse_event__participant__trial__registry_id",
+        }
         return queryset.filter(**{lookups[name]: value for name, value in wanted.items()})
 
     @extend_schema(
@@ -100,7 +115,9 @@ class ReportingClockViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
         body = ClockReportSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         clock = services.clock_complete(
-            clock=clock, done_at=body.validated_data.get("done_at") or timezone.now(),
-            reported_to=body.validated_data["reported_to"], by=request.user,
-        )  # fmt: skip
+            clock=clock,
+            done_at=body.validated_data.get("done_at") or timezone.now(),
+            reported_to=body.validated_data["reported_to"],
+            by=request.user,
+        )
         return Response(self.get_serializer(self.get_queryset().get(pk=clock.pk)).data)

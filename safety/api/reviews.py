@@ -36,11 +36,30 @@ class ReviewSerializer(serializers.ModelSerializer):
     class Meta:
         model = SafetyReview
         fields = (
-            "id", "trial", "cohort", "cohort_sequence", "dose_level", "kind", "reason", "state", "opened_at",
-            "snapshot", "snapshot_digest", "protocol_recommends", "decision", "rationale", "proposed_at",
-            "decided_at", "resulting_cohort", "declared_mtd_level", "mtd_dose_level", "mtd_statement",
-            "mtd_departs_from_rule", "acknowledged_visits", "signatures",
-        )  # fmt: skip
+            "id",
+            "trial",
+            "cohort",
+            "cohort_sequence",
+            "dose_level",
+            "kind",
+            "reason",
+            "state",
+            "opened_at",
+            "snapshot",
+            "snapshot_digest",
+            "protocol_recommends",
+            "decision",
+            "rationale",
+            "proposed_at",
+            "decided_at",
+            "resulting_cohort",
+            "declared_mtd_level",
+            "mtd_dose_level",
+            "mtd_statement",
+            "mtd_departs_from_rule",
+            "acknowledged_visits",
+            "signatures",
+        )
 
     def get_protocol_recommends(self, obj) -> str:
         return services.protocol_recommendation(obj)
@@ -60,15 +79,20 @@ class ProposeSerializer(serializers.Serializer):
     decision = serializers.ChoiceField(choices=SafetyReview.Decision.choices)
     rationale = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
     mtd_level = serializers.IntegerField(
-        min_value=1, max_value=100, required=False, allow_null=True, default=None,
+        min_value=1,
+        max_value=100,
+        required=False,
+        allow_null=True,
+        default=None,
         help_text="With decision `mtd` only: the treated dose level the committee declares the MTD, when it "
         "departs from the design's MTD selection (needs a rationale). Omit it to record the design's selection.",
-    )  # fmt: skip
+    )
     acknowledge_visits = serializers.BooleanField(
-        required=False, default=False,
+        required=False,
+        default=False,
         help_text="The rationale addresses the overdue DLT-window visits the review lists; without it a decision "
         "other than `stop` is refused (409 `visits_unrecorded`) until they are recorded.",
-    )  # fmt: skip
+    )
 
 
 class SignSerializer(serializers.Serializer):
@@ -131,14 +155,24 @@ class EscalationStepSerializer(serializers.ModelSerializer):
     from_cohort = serializers.IntegerField(source="cohort.sequence", read_only=True)
     from_dose_level = serializers.IntegerField(source="cohort.dose_level.level", read_only=True)
     to_cohort = serializers.IntegerField(source="resulting_cohort.sequence", read_only=True, allow_null=True)
-    to_dose_level = serializers.IntegerField(source="resulting_cohort.dose_level.level", read_only=True,
-                                             allow_null=True)  # fmt: skip
+    to_dose_level = serializers.IntegerField(
+        source="resulting_cohort.dose_level.level", read_only=True, allow_null=True
+    )
     signatures = SignatureSerializer(many=True, read_only=True)
 
     class Meta:
         model = SafetyReview
-        fields = ("review", "decision", "decided_at", "from_cohort", "from_dose_level", "to_cohort", "to_dose_level",
-                  "rationale", "signatures")  # fmt: skip
+        fields = (
+            "review",
+            "decision",
+            "decided_at",
+            "from_cohort",
+            "from_dose_level",
+            "to_cohort",
+            "to_dose_level",
+            "rationale",
+            "signatures",
+        )
 
 
 class EscalationHistoryView(ListAPIView):

@@ -33,8 +33,12 @@ class MtdSelection:
     highest_cleared: int | None = None
 
     def to_dict(self) -> dict[str, int | str | None]:
-        return {"status": self.status, "dose": self.dose, "highest_cleared": self.highest_cleared,
-                "reason": self.reason}  # fmt: skip
+        return {
+            "status": self.status,
+            "dose": self.dose,
+            "highest_cleared": self.highest_cleared,
+            "reason": self.reason,
+        }
 
     @property
     def statement(self) -> str:
@@ -73,25 +77,30 @@ def three_plus_three_select_mtd(cohorts: Outcomes, *, num_doses: int) -> MtdSele
         top = max(cleared)
         t = counts[top]
         return MtdSelection(
-            "not_reached", None,
+            "not_reached",
+            None,
             f"No dose was too toxic: the MTD was not reached. The highest dose cleared is dose {top} "
-            f"({t.tox} of {t.n} patients had a DLT).", highest_cleared=top,
-        )  # fmt: skip
+            f"({t.tox} of {t.n} patients had a DLT).",
+            highest_cleared=top,
+        )
     toxic_tally = counts[lowest_toxic]
     too_toxic = f"dose {lowest_toxic} is too toxic ({toxic_tally.tox} of {toxic_tally.n} patients had a DLT)"
     if not confirmed:
         below = counts[lowest_toxic - 1]
         return MtdSelection(
-            "not_determined", None,
+            "not_determined",
+            None,
             f"{too_toxic.capitalize()}, and no lower dose has at least 6 patients with at most 1 DLT "
             f"(dose {lowest_toxic - 1}: {below.tox} of {below.n}): the 3+3 declares no MTD on fewer than 6 patients.",
-        )  # fmt: skip
+        )
     mtd = max(confirmed)
     t = counts[mtd]
     return MtdSelection(
-        "mtd", mtd, f"{too_toxic.capitalize()}; dose {mtd} is the highest dose below it with at least 6 patients "
+        "mtd",
+        mtd,
+        f"{too_toxic.capitalize()}; dose {mtd} is the highest dose below it with at least 6 patients "
         f"and at most 1 DLT ({t.tox} of {t.n}).",
-    )  # fmt: skip
+    )
 
 
 def _pava(values: list[float], weights: list[float]) -> list[float]:
@@ -174,9 +183,11 @@ def boin_mtd_selection(cohorts: Outcomes, *, num_doses: int, target: float, cuto
         return MtdSelection("none", None, "Dose 1 is eliminated for toxicity: no MTD (BOIN select.mtd).")
     t = tally(parsed, num_doses=num_doses)[dose]
     return MtdSelection(
-        "mtd", dose, f"Dose {dose} ({t.tox} of {t.n} patients had a DLT) has the isotonic estimate of the DLT "
+        "mtd",
+        dose,
+        f"Dose {dose} ({t.tox} of {t.n} patients had a DLT) has the isotonic estimate of the DLT "
         f"rate closest to the target {target:g} among the treated, non-eliminated doses (BOIN select.mtd).",
-    )  # fmt: skip
+    )
 
 
 def select_mtd(design: str, outcomes: Outcomes, *, num_doses: int, target: float = 0.3) -> MtdSelection:

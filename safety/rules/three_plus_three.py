@@ -174,15 +174,22 @@ def three_plus_three(
         if confirm_on_six and n == 3 and (dose == num_doses or ruled_out_above):
             # Beyond R: escalation would end here, so the dose is confirmed on 6 patients first.
             where = "the highest dose" if dose == num_doses else f"the highest dose below dose {dose + 1}"
-            return go(dose, True, f"{seen}; dose {dose} is {where}, so it is confirmed on 6 patients before "
-                      f"escalation ends: expand dose {dose} to 6 patients.")  # fmt: skip
+            return go(
+                dose,
+                True,
+                f"{seen}; dose {dose} is {where}, so it is confirmed on 6 patients before "
+                f"escalation ends: expand dose {dose} to 6 patients.",
+            )
         if dose == num_doses:
             # R: if(last_dose == num_doses) { next_dose = last_dose; cont = FALSE }
             return go(dose, False, f"{seen} and dose {dose} is the highest dose: stop and recommend dose {dose}.")
         if ruled_out_above:
             # R: (df_c$n[last_dose + 1] >= 6 | df_c$tox[last_dose + 1] >= 2) -> stop at current dose
-            why = (f"{dlts_text(above.tox)} in {patients_text(above.n)}" if above.tox >= 2
-                   else f"{patients_text(above.n)} treated")  # fmt: skip
+            why = (
+                f"{dlts_text(above.tox)} in {patients_text(above.n)}"
+                if above.tox >= 2
+                else f"{patients_text(above.n)} treated"
+            )
             return go(
                 dose,
                 False,

@@ -1,6 +1,5 @@
 """Adverse events: the list with clocks, DLT candidates and confirmed DLTs, overdue clocks, the timeline."""
 
-
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 

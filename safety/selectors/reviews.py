@@ -46,13 +46,17 @@ def participant_evaluability(trial) -> dict[int, dlt.Evaluability]:
         participant = enrollment.participant
         infused = participant.dlt_window_start is not None
         verdicts[participant.pk] = dlt.evaluability(
-            rule=trial.evaluability_rule, infused=infused,
-            full_dose=full_dose_given(cells_given=given.get(participant.pk, 0),
-                                      dose_cells=enrollment.cohort.dose_level.cells,
-                                      tolerance_pct=trial.dose_tolerance_pct),
-            has_dlt=participant.pk in with_dlt, window_over=infused and participant.dlt_window_end < today,
+            rule=trial.evaluability_rule,
+            infused=infused,
+            full_dose=full_dose_given(
+                cells_given=given.get(participant.pk, 0),
+                dose_cells=enrollment.cohort.dose_level.cells,
+                tolerance_pct=trial.dose_tolerance_pct,
+            ),
+            has_dlt=participant.pk in with_dlt,
+            window_over=infused and participant.dlt_window_end < today,
             replaced=participant.replaced,
-        )  # fmt: skip
+        )
     return verdicts
 
 
@@ -103,8 +107,10 @@ def review_snapshot(cohort: Cohort) -> dict:
     )
     confirmed = {e.participant_id for e in events if e.dlt_status == AdverseEvent.DltStatus.CONFIRMED}
 
-    per_dose = {d.level: {"dose_level": d.level, "label": d.label, "cells": d.cells, "treated": 0, "evaluable": 0,
-                          "dlts": 0} for d in doses}  # fmt: skip
+    per_dose = {
+        d.level: {"dose_level": d.level, "label": d.label, "cells": d.cells, "treated": 0, "evaluable": 0, "dlts": 0}
+        for d in doses
+    }
     participants_out = []
     cohorts_out: list[str] = []
     current_group: tuple[int, int] | None = None
@@ -112,10 +118,16 @@ def review_snapshot(cohort: Cohort) -> dict:
         participant = enrollment.participant
         level = enrollment.cohort.dose_level.level
         verdict = verdicts[participant.pk]
-        participants_out.append({
-            "study_id": participant.study_id, "cohort": enrollment.cohort.sequence, "dose_level": level,
-            "slot": enrollment.slot, "evaluability": verdict.status, "reason": verdict.reason,
-        })  # fmt: skip
+        participants_out.append(
+            {
+                "study_id": participant.study_id,
+                "cohort": enrollment.cohort.sequence,
+                "dose_level": level,
+                "slot": enrollment.slot,
+                "evaluability": verdict.status,
+                "reason": verdict.reason,
+            }
+        )
         if participant.dlt_window_start is not None:
             per_dose[level]["treated"] += 1
         if not verdict.evaluable:
@@ -137,8 +149,10 @@ def review_snapshot(cohort: Cohort) -> dict:
     confirm_on_six = trial.three_plus_three_variant == "confirm_on_six"
     recommendations, mtd_selections = {}, {}
     for name, call in (
-        ("3+3", lambda: rules.three_plus_three(outcomes, num_doses=num_doses, strict=False,
-                                               confirm_on_six=confirm_on_six)),
+        (
+            "3+3",
+            lambda: rules.three_plus_three(outcomes, num_doses=num_doses, strict=False, confirm_on_six=confirm_on_six),
+        ),
         ("boin", lambda: rules.boin(outcomes, num_doses=num_doses, target=target)),
     ):
         try:
@@ -173,21 +187,43 @@ def review_snapshot(cohort: Cohort) -> dict:
             "pending_dlt_candidates": sorted(e.pk for e in events if e.dlt_status == AdverseEvent.DltStatus.CANDIDATE),
         },
         "serious_events": [
-            {"id": e.pk, "study_id": e.participant.study_id, "term": term(e), "grade": e.worst_grade,
-             "relationship": e.relationship, "expected": e.expected, "outcome": e.outcome,
-             "onset_date": str(e.onset_date)}
-            for e in events if e.serious
+            {
+                "id": e.pk,
+                "study_id": e.participant.study_id,
+                "term": term(e),
+                "grade": e.worst_grade,
+                "relationship": e.relationship,
+                "expected": e.expected,
+                "outcome": e.outcome,
+                "onset_date": str(e.onset_date),
+            }
+            for e in events
+            if e.serious
         ],
         "dlt_candidates": [
-            {"id": e.pk, "study_id": e.participant.study_id, "term": term(e), "grade": e.worst_grade,
-             "status": e.dlt_status, "decided_by": _name(e.dlt_decided_by),
-             "decided_at": e.dlt_decided_at.isoformat() if e.dlt_decided_at else None, "reason": e.dlt_reason}
-            for e in events if e.dlt_status != AdverseEvent.DltStatus.NOT_CANDIDATE
+            {
+                "id": e.pk,
+                "study_id": e.participant.study_id,
+                "term": term(e),
+                "grade": e.worst_grade,
+                "status": e.dlt_status,
+                "decided_by": _name(e.dlt_decided_by),
+                "decided_at": e.dlt_decided_at.isoformat() if e.dlt_decided_at else None,
+                "reason": e.dlt_reason,
+            }
+            for e in events
+            if e.dlt_status != AdverseEvent.DltStatus.NOT_CANDIDATE
         ],
         "unrecorded_visits": [
-            {"id": v.pk, "study_id": v.participant.study_id, "code": v.code, "target_date": str(v.target_date),
-             "window_end": str(v.window_end), "status": "missed" if v.status == FollowUpVisit.Status.MISSED
-             else "overdue", "missed_reason": v.missed_reason}
+            {
+                "id": v.pk,
+                "study_id": v.participant.study_id,
+                "code": v.code,
+                "target_date": str(v.target_date),
+                "window_end": str(v.window_end),
+                "status": "missed" if v.status == FollowUpVisit.Status.MISSED else "overdue",
+                "missed_reason": v.missed_reason,
+            }
             for v in unrecorded_dlt_window_visits(trial, today=today)
         ],
         "three_plus_three_variant": trial.three_plus_three_variant,

@@ -8,12 +8,8 @@ from safety.services.adverse_events import (
     adverse_event_update,
     dlt_decide,
 )
-from safety.services.clocks import (
-    clock_complete,
-)
-from safety.services.gate import (
-    DECISIONS_NEEDING_VISITS,
-)
+from safety.services.clocks import clock_complete
+from safety.services.gate import DECISIONS_NEEDING_VISITS
 from safety.services.reviews import (
     protocol_recommendation,
     review_mtd_selection,

@@ -22,13 +22,34 @@ from safety.services.clocks import start_reporting_clocks
 from safety.services.stopping import apply_stopping_rules, is_related_death
 
 AE_FIELDS = (
-    "verbatim_term", "ctcae_term", "ctcae_term_text", "onset_date", "resolution_date", "grade", "serious",
-    "sae_death", "sae_life_threatening", "sae_hospitalisation", "sae_disability", "sae_congenital_anomaly",
-    "sae_other_important", "relationship", "expected", "infusion_reaction", "action_taken", "outcome",
+    "verbatim_term",
+    "ctcae_term",
+    "ctcae_term_text",
+    "onset_date",
+    "resolution_date",
+    "grade",
+    "serious",
+    "sae_death",
+    "sae_life_threatening",
+    "sae_hospitalisation",
+    "sae_disability",
+    "sae_congenital_anomaly",
+    "sae_other_important",
+    "relationship",
+    "expected",
+    "infusion_reaction",
+    "action_taken",
+    "outcome",
     "site_aware_at",
-)  # fmt: skip
-SAE_CRITERIA = ("sae_death", "sae_life_threatening", "sae_hospitalisation", "sae_disability",
-                "sae_congenital_anomaly", "sae_other_important")  # fmt: skip
+)
+SAE_CRITERIA = (
+    "sae_death",
+    "sae_life_threatening",
+    "sae_hospitalisation",
+    "sae_disability",
+    "sae_congenital_anomaly",
+    "sae_other_important",
+)
 
 
 DEATH_IS_SERIOUS = " (grade 5: serious, results in death, by definition: ICH E2A II.B)"
@@ -68,8 +89,10 @@ def _validate(event: AdverseEvent) -> None:
     if event.outcome == AdverseEvent.Outcome.FATAL and event.grade != 5:
         problems["grade"] = ["A fatal outcome is grade 5."]
     if event.sae_death and event.grade != 5:
-        problems["sae_death"] = ["'Results in death' is the criterion of a fatal (grade 5) event; for another "
-                                 "grade choose the criterion that applies."]  # fmt: skip
+        problems["sae_death"] = [
+            "'Results in death' is the criterion of a fatal (grade 5) event; for another "
+            "grade choose the criterion that applies."
+        ]
     if event.site_aware_at and event.site_aware_at > timezone.now():
         problems["site_aware_at"] = ["Awareness cannot be in the future."]
     if not event.ctcae_term_id and not (event.ctcae_term_text or "").strip():
@@ -88,8 +111,11 @@ def _validate(event: AdverseEvent) -> None:
     consented_on = timezone.localdate(first_consent.signed_at, timezone=zone)
     today = timezone.localdate(timezone=zone)
     if event.onset_date > today or (event.resolution_date and event.resolution_date > today):
-        raise InvalidInput("date_in_future", "Onset and resolution cannot be after today (site time).",
-                           {"onset_date": ["In the future."]})  # fmt: skip
+        raise InvalidInput(
+            "date_in_future",
+            "Onset and resolution cannot be after today (site time).",
+            {"onset_date": ["In the future."]},
+        )
     if event.onset_date < consented_on:
         raise InvalidInput(
             "onset_before_consent",
@@ -105,11 +131,15 @@ def _assess_dlt(event: AdverseEvent) -> None:
         return
     trial = event.participant.trial
     verdict = dlt.dlt_candidacy(
-        grade=event.worst_grade, relationship=event.relationship, onset=event.onset_date,
-        infusion_reaction=event.infusion_reaction, window_start=event.participant.dlt_window_start,
-        window_end=event.participant.dlt_window_end, min_grade=trial.dlt_min_grade,
+        grade=event.worst_grade,
+        relationship=event.relationship,
+        onset=event.onset_date,
+        infusion_reaction=event.infusion_reaction,
+        window_start=event.participant.dlt_window_start,
+        window_end=event.participant.dlt_window_end,
+        min_grade=trial.dlt_min_grade,
         min_relationship=trial.dlt_min_relationship,
-    )  # fmt: skip
+    )
     event.dlt_status = AdverseEvent.DltStatus.CANDIDATE if verdict.candidate else AdverseEvent.DltStatus.NOT_CANDIDATE
     event.dlt_reason = verdict.reason
 
@@ -159,11 +189,17 @@ def adverse_event_update(
     now = timezone.now()
     received = now if information_received_at is None else information_received_at
     if not isinstance(received, datetime) or received.tzinfo is None:
-        raise InvalidInput("invalid_time", "When the information was received must be a date and time with its "
-                           "time zone.", {"information_received_at": ["Invalid."]})  # fmt: skip
+        raise InvalidInput(
+            "invalid_time",
+            "When the information was received must be a date and time with its time zone.",
+            {"information_received_at": ["Invalid."]},
+        )
     if received > now:
-        raise InvalidInput("invalid_time", "The information cannot be received in the future.",
-                           {"information_received_at": ["In the future."]})  # fmt: skip
+        raise InvalidInput(
+            "invalid_time",
+            "The information cannot be received in the future.",
+            {"information_received_at": ["In the future."]},
+        )
     with transaction.atomic():
         event = (
             AdverseEvent.objects.select_for_update(of=("self",))
@@ -174,8 +210,11 @@ def adverse_event_update(
         for name, value in values.items():
             setattr(event, name, value)
         if received < event.site_aware_at:
-            raise InvalidInput("invalid_time", "The follow-up information cannot precede the first awareness of "
-                               "the event.", {"information_received_at": ["Before awareness."]})  # fmt: skip
+            raise InvalidInput(
+                "invalid_time",
+                "The follow-up information cannot precede the first awareness of the event.",
+                {"information_received_at": ["Before awareness."]},
+            )
         event.information_received_at = received
         made_serious = _death_is_serious(event)
         _validate(event)

@@ -19,14 +19,18 @@ def start_reporting_clocks(event: AdverseEvent, *, known_at: datetime, by) -> li
     started = []
     existing = set(ReportingClock.objects.filter(adverse_event=event).values_list("kind", flat=True))
     for due in dlt.reporting_clocks(
-        serious=event.serious, relationship=event.relationship, expected=event.expected,
-        fatal_or_life_threatening=event.fatal_or_life_threatening, known_at=known_at,
+        serious=event.serious,
+        relationship=event.relationship,
+        expected=event.expected,
+        fatal_or_life_threatening=event.fatal_or_life_threatening,
+        known_at=known_at,
         site_time_zone=event.participant.site.time_zone,
-    ):  # fmt: skip
+    ):
         if due.kind in existing:
             continue
-        clock = ReportingClock(adverse_event=event, kind=due.kind, started_at=due.started_at, due_at=due.due_at,
-                               recipient=due.recipient)  # fmt: skip
+        clock = ReportingClock(
+            adverse_event=event, kind=due.kind, started_at=due.started_at, due_at=due.due_at, recipient=due.recipient
+        )
         audit(clock, by=by, reason="Expedited-reporting clock started").save()
         started.append(clock)
     return started
@@ -37,8 +41,9 @@ def clock_complete(*, clock: ReportingClock, done_at: datetime, reported_to: str
     if not reported_to.strip():
         raise InvalidInput("recipient_required", "Say to whom it was reported.", {"reported_to": ["Required."]})
     if "\x00" in reported_to or len(reported_to) > 200:
-        raise InvalidInput("invalid", "The recipient must be plain text of at most 200 characters.",
-                           {"reported_to": ["Invalid."]})  # fmt: skip
+        raise InvalidInput(
+            "invalid", "The recipient must be plain text of at most 200 characters.", {"reported_to": ["Invalid."]}
+        )
     with transaction.atomic():
         clock = ReportingClock.objects.select_for_update().get(pk=clock.pk)
         if clock.done_at:

@@ -1,7 +1,6 @@
 """A decision takes effect: in one transaction the reviewed cohort closes (or resumes), the next cohort opens
 under the decision (the database gate checks it), the trial stops or the MTD is recorded."""
 
-
 from django.utils import timezone
 
 from cohorts.models import Cohort
@@ -15,7 +14,6 @@ from trial.models import Trial
 
 def review_make_effective(review: SafetyReview, *, by) -> None:
     """The gate: in one transaction the cohort closes with its decision and the next one opens."""
-
 
     check_decision_possible(review, review.decision)
     cohort = (
@@ -36,9 +34,11 @@ def review_make_effective(review: SafetyReview, *, by) -> None:
     if target is not None:
         dose = trial.dose_levels.get(level=target)
         review.resulting_cohort = cohort_open(
-            trial=trial, dose_level=dose, by=by,
+            trial=trial,
+            dose_level=dose,
+            by=by,
             reason=f"Opened by the effective decision of safety review {review.pk} ({review.decision})",
-        )  # fmt: skip
+        )
     if review.decision == Decision.STOP:
         trial.status = Trial.Status.STOPPED
         audit(trial, by=by, reason=f"Stopped by safety review {review.pk}").save()
@@ -69,5 +69,6 @@ def _record_mtd(review: SafetyReview, trial: Trial) -> None:
     review.mtd_dose_level = dose
     review.mtd_statement = f"MTD: dose {level} ({dose.label}, {dose.cells_display} cells)"
     if review.mtd_departs_from_rule:
-        review.mtd_statement += f"; declared by the committee, departing from the {design} selection " \
-                                f"({selection['statement']})"
+        review.mtd_statement += (
+            f"; declared by the committee, departing from the {design} selection ({selection['statement']})"
+        )

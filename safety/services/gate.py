@@ -3,8 +3,6 @@
 Run at the proposal and again at the signature that reaches quorum (``safety.services.decisions``).
 """
 
-
-
 from cohorts.models import Cohort, Enrollment
 from cohorts.selectors import dlt_windows_complete
 from core.errors import RuleViolation
@@ -48,31 +46,41 @@ def check_review_data_current(review: SafetyReview) -> None:
         participant__trial=review.trial, dlt_status=AdverseEvent.DltStatus.CANDIDATE
     ).exists()
     if live_candidates:
-        raise RuleViolation("dlt_pending", "A DLT candidate awaits an investigator's decision: no decision can be "
-                            "signed until it is decided and a new review shows it.")  # fmt: skip
+        raise RuleViolation(
+            "dlt_pending",
+            "A DLT candidate awaits an investigator's decision: no decision can be "
+            "signed until it is decided and a new review shows it.",
+        )
     current = review_snapshot(review.cohort)
     seen = {d["dose_level"]: d["dlts"] for d in review.snapshot["dose_levels"]}
     now = {d["dose_level"]: d["dlts"] for d in current["dose_levels"]}
     if seen != now:
-        raise RuleViolation("snapshot_stale", "DLTs changed since this review opened: the committee must review "
-                            "the current data in a new review.")  # fmt: skip
+        raise RuleViolation(
+            "snapshot_stale",
+            "DLTs changed since this review opened: the committee must review the current data in a new review.",
+        )
 
 
 def check_decision_possible(review: SafetyReview, decision: str, *, acknowledged: list[int] | None = None) -> None:
-
 
     cohort = review.cohort
     _check_visits_recorded(review, decision, review.acknowledged_visits if acknowledged is None else acknowledged)
     levels = set(review.trial.dose_levels.values_list("level", flat=True))
     level = cohort.dose_level.level
     if review.snapshot["adverse_events"]["pending_dlt_candidates"]:
-        raise RuleViolation("dlt_pending", "Investigators must first confirm or reject every DLT candidate; "
-                            "then open a new review with the decided data.")  # fmt: skip
+        raise RuleViolation(
+            "dlt_pending",
+            "Investigators must first confirm or reject every DLT candidate; "
+            "then open a new review with the decided data.",
+        )
     check_review_data_current(review)
     if decision == SafetyReview.Decision.ESCALATE and level + 1 not in levels:
         raise RuleViolation("no_higher_dose", f"Dose level {level} is the highest: no escalation.")
-    target = {SafetyReview.Decision.ESCALATE: level + 1, SafetyReview.Decision.EXPAND: level,
-              SafetyReview.Decision.DEESCALATE: level - 1}.get(decision)  # fmt: skip
+    target = {
+        SafetyReview.Decision.ESCALATE: level + 1,
+        SafetyReview.Decision.EXPAND: level,
+        SafetyReview.Decision.DEESCALATE: level - 1,
+    }.get(decision)
     if target in levels:
         # Places already given to the dose: every cohort's capacity there, replaced participants aside.
         capacity = sum(review.trial.cohorts.filter(dose_level__level=target).values_list("capacity", flat=True))

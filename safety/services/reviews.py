@@ -1,6 +1,5 @@
 """Safety reviews: opened (scheduled, by a stopping rule, by the chair) and the decision proposed."""
 
-
 from django.db import transaction
 from django.utils import timezone
 
@@ -21,9 +20,15 @@ from safety.services.gate import check_decision_possible, is_chair, overdue_visi
 def _new_review(*, cohort: Cohort, kind: str, reason: str, by) -> SafetyReview:
     snapshot = review_snapshot(cohort)
     review = SafetyReview(
-        trial=cohort.trial, cohort=cohort, kind=kind, reason=reason, opened_at=timezone.now(), opened_by=by,
-        snapshot=snapshot, snapshot_digest=sha256_hex(canonical_json(snapshot)),
-    )  # fmt: skip
+        trial=cohort.trial,
+        cohort=cohort,
+        kind=kind,
+        reason=reason,
+        opened_at=timezone.now(),
+        opened_by=by,
+        snapshot=snapshot,
+        snapshot_digest=sha256_hex(canonical_json(snapshot)),
+    )
     audit(review, by=by, reason=f"Safety review opened: {reason}").save()
     return review
 
@@ -36,7 +41,6 @@ def _withdraw_open_reviews(cohort: Cohort, *, by, reason: str) -> None:
 
 def review_open_scheduled(*, cohort: Cohort, by=None) -> SafetyReview:
     """Open the review of a cohort whose participants all completed the DLT window (cohort → in review)."""
-
 
     with transaction.atomic():
         cohort = Cohort.objects.select_for_update(of=("self",)).select_related("trial", "dose_level").get(pk=cohort.pk)
@@ -53,7 +57,6 @@ def review_open_scheduled(*, cohort: Cohort, by=None) -> SafetyReview:
 
 def reviews_open_due(*, by=None) -> list[SafetyReview]:
     """Open the scheduled review of every observing cohort whose DLT windows are complete (beat task)."""
-
 
     opened = []
     for cohort in Cohort.objects.filter(state=Cohort.State.OBSERVING).select_related("trial", "dose_level"):
@@ -111,8 +114,12 @@ def review_mtd_selection(review: SafetyReview) -> dict:
     if frozen is not None:
         return frozen
     # A snapshot frozen before MTD selections were recorded: the same pure rule over its outcome string.
-    selection = rules.select_mtd(design, review.snapshot["outcomes"], num_doses=len(review.snapshot["dose_levels"]),
-                                 target=float(review.trial.boin_target_rate))  # fmt: skip
+    selection = rules.select_mtd(
+        design,
+        review.snapshot["outcomes"],
+        num_doses=len(review.snapshot["dose_levels"]),
+        target=float(review.trial.boin_target_rate),
+    )
     return selection.to_dict() | {"statement": selection.statement}
 
 
@@ -135,13 +142,19 @@ def review_propose(
     """
     require_permission(by, "safety.sign_review", "propose review decisions (committee members only)")
     if decision not in SafetyReview.Decision.values:
-        raise InvalidInput("invalid_decision", f"Decision must be one of {', '.join(SafetyReview.Decision.values)}.",
-                           {"decision": ["Unknown decision."]})  # fmt: skip
+        raise InvalidInput(
+            "invalid_decision",
+            f"Decision must be one of {', '.join(SafetyReview.Decision.values)}.",
+            {"decision": ["Unknown decision."]},
+        )
     if mtd_level is not None and (isinstance(mtd_level, bool) or not isinstance(mtd_level, int)):
         raise InvalidInput("invalid", "The MTD is a dose level number.", {"mtd_level": ["Not a dose level."]})
     if mtd_level is not None and decision != SafetyReview.Decision.MTD:
-        raise InvalidInput("mtd_level_without_mtd", "A dose level for the MTD goes only with the decision 'mtd'.",
-                           {"mtd_level": ["Only with decision mtd."]})  # fmt: skip
+        raise InvalidInput(
+            "mtd_level_without_mtd",
+            "A dose level for the MTD goes only with the decision 'mtd'.",
+            {"mtd_level": ["Only with decision mtd."]},
+        )
     with transaction.atomic():
         review = (
             SafetyReview.objects.select_for_update(of=("self",))
@@ -149,16 +162,18 @@ def review_propose(
             .get(pk=review.pk)
         )
         if review.state != SafetyReview.State.OPEN:
-            raise RuleViolation("review_closed", f"This review is {review.get_state_display().lower()}: a "
-                                "correction is a new review.")  # fmt: skip
+            raise RuleViolation(
+                "review_closed", f"This review is {review.get_state_display().lower()}: a correction is a new review."
+            )
         if review.signatures.exists():
             raise RuleViolation("review_signed", "The review is already signed: its decision cannot change.")
         acknowledged = [v.pk for v in overdue_visits(review)] if acknowledge_visits else []
         if acknowledged and not rationale.strip():
             raise InvalidInput(
-                "rationale_required", "Say in the rationale how the committee weighed the overdue safety visits.",
+                "rationale_required",
+                "Say in the rationale how the committee weighed the overdue safety visits.",
                 {"rationale": ["Required when overdue visits are acknowledged."]},
-            )  # fmt: skip
+            )
         check_decision_possible(review, decision, acknowledged=acknowledged)
         recommended = protocol_recommendation(review)
         if decision != recommended and not rationale.strip():
@@ -181,15 +196,20 @@ def review_propose(
 def _check_declared_mtd(review: SafetyReview, level: int, rationale: str) -> None:
     treated = {d["dose_level"]: d["treated"] for d in review.snapshot["dose_levels"]}
     if level not in treated:
-        raise InvalidInput("invalid", f"Dose level {level} is not a dose level of this trial.",
-                           {"mtd_level": ["Unknown dose level."]})  # fmt: skip
+        raise InvalidInput(
+            "invalid", f"Dose level {level} is not a dose level of this trial.", {"mtd_level": ["Unknown dose level."]}
+        )
     if not treated[level]:
-        raise RuleViolation("mtd_not_treated", f"Nobody was treated at dose level {level}: the MTD must be a dose "
-                            "that was given.", {"mtd_level": ["Not treated."]})  # fmt: skip
+        raise RuleViolation(
+            "mtd_not_treated",
+            f"Nobody was treated at dose level {level}: the MTD must be a dose that was given.",
+            {"mtd_level": ["Not treated."]},
+        )
     selection = review_mtd_selection(review)
     if level != selection["dose"] and not rationale.strip():
         raise InvalidInput(
             "rationale_required",
             f"The design's MTD selection is: {selection['statement']}. Explain why the committee declares dose "
-            f"{level}.", {"rationale": ["Required when the MTD departs from the design's selection."]},
-        )  # fmt: skip
+            f"{level}.",
+            {"rationale": ["Required when the MTD departs from the design's selection."]},
+        )

@@ -1,6 +1,5 @@
 """Part 11 signatures: the password re-entered, the digest chained per trial, the quorum, verification."""
 
-
 from django.db import transaction
 from django.utils import timezone
 
@@ -20,14 +19,31 @@ SIGNING_LOCKOUT_FAILURES = 5
 SIGNING_LOCKOUT_MINUTES = 30
 
 
-def signature_digest(*, review_id: int, snapshot_digest: str, decision: str, signer_id: int, signer_name: str,
-                     meaning: str, signed_at, previous: str, mtd_level: int | None = None) -> str:  # fmt: skip
+def signature_digest(
+    *,
+    review_id: int,
+    snapshot_digest: str,
+    decision: str,
+    signer_id: int,
+    signer_name: str,
+    meaning: str,
+    signed_at,
+    previous: str,
+    mtd_level: int | None = None,
+) -> str:
     """SHA-256 over what was signed: the review's snapshot, the decision (with the MTD dose the
     committee declared, if any), the signer, the meaning, the time and the previous signature of the
     trial (a chain: changing any earlier row breaks it)."""
-    signed = {"review": review_id, "snapshot": snapshot_digest, "decision": decision, "signer": signer_id,
-              "signer_name": signer_name, "meaning": meaning, "signed_at": signed_at.isoformat(),
-              "previous": previous}  # fmt: skip
+    signed = {
+        "review": review_id,
+        "snapshot": snapshot_digest,
+        "decision": decision,
+        "signer": signer_id,
+        "signer_name": signer_name,
+        "meaning": meaning,
+        "signed_at": signed_at.isoformat(),
+        "previous": previous,
+    }
     if mtd_level is not None:  # absent for every other signature, so earlier digests stay valid
         signed["mtd_level"] = mtd_level
     return sha256_hex(canonical_json(signed))
@@ -46,15 +62,20 @@ def review_sign(*, review: SafetyReview, user, password: str, meaning: str, comm
     """
     require_permission(user, "safety.sign_review", "sign safety reviews (committee members only)")
     if meaning not in SignOff.Meaning.values:
-        raise InvalidInput("invalid_meaning", "The meaning of a signature is approve or reject.",
-                           {"meaning": ["approve or reject"]})  # fmt: skip
+        raise InvalidInput(
+            "invalid_meaning", "The meaning of a signature is approve or reject.", {"meaning": ["approve or reject"]}
+        )
     if _signing_locked(user):
-        raise PermissionDenied("signing_locked", f"Too many wrong passwords: signing is locked for "
-                               f"{SIGNING_LOCKOUT_MINUTES} minutes. Contact the administrator.")  # fmt: skip
+        raise PermissionDenied(
+            "signing_locked",
+            f"Too many wrong passwords: signing is locked for "
+            f"{SIGNING_LOCKOUT_MINUTES} minutes. Contact the administrator.",
+        )
     if not password or not user.check_password(password):
         SignatureFailure.objects.create(user=user, review=review, at=timezone.now())  # kept: outside the signing txn
-        raise PermissionDenied("wrong_password", "The password is not correct: nothing was signed.",
-                               {"password": ["Incorrect."]})  # fmt: skip
+        raise PermissionDenied(
+            "wrong_password", "The password is not correct: nothing was signed.", {"password": ["Incorrect."]}
+        )
     full_name = user.get_full_name().strip()
     if not full_name:
         raise RuleViolation("signer_name_missing", "Your account has no full name: a signature must show it.")
@@ -70,8 +91,10 @@ def review_sign(*, review: SafetyReview, user, password: str, meaning: str, comm
         if not review.decision:
             raise RuleViolation("no_decision", "There is no proposed decision to sign yet.")
         if sha256_hex(canonical_json(review.snapshot)) != review.snapshot_digest:
-            raise RuleViolation("snapshot_tampered", "The review's data no longer matches what was opened: "
-                                "it cannot be signed. Open a new review.")  # fmt: skip
+            raise RuleViolation(
+                "snapshot_tampered",
+                "The review's data no longer matches what was opened: it cannot be signed. Open a new review.",
+            )
         if review.signatures.filter(signer=user).exists():
             raise RuleViolation("already_signed", "You have already signed this review.")
         check_review_data_current(review)
@@ -79,14 +102,29 @@ def review_sign(*, review: SafetyReview, user, password: str, meaning: str, comm
         signed_at = timezone.now()
         previous = last.digest if last else ""
         signature = SignOff.objects.create(
-            trial=trial, review=review, sequence=(last.sequence + 1) if last else 1, signer=user,
-            signer_full_name=full_name, meaning=meaning, decision=review.decision,
-            mtd_level=review.declared_mtd_level, comment=comment, signed_at=signed_at, previous_digest=previous,
-            digest=signature_digest(review_id=review.pk, snapshot_digest=review.snapshot_digest,
-                                    decision=review.decision, signer_id=user.pk, signer_name=full_name,
-                                    meaning=meaning, signed_at=signed_at, previous=previous,
-                                    mtd_level=review.declared_mtd_level),
-        )  # fmt: skip
+            trial=trial,
+            review=review,
+            sequence=(last.sequence + 1) if last else 1,
+            signer=user,
+            signer_full_name=full_name,
+            meaning=meaning,
+            decision=review.decision,
+            mtd_level=review.declared_mtd_level,
+            comment=comment,
+            signed_at=signed_at,
+            previous_digest=previous,
+            digest=signature_digest(
+                review_id=review.pk,
+                snapshot_digest=review.snapshot_digest,
+                decision=review.decision,
+                signer_id=user.pk,
+                signer_name=full_name,
+                meaning=meaning,
+                signed_at=signed_at,
+                previous=previous,
+                mtd_level=review.declared_mtd_level,
+            ),
+        )
         if meaning == SignOff.Meaning.REJECT:
             review.state = SafetyReview.State.REJECTED
             review.decided_at = signed_at
@@ -118,10 +156,16 @@ def verify_signatures(*, trial: Trial | None = None) -> list[str]:
             if signature.previous_digest != previous:
                 problems.append(f"{where}: the chain breaks here (previous digest does not match)")
             expected = signature_digest(
-                review_id=review.pk, snapshot_digest=review.snapshot_digest, decision=signature.decision,
-                signer_id=signature.signer_id, signer_name=signature.signer_full_name, meaning=signature.meaning,
-                signed_at=signature.signed_at, previous=signature.previous_digest, mtd_level=signature.mtd_level,
-            )  # fmt: skip
+                review_id=review.pk,
+                snapshot_digest=review.snapshot_digest,
+                decision=signature.decision,
+                signer_id=signature.signer_id,
+                signer_name=signature.signer_full_name,
+                meaning=signature.meaning,
+                signed_at=signature.signed_at,
+                previous=signature.previous_digest,
+                mtd_level=signature.mtd_level,
+            )
             if expected != signature.digest:
                 problems.append(f"{where}: the digest does not match what was signed")
             if signature.decision != review.decision:

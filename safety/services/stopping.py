@@ -1,14 +1,10 @@
 """The stopping rules: a related death or too many DLTs pause the active cohort and open a review."""
 
-
-
 from cohorts.models import ACTIVE_COHORT_STATES, Cohort
 from core.history import audit
 from safety import dlt
 from safety.models import AdverseEvent
-from safety.selectors import (
-    confirmed_dlts_at_dose,
-)
+from safety.selectors import confirmed_dlts_at_dose
 from safety.services.reviews import review_open_unscheduled
 
 
@@ -41,9 +37,10 @@ def apply_stopping_rules(
     verdict = dlt.stopping_rule(
         related_deaths=1 if new_related_death else 0,
         confirmed_dlts_at_dose=confirmed_dlts_at_dose(dose_cohort) if new_confirmed_dlt else 0,
-        dose_level=dose_cohort.dose_level.level, stop_on_related_death=trial.stop_on_related_death,
+        dose_level=dose_cohort.dose_level.level,
+        stop_on_related_death=trial.stop_on_related_death,
         dlt_stop_count=trial.dlt_stop_count,
-    )  # fmt: skip
+    )
     if not verdict.stop or cohort.state == Cohort.State.PAUSED:
         return None
     cohort.state_before_pause = cohort.state

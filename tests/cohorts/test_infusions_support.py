@@ -61,18 +61,25 @@ def enrolled_cohort(trial, *, size: int = 3, when: dt.datetime = T0 - HOUR, pref
 def start(participant: Participant, when: dt.datetime, **overrides) -> Infusion:
     with frozen(when):
         kwargs = {
-            "participant": participant, "by": nurse(), "started_at": when, "product_lot": "HM-2611-01",
-            "product_expiry": when + 6 * HOUR, "volume_ml": VOLUME_PER_HOUR,
-        }  # fmt: skip
+            "participant": participant,
+            "by": nurse(),
+            "started_at": when,
+            "product_lot": "HM-2611-01",
+            "product_expiry": when + 6 * HOUR,
+            "volume_ml": VOLUME_PER_HOUR,
+        }
         return services.infusion_start(**(kwargs | overrides))
 
 
 def complete(infusion: Infusion, when: dt.datetime, *, cells: int | None = None, **overrides) -> Infusion:
     with frozen(when):
         kwargs = {
-            "infusion": infusion, "ended_at": when, "volume_ml": VOLUME_PER_HOUR, "by": nurse(),
+            "infusion": infusion,
+            "ended_at": when,
+            "volume_ml": VOLUME_PER_HOUR,
+            "by": nurse(),
             "cells_administered": infusion.cells_planned if cells is None else cells,
-        }  # fmt: skip
+        }
         return services.infusion_complete(**(kwargs | overrides))
 
 
@@ -112,6 +119,22 @@ def refresh(*objects):
     return objects
 
 
-__all__ = ["DAY", "HOUR", "SCHEDULE", "SH", "T0", "VOLUME_PER_HOUR", "Cohort", "complete", "enrolled_cohort",
-           "fast_password_hashing", "frozen", "infuse", "infuse_cohort", "nurse", "record_visits", "refresh",
-           "start"]  # fmt: skip
+__all__ = [
+    "DAY",
+    "HOUR",
+    "SCHEDULE",
+    "SH",
+    "T0",
+    "VOLUME_PER_HOUR",
+    "Cohort",
+    "complete",
+    "enrolled_cohort",
+    "fast_password_hashing",
+    "frozen",
+    "infuse",
+    "infuse_cohort",
+    "nurse",
+    "record_visits",
+    "refresh",
+    "start",
+]

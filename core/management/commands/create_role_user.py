@@ -42,8 +42,9 @@ class Command(BaseCommand):
             if chair:
                 from django.contrib.auth.models import Permission
 
-                user.user_permissions.add(Permission.objects.get(content_type__app_label="safety",
-                                                                 codename="chair_review"))  # fmt: skip
+                user.user_permissions.add(
+                    Permission.objects.get(content_type__app_label="safety", codename="chair_review")
+                )
             key = None
             if token:
                 from rest_framework.authtoken.models import Token

@@ -26,7 +26,10 @@ class Command(BaseCommand):
         from safety.models import SignOff
 
         checked = SignOff.objects.filter(trial=selected).count() if selected else SignOff.objects.count()
-        self.stdout.write(json.dumps({"signatures_checked": checked, "intact": not problems, "problems": problems},
-                                     ensure_ascii=False))  # fmt: skip
+        self.stdout.write(
+            json.dumps(
+                {"signatures_checked": checked, "intact": not problems, "problems": problems}, ensure_ascii=False
+            )
+        )
         if problems:
             sys.exit(1)
