@@ -9,9 +9,9 @@ from cohorts.models import (
     Participant,
 )
 from cohorts.selectors import current_consent, eligibility_summary
+from cohorts.services.lifecycle import Activity, Transition, cohort_refusal, cohort_transition
 from core.errors import RuleViolation, require_permission
 from core.history import audit
-from trial.models import Trial
 
 
 def enroll_participant(*, participant: Participant, cohort: Cohort, by) -> Enrollment:
@@ -34,15 +34,10 @@ def enroll_participant(*, participant: Participant, cohort: Cohort, by) -> Enrol
         already_enrolled = Enrollment.objects.filter(participant=participant).exists()
 
         cohort = Cohort.objects.select_for_update(of=("self",)).select_related("trial", "dose_level").get(pk=cohort.pk)
-        if cohort.state == Cohort.State.PAUSED:
-            raise RuleViolation("cohort_paused", f"{cohort} is paused: no enrollment until the committee resumes it.")
-        if cohort.trial.status == Trial.Status.STOPPED:
-            raise RuleViolation("trial_stopped", f"{cohort.trial.registry_id} is stopped: no enrollment.")
         enrolled = cohort.enrollments.count()
-        if cohort.state == Cohort.State.FULL or (cohort.state == Cohort.State.OPEN and enrolled >= cohort.capacity):
-            raise RuleViolation("cohort_full", f"{cohort} is full ({cohort.capacity} of {cohort.capacity}).")
-        if cohort.state != Cohort.State.OPEN:
-            raise RuleViolation("cohort_not_open", f"{cohort} is {cohort.get_state_display().lower()}, not open.")
+        refusal = cohort_refusal(cohort, Activity.ENROLLMENT, enrolled=enrolled)
+        if refusal is not None:
+            raise refusal
         if participant.trial_id != cohort.trial_id:
             raise RuleViolation("wrong_trial", f"{participant} is screened for another trial.")
         if already_enrolled:
@@ -85,6 +80,5 @@ def enroll_participant(*, participant: Participant, cohort: Cohort, by) -> Enrol
         participant.status = Participant.Status.ENROLLED
         audit(participant, by=by, reason=f"Enrolled into cohort {cohort.sequence} as {participant.study_id}").save()
         if slot >= cohort.capacity:
-            cohort.state = Cohort.State.FULL
-            audit(cohort, by=by, reason="Cohort full").save()
+            cohort_transition(cohort=cohort, transition=Transition.FILL, by=by, reason="Cohort full")
     return enrollment

@@ -24,6 +24,7 @@ from cohorts.models import (
 )
 from cohorts.services.deviations import deviation_open_by_system
 from cohorts.services.infusions import clean_vital_signs, lock_infusion, save_vital_signs
+from cohorts.services.lifecycle import Transition, cohort_transition, transition_allowed
 from core.cleaning import (
     clean_cell_count,
     clean_flag,
@@ -310,12 +311,10 @@ def _infusion_finish(
 
 def _cohort_observe_if_all_infused(*, cohort: Cohort, by) -> None:
     """The last infusion of a full cohort moves it to observing (a paused cohort resumes into observing)."""
-    if not selectors.cohort_all_infused(cohort):
-        return
-    if cohort.state == Cohort.State.FULL:
-        cohort.state = Cohort.State.OBSERVING
-    elif cohort.state == Cohort.State.PAUSED and cohort.state_before_pause == Cohort.State.FULL:
-        cohort.state_before_pause = Cohort.State.OBSERVING
-    else:
-        return
-    audit(cohort, by=by, reason="Every participant infused: DLT windows running").save()
+    if selectors.cohort_all_infused(cohort) and transition_allowed(cohort, Transition.ALL_INFUSED):
+        cohort_transition(
+            cohort=cohort,
+            transition=Transition.ALL_INFUSED,
+            by=by,
+            reason="Every participant infused: DLT windows running",
+        )

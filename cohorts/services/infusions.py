@@ -28,6 +28,7 @@ from cohorts.models import (
 )
 from cohorts.selectors import current_consent
 from cohorts.services.deviations import deviation_open_by_system
+from cohorts.services.lifecycle import Activity, cohort_refusal
 from core.cleaning import (
     clean_cell_count,
     clean_decimal,
@@ -40,7 +41,7 @@ from core.cleaning import (
 )
 from core.errors import InvalidInput, RuleViolation, require_permission
 from core.history import audit
-from trial.models import Trial, format_cells
+from trial.models import format_cells
 
 VITAL_FIELDS = tuple(VITAL_RANGES)
 
@@ -170,15 +171,9 @@ def infusion_start(
             raise RuleViolation(
                 "not_enrolled", f"{participant} is {participant.get_status_display().lower()}: no infusion."
             )
-        if cohort.state == Cohort.State.PAUSED:
-            raise RuleViolation(
-                "cohort_paused",
-                f"{cohort} is paused by a stopping rule: no infusion until the safety review committee resumes it.",
-            )
-        if trial.status == Trial.Status.STOPPED:
-            raise RuleViolation("trial_stopped", f"{trial.registry_id} is stopped: no infusion.")
-        if cohort.state not in (Cohort.State.OPEN, Cohort.State.FULL):
-            raise RuleViolation("cohort_not_open", f"{cohort} is {cohort.get_state_display().lower()}: no infusion.")
+        refusal = cohort_refusal(cohort, Activity.INFUSION)
+        if refusal is not None:
+            raise refusal
         given = list(participant.infusions.order_by("sequence"))
         if len(given) >= trial.max_infusions_per_participant:
             raise RuleViolation(

@@ -15,6 +15,7 @@ from cohorts.models import (
     Participant,
 )
 from cohorts.selectors import site_today
+from cohorts.services.lifecycle import Transition, cohort_transition, transition_allowed
 from cohorts.services.screening import SCREENING_STATUSES, eligibility_evaluate
 from core.cleaning import clean_text
 from core.errors import InvalidInput, RuleViolation, require_permission
@@ -143,7 +144,7 @@ def participant_mark_replaced(*, participant: Participant, reason: str, by) -> P
         cohort = Cohort.objects.select_for_update().get(pk=enrollment.cohort_id)
         if participant.replaced:
             raise RuleViolation("already_replaced", f"{participant} is already marked replaced.")
-        if cohort.state not in (Cohort.State.OPEN, Cohort.State.FULL, Cohort.State.OBSERVING):
+        if not transition_allowed(cohort, Transition.REPLACE):
             raise RuleViolation(
                 "cohort_not_open",
                 f"{cohort} is {cohort.get_state_display().lower()}: replacements are only possible before its review.",
@@ -151,8 +152,7 @@ def participant_mark_replaced(*, participant: Participant, reason: str, by) -> P
         participant.replaced = True
         participant.replacement_reason = reason
         audit(participant, by=by, reason=f"Not evaluable, replaced: {reason}").save()
-        cohort.capacity += 1
-        if cohort.state in (Cohort.State.FULL, Cohort.State.OBSERVING):
-            cohort.state = Cohort.State.OPEN
-        audit(cohort, by=by, reason=f"Replacement slot opened for {participant}").save()
+        cohort_transition(
+            cohort=cohort, transition=Transition.REPLACE, by=by, reason=f"Replacement slot opened for {participant}"
+        )
     return participant

@@ -4,7 +4,7 @@ under the decision (the database gate checks it), the trial stops or the MTD is 
 from django.utils import timezone
 
 from cohorts.models import Cohort
-from cohorts.services import cohort_open
+from cohorts.services import Transition, cohort_open, cohort_transition
 from core.history import audit
 from safety.models import SafetyReview
 from safety.services.gate import check_decision_possible
@@ -23,12 +23,18 @@ def review_make_effective(review: SafetyReview, *, by) -> None:
     now = timezone.now()
     Decision = SafetyReview.Decision
     if review.decision == Decision.RESUME:
-        cohort.state, cohort.state_before_pause = cohort.state_before_pause or Cohort.State.OPEN, ""
-        audit(cohort, by=by, reason=f"Resumed by safety review {review.pk}").save()
+        cohort_transition(
+            cohort=cohort, transition=Transition.RESUME, by=by, reason=f"Resumed by safety review {review.pk}"
+        )
     else:
-        cohort.state, cohort.closed_at, cohort.decision = Cohort.State.CLOSED, now, review.decision
-        cohort.state_before_pause = ""  # a paused cohort closed by stop / de-escalate is no longer paused
-        audit(cohort, by=by, reason=f"Closed by safety review {review.pk}: {review.get_decision_display()}").save()
+        cohort_transition(
+            cohort=cohort,
+            transition=Transition.CLOSE,
+            by=by,
+            reason=f"Closed by safety review {review.pk}: {review.get_decision_display()}",
+            decision=review.decision,
+            at=now,
+        )
     level = cohort.dose_level.level
     target = {Decision.ESCALATE: level + 1, Decision.EXPAND: level, Decision.DEESCALATE: level - 1}.get(review.decision)
     if target is not None:

@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from cohorts.models import Cohort
 from cohorts.selectors import dlt_windows_complete
+from cohorts.services import Transition, cohort_transition
 from core.errors import DomainError, InvalidInput, PermissionDenied, RuleViolation, require_permission
 from core.history import audit
 from safety import rules
@@ -50,8 +51,12 @@ def review_open_scheduled(*, cohort: Cohort, by=None) -> SafetyReview:
             raise RuleViolation("dlt_windows_running", f"DLT windows of {cohort} are still running.")
         if SafetyReview.objects.filter(cohort=cohort, state=SafetyReview.State.OPEN).exists():
             raise RuleViolation("review_already_open", f"{cohort} already has an open review (called by the chair).")
-        cohort.state = Cohort.State.IN_REVIEW
-        audit(cohort, by=by, reason="Every participant completed the DLT window: safety review opened").save()
+        cohort_transition(
+            cohort=cohort,
+            transition=Transition.START_REVIEW,
+            by=by,
+            reason="Every participant completed the DLT window: safety review opened",
+        )
         return _new_review(cohort=cohort, kind=SafetyReview.Kind.SCHEDULED, reason="DLT windows complete", by=by)
 
 

@@ -1,7 +1,7 @@
 """The stopping rules: a related death or too many DLTs pause the active cohort and open a review."""
 
 from cohorts.models import ACTIVE_COHORT_STATES, Cohort
-from core.history import audit
+from cohorts.services import Transition, cohort_transition
 from safety import dlt
 from safety.models import AdverseEvent
 from safety.selectors import confirmed_dlts_at_dose
@@ -43,8 +43,11 @@ def apply_stopping_rules(
     )
     if not verdict.stop or cohort.state == Cohort.State.PAUSED:
         return None
-    cohort.state_before_pause = cohort.state
-    cohort.state = Cohort.State.PAUSED
-    audit(cohort, by=by, reason=f"Stopping rule: {verdict.reason} Enrollment and infusion paused.").save()
+    cohort_transition(
+        cohort=cohort,
+        transition=Transition.PAUSE,
+        by=by,
+        reason=f"Stopping rule: {verdict.reason} Enrollment and infusion paused.",
+    )
     review_open_unscheduled(cohort=cohort, reason=f"Stopping rule met: {verdict.reason}", by=by)
     return cohort
