@@ -73,22 +73,28 @@ class AuditedInline(admin.TabularInline):
 
 
 class RefusalClean:
-    """Shows a service's refusal of the previous submission as the form's own error."""
+    """Shows a service's refusal of the previous submission as the form's own error.
+
+    ``show_refusal`` places it: each field message on its field (the first one), and the message on
+    the form unless a field already says it. A form whose refusals read better another way overrides it.
+    """
 
     domain_error: DomainError | None = None
 
     def clean(self):
         cleaned = super().clean()
-        refused = self.domain_error
-        if refused is not None:
-            placed = False
-            for name, messages_ in refused.fields.items():
-                if name in self.fields and name not in self.errors:
-                    self.add_error(name, messages_[0] if messages_ else refused.message)
-                    placed = True
-            if not placed or refused.message not in (m for ms in refused.fields.values() for m in ms):
-                raise ValidationError(refused.message, code=refused.code)
+        if self.domain_error is not None:
+            self.show_refusal(self.domain_error)
         return cleaned
+
+    def show_refusal(self, refused: DomainError) -> None:
+        placed = False
+        for name, messages_ in refused.fields.items():
+            if name in self.fields and name not in self.errors:
+                self.add_error(name, messages_[0] if messages_ else refused.message)
+                placed = True
+        if not placed or refused.message not in (m for ms in refused.fields.values() for m in ms):
+            self.add_error(None, ValidationError(refused.message, code=refused.code))
 
 
 class ServiceRefusalForm(RefusalClean, forms.ModelForm):
@@ -96,8 +102,10 @@ class ServiceRefusalForm(RefusalClean, forms.ModelForm):
 
 
 class ServiceRefusalMixin:
-    """Catch a ``DomainError`` from a service called by ``save_model``/``save_related``: the view's
-    transaction is rolled back (nothing saved), and the submitted form is shown again with the refusal."""
+    """The admin's one refusal mechanism. Forms only validate their fields; ``save_model`` /
+    ``save_related`` call the service. A ``DomainError`` it raises is caught here: the view's transaction
+    is rolled back (nothing saved), and the submitted form is shown again with the refusal on it
+    (``RefusalClean``). Actions report refusals with ``message_user`` instead."""
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         try:

@@ -8,6 +8,7 @@ from cohorts.models import (
     Cohort,
     Enrollment,
 )
+from cohorts.ports import safety_reader
 from cohorts.selectors import cohort_next_step
 from core.admin import AuditedAdmin
 
@@ -54,9 +55,7 @@ class CohortAdmin(AuditedAdmin):
 
     @admin.display(description="Evaluable for dose escalation")
     def evaluability(self, obj):
-        from safety.selectors import participant_evaluability  # composed here: the DLT data are safety's
-
-        verdicts = participant_evaluability(obj.trial)
+        verdicts = safety_reader().participant_evaluability(obj.trial)  # the DLT data are safety's
         rows = [
             (e.participant.study_id or str(e.participant), verdicts[e.participant_id])
             for e in obj.enrollments.select_related("participant").order_by("slot")

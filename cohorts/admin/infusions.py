@@ -1,20 +1,25 @@
-"""Infusion at the bedside: start, drip-rate readings, vital signs, interruptions, finish."""
+"""Infusion at the bedside: start, drip-rate readings, vital signs, interruptions, finish.
 
-import json
-from decimal import Decimal
+Every write calls a service. When a service refuses (a hold, an expired product, a malformed rate),
+the transaction of the admin view is rolled back and the same form is shown again, with the nurse's
+input and the refusal in plain words (``ServiceRefusalMixin``).
+"""
 
-from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import mark_safe
 
 from cohorts import selectors, services
 from cohorts.admin.cohorts import CohortListFilter
+from cohorts.admin.infusion_forms import (
+    DripRateReadingInline,
+    InfusionFinishForm,
+    InfusionStartForm,
+    InterruptionInline,
+    VitalSignsInline,
+    rate_guide,
+)
 from cohorts.models import (
-    IMPLAUSIBLE_RATE_FACTOR,
     Cohort,
     DripRateReading,
     Infusion,
@@ -22,260 +27,12 @@ from cohorts.models import (
     Participant,
     ProtocolDeviation,
     VitalSigns,
-    ml_per_hour,
 )
 from core.admin import (
     AuditedAdmin,
-    ServiceRefusalForm,
     ServiceRefusalMixin,
 )
-from core.cleaning import clean_drip_rate, plain_number
-from core.errors import DomainError
-
-# --- infusion at the bedside, follow-up visits, protocol deviations --------------------------------
-#
-# Every write calls a service. When a service refuses (a hold, an expired product, a malformed rate),
-# the transaction of the admin view is rolled back and the same form is shown again, with the nurse's
-# input and the refusal in plain words (``ServiceRefusalMixin``).
-
-
-def _rate_guide(ranges: dict[int, tuple[Decimal, Decimal, int]], *, participant_id: int | None) -> str:
-    """The protocol's drip-rate range and a small script that marks a rate outside it red as it is typed.
-
-    ``ranges`` maps participant id → (min, max, drop factor); on the add page the script follows the
-    participant chosen, on the change page it is the infusion's own.
-    """
-    data = {str(pk): [str(low), str(high), factor] for pk, (low, high, factor) in ranges.items()}
-    text = "Choose the participant: her protocol's range applies."
-    if participant_id in ranges:
-        low, high, factor = ranges[participant_id]
-        text = (
-            f"Protocol rate {plain_number(low)}–{plain_number(high)} drops/min = {ml_per_hour(low, factor)}–"
-            f"{ml_per_hour(high, factor)} mL/h with a {factor} drops/mL set. A rate outside it is saved, flagged "
-            "and opens a protocol deviation."
-        )
-    elif len({tuple(v[:2]) for v in data.values()}) == 1:
-        low, high, factor = next(iter(ranges.values()))
-        text = f"Protocol rate {plain_number(low)}–{plain_number(high)} drops/min."
-    return format_html(
-        '<span id="rate-guide" data-ranges="{}" data-participant="{}">{}</span>{}',
-        json.dumps(data),
-        participant_id or "",
-        text,
-        _RATE_SCRIPT,
-    )
-
-
-_RATE_SCRIPT = mark_safe(  # a constant script: no user data in it
-    """<script>
-(function () {
-  var guide = document.getElementById("rate-guide");
-  if (!guide) { return; }
-  var ranges = JSON.parse(guide.dataset.ranges || "{}");
-  function range() {
-    var chosen = document.querySelector("select[name=participant]");
-    var key = guide.dataset.participant || (chosen && chosen.value);
-    return ranges[key] || null;
-  }
-  function check(input) {
-    var note = input.parentNode.querySelector(".rate-warning");
-    if (!note) {
-      note = document.createElement("div");
-      note.className = "rate-warning";
-      note.setAttribute("role", "alert");
-      input.parentNode.appendChild(note);
-    }
-    var raw = input.value.trim(), limits = range(), text = "";
-    if (raw !== "") {
-      var value = Number(raw);
-      if (!/^[0-9]+([.][0-9]{1,2})?$/.test(raw) || !(value > 0)) {
-        text = "Not a positive number of drops/min: it will be refused.";
-      } else if (limits && (value < Number(limits[0]) || value > Number(limits[1]))) {
-        text = "Outside the protocol's " + limits[0] + "\u2013" + limits[1] + " drops/min: it will be saved, " +
-          "flagged, and a protocol deviation opened.";
-      }
-    }
-    input.style.borderColor = text ? "#ba2121" : "";
-    input.style.color = text ? "#ba2121" : "";
-    note.textContent = text;
-    note.style.color = "#ba2121";
-    note.style.fontWeight = "bold";
-  }
-  document.addEventListener("input", function (event) {
-    var target = event.target;
-    if (target.name && /drops_per_minute$/.test(target.name)) { check(target); }
-  });
-})();
-</script>"""
-)
-
-
-class DripRateReadingForm(forms.ModelForm):
-    class Meta:
-        model = DripRateReading
-        fields = ("observed_at", "drops_per_minute")
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if "drops_per_minute" in self.fields:
-            self.fields["drops_per_minute"] = forms.CharField(
-                label="Drops/min", max_length=20, widget=forms.TextInput(attrs={"size": 6, "inputmode": "decimal"})
-            )
-        if "observed_at" in self.fields and not self.instance.pk:
-            # Prefilled with now; the hidden initial keeps an untouched extra row from counting as typed in.
-            self.fields["observed_at"].initial = timezone.now
-            self.fields["observed_at"].show_hidden_initial = True
-
-    def clean_drops_per_minute(self):
-        try:
-            return clean_drip_rate(self.cleaned_data["drops_per_minute"])
-        except DomainError as refused:
-            raise ValidationError(refused.message, code=refused.code) from None
-
-
-class DripRateReadingInline(admin.TabularInline):
-    model = DripRateReading
-    form = DripRateReadingForm
-    fields = ("observed_at", "drops_per_minute", "ml_h", "flag")
-    readonly_fields = ("ml_h", "flag")
-    extra = 1
-    can_delete = False
-    verbose_name = "drip-rate reading"
-
-    def has_change_permission(self, request, obj=None):
-        return False  # readings are kept as observed; a wrong one is corrected by a new reading
-
-    @admin.display(description="mL/h")
-    def ml_h(self, reading):
-        return reading.ml_per_hour if reading.pk else "—"
-
-    @admin.display(description="Protocol")
-    def flag(self, reading):
-        if not reading.pk:
-            return ""
-        if not reading.out_of_range:
-            return "✔ in range"
-        deviation = getattr(reading, "deviation", None)
-        return format_html(
-            '<strong style="color:#ba2121">✘ outside {}–{}</strong>{}',
-            plain_number(reading.rate_min),
-            plain_number(reading.rate_max),
-            f" (deviation #{deviation.pk})" if deviation else "",
-        )
-
-
-class VitalSignsInline(admin.TabularInline):
-    model = VitalSigns
-    fields = (
-        "timepoint",
-        "measured_at",
-        "systolic_bp",
-        "diastolic_bp",
-        "heart_rate",
-        "temperature_c",
-        "spo2_pct",
-        "respiratory_rate",
-    )
-    extra = 1
-    can_delete = False
-    verbose_name_plural = "vital signs (before, during, after)"
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def get_formset(self, request, obj=None, **kwargs):
-        formset = super().get_formset(request, obj, **kwargs)
-        formset.form.base_fields["measured_at"].initial = timezone.now
-        formset.form.base_fields["measured_at"].show_hidden_initial = True  # an untouched extra row stays empty
-        formset.form.base_fields["timepoint"].initial = VitalSigns.Timepoint.DURING if obj else "before"
-        return formset
-
-
-class InterruptionInline(admin.TabularInline):
-    model = InfusionInterruption
-    fields = ("stopped_at", "restarted_at", "reason")
-    extra = 0
-    can_delete = False
-
-    def has_change_permission(self, request, obj=None):
-        return False  # an open interruption is resumed with “Restart at” above
-
-
-class InfusionStartForm(ServiceRefusalForm):
-    """What the nurse enters to start an infusion; the service checks and records it."""
-
-    cells_in_product = forms.IntegerField(
-        label="Cells in the product",
-        required=False,
-        min_value=1,
-        help_text="Exact count from the product label; empty = the cohort's dose level.",
-    )
-    set_drop_factor = forms.IntegerField(
-        label="Giving set (drops/mL)", required=False, help_text="Empty = the trial's default giving set."
-    )
-    volume_to_give_ml = forms.DecimalField(label="Volume to give (mL)", required=False, max_digits=7, decimal_places=1)
-
-    class Meta:
-        model = Infusion
-        fields = ("participant", "started_at", "product_lot", "product_expiry", "premedication")
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if "participant" in self.fields:
-            self.fields["participant"].queryset = (
-                Participant.objects.filter(status=Participant.Status.ENROLLED, replaced=False)
-                .select_related("trial")
-                .order_by("study_id")
-            )
-            self.fields["participant"].help_text = "Enrolled participants not infused yet."
-        if "started_at" in self.fields:
-            self.fields["started_at"].initial = timezone.now
-
-
-class InfusionFinishForm(ServiceRefusalForm):
-    """The bedside form of a running infusion: readings and vitals below; finish or resume here."""
-
-    OUTCOMES = (
-        ("", "Still running"),
-        ("complete", "Completed: product given in full"),
-        ("stop_early", "Stopped early"),
-    )
-
-    outcome = forms.ChoiceField(label="Finish", choices=OUTCOMES, required=False)
-    finished_at = forms.SplitDateTimeField(label="Ended at", required=False, widget=admin.widgets.AdminSplitDateTime)
-    cells_given = forms.IntegerField(label="Cells given", required=False, min_value=0)
-    volume_given_ml = forms.DecimalField(label="Volume given (mL)", required=False, max_digits=7, decimal_places=1)
-    why_stopped = forms.CharField(
-        label="Reason stopped early", required=False, widget=forms.Textarea(attrs={"rows": 2})
-    )
-    restart_at = forms.SplitDateTimeField(
-        label="Restart at",
-        required=False,
-        widget=admin.widgets.AdminSplitDateTime,
-        help_text="Resume an interrupted infusion.",
-    )
-    confirm_implausible_rate = forms.BooleanField(
-        label="Confirm an implausible average rate",
-        required=False,
-        help_text=f"Only after the average rate was refused as implausible (above {IMPLAUSIBLE_RATE_FACTOR} × the "
-        "protocol maximum) and you checked the end time, interruptions, volume and giving set: it is then saved as "
-        "entered, flagged, and a major deviation opens.",
-    )
-
-    class Meta:
-        model = Infusion
-        fields = ()
-
-    def clean(self):
-        cleaned = super().clean()
-        outcome = cleaned.get("outcome")
-        if outcome:
-            for name in ("finished_at", "cells_given", "volume_given_ml"):
-                if cleaned.get(name) is None and name not in self.errors:
-                    self.add_error(name, "Required to finish the infusion.")
-        if outcome == "stop_early" and not (cleaned.get("why_stopped") or "").strip():
-            self.add_error("why_stopped", "Give the reason the infusion was stopped.")
-        return cleaned
+from core.cleaning import plain_number
 
 
 @admin.register(Infusion)
@@ -417,7 +174,7 @@ class InfusionAdmin(ServiceRefusalMixin, AuditedAdmin):
     def rate_guide(self, obj):
         if obj is not None and obj.pk:
             trial = obj.trial
-            return _rate_guide(
+            return rate_guide(
                 {obj.participant_id: (trial.infusion_rate_min, trial.infusion_rate_max, obj.drop_factor)},
                 participant_id=obj.participant_id,
             )
@@ -425,7 +182,7 @@ class InfusionAdmin(ServiceRefusalMixin, AuditedAdmin):
             p.pk: (p.trial.infusion_rate_min, p.trial.infusion_rate_max, p.trial.default_drop_factor)
             for p in Participant.objects.filter(status=Participant.Status.ENROLLED).select_related("trial")
         }
-        return _rate_guide(ranges, participant_id=None)
+        return rate_guide(ranges, participant_id=None)
 
     @admin.display(description="Holds now")
     def holds(self, obj):

@@ -9,8 +9,11 @@ from cohorts.models import (
     Enrollment,
     Participant,
 )
+from cohorts.ports import safety_reader
 from core.admin import AuditedAdmin, ServiceRefusalMixin
 from core.errors import DomainError
+
+TIMELINE_TONES = {"ok": "#1e7e34", "warn": "#ba2121", "due": "#b36b00", "": "inherit"}
 
 
 class EnrollmentInline(admin.TabularInline):
@@ -31,7 +34,15 @@ class ParticipantAdmin(ServiceRefusalMixin, AuditedAdmin):
     list_filter = ("status", "trial", "site", "replaced")
     search_fields = ("screening_number", "study_id")
     list_select_related = ("trial", "site", "screening")
-    readonly_fields = ("study_id", "status", "withdrawn_on", "withdrawal_reason", "replaced", "replacement_reason")
+    readonly_fields = (
+        "study_id",
+        "status",
+        "withdrawn_on",
+        "withdrawal_reason",
+        "replaced",
+        "replacement_reason",
+        "timeline",
+    )
     fieldsets = (
         ("Screening", {"fields": ("trial", "site", "screening_number", "initials", "date_of_birth", "sex")}),
         ("Enrollment", {"fields": ("status", "study_id")}),
@@ -108,16 +119,6 @@ class ParticipantAdmin(ServiceRefusalMixin, AuditedAdmin):
     def has_enroll_permission(self, request):
         return request.user.has_perm("cohorts.add_enrollment")
 
-
-# The participant's page shows her infusion, DLT window and visits as one timeline (registered again
-# with the timeline added, so the screening and enrollment admin above stays as it is).
-
-TIMELINE_TONES = {"ok": "#1e7e34", "warn": "#ba2121", "due": "#b36b00", "": "inherit"}
-
-
-class ParticipantTimelineAdmin(ParticipantAdmin):
-    readonly_fields = (*ParticipantAdmin.readonly_fields, "timeline")
-
     def get_fieldsets(self, request, obj=None):
         fieldsets = list(super().get_fieldsets(request, obj))
         if obj is not None:
@@ -126,24 +127,11 @@ class ParticipantTimelineAdmin(ParticipantAdmin):
 
     @admin.display(description="Timeline")
     def timeline(self, obj):
+        """Her enrollment, infusion, DLT window, visits, deviations and adverse events on one date axis."""
         if obj is None or not obj.pk:
             return "—"
-        from safety.selectors import participant_ae_timeline
-
-        entries = selectors.participant_timeline(obj)
+        entries = [*selectors.participant_timeline(obj), *safety_reader().adverse_event_timeline(obj)]
         rows = [(TIMELINE_TONES[e.tone], e.label, e.when, e.window, e.status) for e in entries]
-        # Adverse events on the same date axis as the infusion, the DLT window and the visits.
-        for ae in participant_ae_timeline(obj):
-            alarming = ae["worst_grade"] >= 3 or ae["serious"] or ae["dlt_status"] in ("candidate", "confirmed")
-            rows.append(
-                (
-                    TIMELINE_TONES["warn" if alarming else ""],
-                    f"Adverse event: {ae['term']}, grade {ae['worst_grade']}" + (", serious" if ae["serious"] else ""),
-                    f"{ae['onset']} – {ae['resolution'] or 'ongoing'}",
-                    f"day {ae['onset_day']} of the DLT window" if ae["in_dlt_window"] else "",
-                    ae["dlt_status_display"],
-                )
-            )
         rows.sort(key=lambda row: (row[2] or row[3])[:10])
         if obj.status == Participant.Status.ENROLLED and not obj.replaced:
             hold = selectors.infusion_hold(participant=obj)
@@ -160,7 +148,3 @@ class ParticipantTimelineAdmin(ParticipantAdmin):
             return "Not enrolled yet."
         body = format_html_join("", '<tr style="color:{}"><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>', rows)
         return format_html("<table><tr><th>What</th><th>When</th><th>Window</th><th>Status</th></tr>{}</table>", body)
-
-
-admin.site.unregister(Participant)
-admin.site.register(Participant, ParticipantTimelineAdmin)

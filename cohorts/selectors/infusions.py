@@ -15,6 +15,7 @@ from cohorts.models import (
     Participant,
     VitalSigns,
 )
+from cohorts.ports import safety_reader
 from cohorts.selectors.sites import format_site_time, site_zone
 
 
@@ -77,9 +78,7 @@ def infusion_hold(
                 f"{trial.sentinel_observation_days} days after the sentinel's infusion ({first.participant}) ended.",
                 until,
             )
-        from safety.selectors import participant_has_dlt_candidate
-
-        if participant_has_dlt_candidate(first.participant):
+        if safety_reader().participant_has_dlt_candidate(first.participant):
             return InfusionHold(
                 "sentinel_hold",
                 f"Sentinel observation: the sentinel ({first.participant}) has a candidate or confirmed DLT; no other "

@@ -26,7 +26,7 @@ def participant_list(*, trial: Trial | None = None) -> QuerySet[Participant]:
 
 @dataclass(frozen=True)
 class TimelineEntry:
-    kind: str  # enrollment | infusion | dlt_window | visit | deviation
+    kind: str  # enrollment | infusion | dlt_window | visit | deviation | adverse_event (from safety, via cohorts.ports)
     label: str
     when: str
     window: str

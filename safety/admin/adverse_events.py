@@ -1,14 +1,14 @@
-"""Admin for adverse events, DLT decisions, expedited-reporting clocks and the CTCAE term table.
+"""Admin for adverse events and DLT decisions.
 
 Fast entry for site staff: one page grouped the way a coordinator thinks (Event / Grade and
 seriousness / Causality / Outcome / Reporting), autocomplete for the participant and the CTCAE term,
 radio buttons for grade and relationship, awareness time pre-filled with now.
 
 Every write calls ``safety.services``: saving the add page calls ``adverse_event_record``, an edit
-``adverse_event_update`` with the reason for change, the DLT actions ``dlt_decide`` and the report
-action ``clock_complete``. The AE form calls the service once its own validation passed, so a
-refused write (``DomainError``) comes back as errors on the form, with everything the user typed
-still there; actions report refusals with ``message_user``. Never a 500.
+``adverse_event_update`` with the reason for change, the DLT actions ``dlt_decide``. The form only
+validates its fields; ``save_model`` calls the service, and a refused write (``DomainError``) comes
+back as errors on the form with everything the user typed still there (``core.admin.ServiceRefusalMixin``);
+actions report refusals with ``message_user``. Never a 500.
 
 Changelists take a constant number of queries: joins through ``list_select_related`` and the
 selectors, the cohort as a subquery, clocks prefetched.
@@ -24,7 +24,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from cohorts.models import Cohort, Enrollment
-from core.admin import AuditedAdmin, ReasonForChangeForm, action_form_page
+from core.admin import AuditedAdmin, ReasonForChangeForm, RefusalClean, ServiceRefusalMixin, action_form_page
 from core.errors import DomainError
 from safety import selectors, services
 from safety.admin.clocks import OVERDUE, clock_overdue, local_time
@@ -39,15 +39,12 @@ GRADE_CHOICES = [
 ]
 
 
-class AdverseEventForm(ReasonForChangeForm):
-    """The AE page's form. Once its fields are valid it hands the values to the service, which
-    validates the rules (grade 5 is fatal, serious needs a criterion, onset after consent…) and saves
-    in one transaction; a refusal becomes errors on this form."""
+class AdverseEventForm(RefusalClean, ReasonForChangeForm):
+    """The AE page's form: it validates its fields only. The service (called by ``save_model``) validates
+    the rules (grade 5 is fatal, serious needs a criterion, onset after consent…) and saves in one
+    transaction; a refusal comes back as errors on this form (``show_refusal``)."""
 
     grade = forms.TypedChoiceField(label="CTCAE grade", choices=GRADE_CHOICES, coerce=int, widget=forms.RadioSelect)
-
-    acting_user = None  # set per request by AdverseEventAdmin.get_form
-    saved_event: AdverseEvent | None = None
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -57,31 +54,16 @@ class AdverseEventForm(ReasonForChangeForm):
             self.fields["information_received_at"].required = False
 
     def _post_clean(self):
-        # Model and constraint validation is the service's (with clear messages), not ModelForm's.
+        # Model and constraint validation is the service's (with clear messages), not ModelForm's. The
+        # service itself runs in AdverseEventAdmin.save_model, never during validation.
         try:
             self.instance = construct_instance(self, self.instance, self._meta.fields, self._meta.exclude)
         except ValidationError as exc:
             self._update_errors(exc)
-        if self._errors:
-            return
-        values = {name: self.cleaned_data[name] for name in services.AE_FIELDS if name in self.cleaned_data}
-        try:
-            if self.instance.pk is None:
-                self.saved_event = services.adverse_event_record(
-                    participant=self.cleaned_data["participant"], values=values, by=self.acting_user
-                )
-            else:
-                self.saved_event = services.adverse_event_update(
-                    event=self.instance,
-                    values=values,
-                    reason=self.cleaned_data.get("change_reason", ""),
-                    by=self.acting_user,
-                    information_received_at=self.cleaned_data.get("information_received_at"),
-                )
-        except DomainError as refused:
-            self._show_refusal(refused)
 
-    def _show_refusal(self, refused: DomainError) -> None:
+    def show_refusal(self, refused: DomainError) -> None:
+        """Every message on its field (a follow-up's ``reason`` on the reason for change), and the
+        message on the form unless the fields say all of it."""
         attached = False
         for name, problems in refused.fields.items():
             target = {"reason": "change_reason", NON_FIELD_ERRORS: None}.get(name, name)
@@ -155,7 +137,7 @@ class DltDecisionForm(forms.Form):
 
 
 @admin.register(AdverseEvent)
-class AdverseEventAdmin(AuditedAdmin):
+class AdverseEventAdmin(ServiceRefusalMixin, AuditedAdmin):
     form = AdverseEventForm
     list_display = (
         "onset_date",
@@ -243,18 +225,25 @@ class AdverseEventAdmin(AuditedAdmin):
     def get_readonly_fields(self, request, obj=None):
         return (*self.readonly_fields, "participant") if obj else self.readonly_fields
 
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form = super().get_form(request, obj, change, **kwargs)
-        form.acting_user = request.user
-        return form
-
     def get_changeform_initial_data(self, request):
         initial = super().get_changeform_initial_data(request)
         initial.setdefault("site_aware_at", timezone.localtime(timezone.now()).replace(second=0, microsecond=0))
         return initial
 
     def save_model(self, request, obj, form, change):
-        event = form.saved_event  # recorded by the service when the form validated
+        values = {name: form.cleaned_data[name] for name in services.AE_FIELDS if name in form.cleaned_data}
+        if change:
+            event = services.adverse_event_update(
+                event=obj,
+                values=values,
+                reason=form.cleaned_data.get("change_reason", ""),
+                by=request.user,
+                information_received_at=form.cleaned_data.get("information_received_at"),
+            )
+        else:
+            event = services.adverse_event_record(
+                participant=form.cleaned_data["participant"], values=values, by=request.user
+            )
         obj.pk = event.pk
         obj._state.adding = False
         for name in ("worst_grade", "dlt_status", "dlt_reason", "reported_by_id", "created_at"):

@@ -3,8 +3,10 @@ deviation, DLT window and visits appear without anyone creating them by hand."""
 
 import datetime as dt
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
+from django.contrib.staticfiles import finders
 from django.urls import reverse
 
 from cohorts.models import FollowUpVisit, Infusion, Participant, ProtocolDeviation
@@ -96,7 +98,10 @@ def test_the_add_page_shows_who_can_be_infused_now_and_the_rate_check(bedside, c
         page = bedside.get(reverse("admin:cohorts_infusion_add")).content.decode()
     assert f"{participants[0].study_id} (sentinel)</td><td>Can be infused now." in page
     assert f"Sentinel first: {participants[0].study_id} is the sentinel of cohort 1" in page
-    assert 'id="rate-guide"' in page and "/drops_per_minute$/" in page and "Protocol rate 20–25 drops/min." in page
+    # The rate check is a static script the page loads (cohorts/static/cohorts/admin/rate_guide.js).
+    script = Path(finders.find("cohorts/admin/rate_guide.js")).read_text(encoding="utf-8")
+    assert 'id="rate-guide"' in page and "Protocol rate 20–25 drops/min." in page
+    assert 'src="/static/cohorts/admin/rate_guide.js"' in page and "/drops_per_minute$/" in script
 
 
 def test_a_nurse_records_the_infusion_and_is_warned_at_once_of_a_rate_off_the_protocol(bedside, cohort_of_three):
