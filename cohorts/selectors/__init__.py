@@ -1,7 +1,6 @@
 """Reads that the admin, the API and the services share, one module per concept, re-exported here."""
 
 from cohorts.selectors.cohorts import (
-    CohortRow,
     cohort_all_infused,
     cohort_list,
     cohort_next_step,
@@ -13,7 +12,6 @@ from cohorts.selectors.eligibility import (
     consent_document_in_force,
     criteria_specs,
     current_consent,
-    eligibility_for,
     eligibility_summary,
     gilbert_syndrome,
     screening_facts,
@@ -44,7 +42,6 @@ from cohorts.selectors.sites import (
 
 __all__ = [
     "NOT_INFUSABLE_STATUSES",
-    "CohortRow",
     "EligibilitySummary",
     "InfusionHold",
     "InfusionReadiness",
@@ -59,7 +56,6 @@ __all__ = [
     "current_consent",
     "deviation_list",
     "dlt_windows_complete",
-    "eligibility_for",
     "eligibility_summary",
     "followup_visit_list",
     "format_site_time",

@@ -1,7 +1,6 @@
 """Cohorts: the list with enrolled counts, the next step, and whether every participant was infused or
 has completed the DLT window."""
 
-from dataclasses import dataclass
 from datetime import date
 
 from django.db.models import Count, QuerySet
@@ -12,13 +11,6 @@ from cohorts.models import (
 )
 from cohorts.selectors.sites import site_today
 from trial.models import Trial
-
-
-@dataclass(frozen=True)
-class CohortRow:
-    cohort: Cohort
-    enrolled: int
-    next_step: str
 
 
 def cohort_next_step(cohort: Cohort, enrolled: int) -> str:

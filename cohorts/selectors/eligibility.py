@@ -185,7 +185,3 @@ def eligibility_summary(participant: Participant, *, on: date | None = None) -> 
         pending_judgment=tuple(result.pending_judgment),
         consent_missing=bool(failing_consent),
     )
-
-
-def eligibility_for(participant: Participant, *, on: date | None = None) -> rules.EligibilityResult:
-    return rules.evaluate(criteria_specs(participant.trial), screening_facts(participant, on=on))

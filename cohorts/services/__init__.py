@@ -9,7 +9,6 @@ Each function runs in one transaction, validates first and acts second, and writ
 
 from cohorts.services.consent import (
     consent_record,
-    consent_withdraw,
 )
 from cohorts.services.deviations import (
     deviation_record,
@@ -74,7 +73,6 @@ __all__ = [
     "cohort_refusal",
     "cohort_transition",
     "consent_record",
-    "consent_withdraw",
     "deviation_record",
     "deviation_update",
     "drip_rate_record",

@@ -1,4 +1,4 @@
-"""Signed informed consent, and its withdrawal."""
+"""Signed informed consent."""
 
 import zoneinfo
 from datetime import datetime
@@ -42,20 +42,3 @@ def consent_record(
         audit(record, by=by, reason=f"Consent v{document.version} signed").save()
         eligibility_evaluate(participant=participant, by=by)
     return record
-
-
-def consent_withdraw(*, consent: ConsentRecord, withdrawn_at: datetime, reason: str, by) -> ConsentRecord:
-    require_permission(by, "cohorts.change_consentrecord", "record consent withdrawal")
-    if not reason.strip():
-        raise InvalidInput("reason_required", "Give the reason the consent was withdrawn.", {"reason": ["Required."]})
-    with transaction.atomic():
-        consent = ConsentRecord.objects.select_for_update().get(pk=consent.pk)
-        if consent.withdrawn_at:
-            raise RuleViolation("already_withdrawn", "This consent was already withdrawn.")
-        if withdrawn_at < consent.signed_at:
-            raise InvalidInput("withdrawn_before_signed", "Withdrawal cannot precede the signature.")
-        consent.withdrawn_at = withdrawn_at
-        consent.withdrawal_reason = reason
-        audit(consent, by=by, reason=f"Consent withdrawn: {reason}").save()
-        eligibility_evaluate(participant=consent.participant, by=by)
-    return consent

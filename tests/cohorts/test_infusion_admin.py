@@ -17,7 +17,6 @@ from tests.cohorts.test_infusions_support import (
     SH,
     T0,
     enrolled_cohort,
-    fast_password_hashing,  # noqa: F401 - used by pytestmark
     frozen,
     infuse,
     infuse_cohort,
@@ -25,7 +24,7 @@ from tests.cohorts.test_infusions_support import (
     start,
 )
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hashing")]
+pytestmark = pytest.mark.django_db
 
 INLINES = ("readings", "vitals", "interruptions")
 

@@ -13,7 +13,6 @@ from tests.cohorts.test_infusions_support import (
     SCHEDULE,
     T0,
     enrolled_cohort,
-    fast_password_hashing,  # noqa: F401 - used by pytestmark
     frozen,
     infuse,
     infuse_cohort,
@@ -22,7 +21,7 @@ from tests.cohorts.test_infusions_support import (
 )
 from tests.factories import UserFactory, eligible_participant, token_for
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hashing")]
+pytestmark = pytest.mark.django_db
 
 ERROR_KEYS = {"code", "message", "fields"}
 MINUTE = dt.timedelta(minutes=1)

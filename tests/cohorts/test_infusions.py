@@ -25,7 +25,6 @@ from tests.cohorts.test_infusions_support import (
     T0,
     complete,
     enrolled_cohort,
-    fast_password_hashing,  # noqa: F401 - autouse below
     frozen,
     infuse,
     infuse_cohort,
@@ -34,7 +33,7 @@ from tests.cohorts.test_infusions_support import (
 )
 from tests.factories import UserFactory, eligible_participant
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hashing")]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from tests.cohorts.test_infusions_support import (
     HOUR,
     T0,
     enrolled_cohort,
-    fast_password_hashing,  # noqa: F401 - used by pytestmark
     frozen,
     infuse,
     nurse,
@@ -22,7 +21,6 @@ from tests.cohorts.test_infusions_support import (
 pytestmark = [
     pytest.mark.postgres,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("fast_password_hashing"),
 ]
 
 

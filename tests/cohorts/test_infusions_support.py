@@ -12,7 +12,6 @@ import datetime as dt
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-import pytest
 import time_machine
 
 from cohorts import services
@@ -24,12 +23,6 @@ T0 = dt.datetime(2026, 11, 25, 8, 0, tzinfo=SH)
 HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)
 VOLUME_PER_HOUR = Decimal("70.0")  # mL: 23.3 drops/min over an hour with a 20 drops/mL set
-
-
-@pytest.fixture
-def fast_password_hashing(settings):
-    """The builders create users often; hashing their passwords at full strength is most of the time."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def frozen(moment: dt.datetime):
@@ -129,7 +122,6 @@ __all__ = [
     "Cohort",
     "complete",
     "enrolled_cohort",
-    "fast_password_hashing",
     "frozen",
     "infuse",
     "infuse_cohort",

@@ -12,13 +12,12 @@ from tests.cohorts.test_infusions_support import (
     SH,
     T0,
     enrolled_cohort,
-    fast_password_hashing,  # noqa: F401 - used by pytestmark
     frozen,
     infuse,
     nurse,
 )
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hashing")]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
