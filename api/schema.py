@@ -3,9 +3,20 @@
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
+from core.errors import ErrorCode
+
+
+def _every_code() -> str:
+    """The ``code`` field's description: every code of the registry, by HTTP status."""
+    statuses = sorted({status for code in ErrorCode for status in code.statuses})
+    by_status = "; ".join(
+        f"{status}: " + ", ".join(f"`{code}`" for code in ErrorCode.for_status(status)) for status in statuses
+    )
+    return f"Stable machine code (clients branch on it; docs/api.md says what each means). {by_status}."
+
 
 class ErrorSerializer(serializers.Serializer):
-    code = serializers.CharField(help_text="Stable machine code, e.g. cohort_full, not_eligible, invalid.")
+    code = serializers.CharField(help_text=_every_code())
     message = serializers.CharField(help_text="Human-readable explanation.")
     fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
 

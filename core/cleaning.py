@@ -11,7 +11,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.utils import timezone
 
-from core.errors import InvalidInput
+from core.errors import ErrorCode, InvalidInput
 
 CLOCK_SKEW = timedelta(minutes=2)  # a bedside device's clock may run slightly ahead of the server's
 MAX_CELLS = 2**63 - 1  # PositiveBigIntegerField: a larger count is refused, never an overflow
@@ -71,11 +71,11 @@ def clean_drip_rate(value) -> Decimal:
         unit="drops/min",
         max_digits=6,
         places=2,
-        code="invalid_rate",
+        code=ErrorCode.INVALID_RATE,
     )
     if rate <= 0:
         raise InvalidInput(
-            "rate_not_positive",
+            ErrorCode.RATE_NOT_POSITIVE,
             f"The drip rate must be a positive number of drops/min, not {rate}.",
             {"drops_per_minute": ["Must be more than 0."]},
         )
@@ -84,16 +84,20 @@ def clean_drip_rate(value) -> Decimal:
 
 def clean_volume(value, *, field: str = "volume_ml") -> Decimal:
     volume = clean_decimal(
-        value, field=field, label="The volume", unit="mL", max_digits=7, places=1, code="invalid_volume"
+        value, field=field, label="The volume", unit="mL", max_digits=7, places=1, code=ErrorCode.INVALID_VOLUME
     )
     if volume < 0:
-        raise InvalidInput("volume_negative", f"The volume cannot be negative ({volume} mL).", {field: ["Negative."]})
+        raise InvalidInput(
+            ErrorCode.VOLUME_NEGATIVE, f"The volume cannot be negative ({volume} mL).", {field: ["Negative."]}
+        )
     return volume
 
 
 def clean_cell_count(value, *, field: str, allow_zero: bool = False) -> int:
     """An exact cell count: an int (or a string of ASCII digits); floats are refused (they are not exact)."""
-    bad = InvalidInput("invalid_cells", "The cell count must be a whole number, e.g. 60000000.", {field: ["Invalid."]})
+    bad = InvalidInput(
+        ErrorCode.INVALID_CELLS, "The cell count must be a whole number, e.g. 60000000.", {field: ["Invalid."]}
+    )
     if isinstance(value, bool):
         raise bad
     if isinstance(value, str):
@@ -106,7 +110,7 @@ def clean_cell_count(value, *, field: str, allow_zero: bool = False) -> int:
         raise bad
     if value < (0 if allow_zero else 1) or value > MAX_CELLS:
         raise InvalidInput(
-            "invalid_cells",
+            ErrorCode.INVALID_CELLS,
             f"The cell count must be between {0 if allow_zero else 1} and {MAX_CELLS}.",
             {field: ["Out of range."]},
         )
@@ -115,9 +119,11 @@ def clean_cell_count(value, *, field: str, allow_zero: bool = False) -> int:
 
 def clean_moment(value, *, field: str, label: str, allow_future: bool = False) -> datetime:
     if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidInput("invalid", f"{label} must be a date and time with its time zone.", {field: ["Invalid."]})
+        raise InvalidInput(
+            ErrorCode.INVALID, f"{label} must be a date and time with its time zone.", {field: ["Invalid."]}
+        )
     if not allow_future and value > timezone.now() + CLOCK_SKEW:
-        raise InvalidInput("date_in_future", f"{label} cannot be in the future.", {field: ["In the future."]})
+        raise InvalidInput(ErrorCode.DATE_IN_FUTURE, f"{label} cannot be in the future.", {field: ["In the future."]})
     return value
 
 
@@ -125,7 +131,7 @@ def clean_drop_factor(value) -> int:
     low, high = DROP_FACTOR_RANGE
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise InvalidInput(
-            "invalid_drop_factor",
+            ErrorCode.INVALID_DROP_FACTOR,
             f"The giving set's drop factor must be a whole number of drops/mL from {low} to "
             f"{high} (e.g. 20, or 60 for a micro-drip set).",
             {"drop_factor": ["Invalid."]},
@@ -135,5 +141,5 @@ def clean_drop_factor(value) -> int:
 
 def clean_flag(value, *, field: str) -> bool:
     if not isinstance(value, bool):
-        raise InvalidInput("invalid", f"{field} must be true or false.", {field: ["Not true or false."]})
+        raise InvalidInput(ErrorCode.INVALID, f"{field} must be true or false.", {field: ["Not true or false."]})
     return value

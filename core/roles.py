@@ -5,6 +5,9 @@ every database has exactly these groups with exactly these permissions; a migrat
 models adds a ``sync_roles`` step after it. Nobody but a superuser deletes clinical records.
 """
 
+from django.contrib.auth.management import create_permissions
+from django.contrib.auth.models import Group, Permission
+
 SITE_STAFF = "Site staff"
 INVESTIGATOR = "Investigator"
 SAFETY_COMMITTEE = "Safety committee"
@@ -105,8 +108,6 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
 
 def sync_roles(apps, schema_editor=None) -> None:
     """Make the role groups hold exactly ``ROLE_PERMISSIONS`` (usable as a RunPython step)."""
-    from django.contrib.auth.management import create_permissions
-
     for app_config in apps.get_app_configs():
         app_config.models_module = True
         create_permissions(app_config, verbosity=0, apps=apps)
@@ -131,8 +132,6 @@ def ensure_role_groups() -> None:
     For tests: a TransactionTestCase flush empties auth_group, and the data migration that created the
     groups does not run again. (``sync_roles`` is for migrations and their historical models.)
     """
-    from django.contrib.auth.models import Group, Permission
-
     existing = {
         f"{p.content_type.app_label}.{p.codename}": p for p in Permission.objects.select_related("content_type")
     }

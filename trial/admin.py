@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 
+from cohorts.services import cohort_open_first
 from core.admin import AuditedAdmin, AuditedInline
 from core.errors import DomainError
 from trial.models import DoseLevel, EligibilityCriterion, Site, Trial, VisitDefinition
@@ -92,8 +93,6 @@ class TrialAdmin(AuditedAdmin):
 
     @admin.action(description="Open the first cohort (lowest dose)", permissions=["open_first_cohort"])
     def open_first_cohort(self, request, queryset):
-        from cohorts.services import cohort_open_first
-
         for trial in queryset:
             try:
                 cohort = cohort_open_first(trial=trial, by=request.user)

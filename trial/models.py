@@ -4,6 +4,7 @@ Nothing here is specific to NCT06949137: ``load_protocol`` fills these tables fr
 and a second trial with other dose levels, cohort sizes or windows needs no code change.
 """
 
+import zoneinfo
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
@@ -11,13 +12,12 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
+from cohorts import rules
 from core.history import audited_history
 
 
 def validate_time_zone(value: str) -> None:
     """An IANA zone name: every site date (DLT windows, consent, reporting days) is counted in it."""
-    import zoneinfo
-
     try:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -260,8 +260,6 @@ class EligibilityCriterion(models.Model):
 
     def clean(self) -> None:
         """The rule must be registered and its params usable: a typo here would break every screening."""
-        from cohorts import rules
-
         try:
             rules.validate_criteria(
                 [

@@ -5,6 +5,7 @@ e.g. ``NCT06949137.json: dose_levels[1].cells: A valid integer is required.``
 """
 
 import json
+import zoneinfo
 from decimal import Decimal
 from itertools import pairwise
 from pathlib import Path
@@ -13,7 +14,8 @@ from typing import Any
 from rest_framework import serializers
 
 from api.serializers import StrictSerializer
-from core.errors import InvalidInput
+from cohorts.rules import CriterionSpec, EligibilityConfigError, known_rules, validate_criteria
+from core.errors import ErrorCode, InvalidInput
 from trial.models import EligibilityCriterion, Trial
 
 
@@ -62,8 +64,6 @@ class SiteSchema(StrictSerializer):
     time_zone = serializers.CharField(max_length=64)
 
     def validate_time_zone(self, value: str) -> str:
-        import zoneinfo
-
         try:
             zoneinfo.ZoneInfo(value)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -144,8 +144,6 @@ class ProtocolSchema(StrictSerializer):
                 raise serializers.ValidationError(
                     {"dose_levels": [f"Dose level {higher['level']} must have more cells than level {lower['level']}."]}
                 )
-        from cohorts.rules import CriterionSpec, EligibilityConfigError, known_rules, validate_criteria
-
         registered = known_rules()
         for index, criterion in enumerate(attrs["criteria"]):
             if criterion["rule"] not in registered:
@@ -199,16 +197,16 @@ def read_protocol_file(path: Path) -> dict:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise InvalidInput("protocol_file_missing", f"{path}: no such protocol file.") from None
+        raise InvalidInput(ErrorCode.PROTOCOL_FILE_MISSING, f"{path}: no such protocol file.") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInput("protocol_file_malformed", f"{name}: not valid JSON ({exc}).") from None
+        raise InvalidInput(ErrorCode.PROTOCOL_FILE_MALFORMED, f"{name}: not valid JSON ({exc}).") from None
     if not isinstance(raw, dict):
-        raise InvalidInput("protocol_file_malformed", f"{name}: the top level must be a JSON object.")
+        raise InvalidInput(ErrorCode.PROTOCOL_FILE_MALFORMED, f"{name}: the top level must be a JSON object.")
     schema = ProtocolSchema(data=raw)
     if not schema.is_valid():
         problems = error_paths(schema.errors)
         raise InvalidInput(
-            "protocol_file_invalid",
+            ErrorCode.PROTOCOL_FILE_INVALID,
             f"{name}: " + "; ".join(problems),
             fields={p.split(": ", 1)[0]: [p.split(": ", 1)[1]] for p in problems},
         )

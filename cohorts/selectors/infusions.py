@@ -17,6 +17,7 @@ from cohorts.models import (
 )
 from cohorts.ports import safety_reader
 from cohorts.selectors.sites import format_site_time, site_zone
+from core.errors import ErrorCode
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def infusion_hold(
         sentinel = cohort.enrollments.filter(is_sentinel=True).select_related("participant").first()
         if sentinel is not None and sentinel.participant_id != participant.pk and not sentinel.participant.replaced:
             return InfusionHold(
-                "sentinel_hold",
+                ErrorCode.SENTINEL_HOLD,
                 f"Sentinel first: {sentinel.participant} is the sentinel of cohort {cohort.sequence} and is "
                 f"infused alone, then observed for {trial.sentinel_observation_days} days, before anyone else.",
                 None,
@@ -65,7 +66,7 @@ def infusion_hold(
         first = infusions[0]
         if first.ended_at is None:
             return InfusionHold(
-                "sentinel_hold",
+                ErrorCode.SENTINEL_HOLD,
                 f"Sentinel observation: the sentinel's infusion ({first.participant}) is still in progress; the next "
                 f"infusion is possible {trial.sentinel_observation_days} days after it ends.",
                 None,
@@ -73,14 +74,14 @@ def infusion_hold(
         until = first.ended_at.astimezone(zone) + timedelta(days=trial.sentinel_observation_days)
         if at < until:
             return InfusionHold(
-                "sentinel_hold",
+                ErrorCode.SENTINEL_HOLD,
                 f"Sentinel observation: the next infusion is possible from {format_site_time(until, zone)}, "
                 f"{trial.sentinel_observation_days} days after the sentinel's infusion ({first.participant}) ended.",
                 until,
             )
         if safety_reader().participant_has_dlt_candidate(first.participant):
             return InfusionHold(
-                "sentinel_hold",
+                ErrorCode.SENTINEL_HOLD,
                 f"Sentinel observation: the sentinel ({first.participant}) has a candidate or confirmed DLT; no other "
                 f"participant of cohort {cohort.sequence} is infused until an investigator rejects it or the safety "
                 "review committee decides.",
@@ -90,7 +91,7 @@ def infusion_hold(
     running = [i for i in others if i.ended_at is None]
     if running:
         return InfusionHold(
-            "stagger_hold",
+            ErrorCode.STAGGER_HOLD,
             f"Stagger: the infusion of {running[0].participant} is in progress; the next infusion is possible "
             f"{trial.stagger_hours} h after it ends.",
             None,
@@ -100,7 +101,7 @@ def infusion_hold(
         until = last.ended_at.astimezone(zone) + timedelta(hours=trial.stagger_hours)
         if at < until:
             return InfusionHold(
-                "stagger_hold",
+                ErrorCode.STAGGER_HOLD,
                 f"Stagger: the next infusion is possible from {format_site_time(until, zone)}, "
                 f"{trial.stagger_hours} h after the previous infusion ({last.participant}) ended.",
                 until,

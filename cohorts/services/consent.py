@@ -13,7 +13,7 @@ from cohorts.models import (
 )
 from cohorts.services.screening import eligibility_evaluate
 from core.cleaning import clean_text
-from core.errors import InvalidInput, RuleViolation, require_permission
+from core.errors import ErrorCode, InvalidInput, RuleViolation, require_permission
 from core.history import audit
 
 
@@ -22,15 +22,17 @@ def consent_record(
 ) -> ConsentRecord:
     require_permission(by, "cohorts.add_consentrecord", "record consent")
     if document.trial_id != participant.trial_id:
-        raise InvalidInput("wrong_trial", "That consent form belongs to another trial.", {"document": ["Wrong trial."]})
+        raise InvalidInput(
+            ErrorCode.WRONG_TRIAL, "That consent form belongs to another trial.", {"document": ["Wrong trial."]}
+        )
     if signed_at > timezone.now():
         raise InvalidInput(
-            "signed_in_future", "Consent cannot be signed in the future.", {"signed_at": ["In the future."]}
+            ErrorCode.SIGNED_IN_FUTURE, "Consent cannot be signed in the future.", {"signed_at": ["In the future."]}
         )
     signed_on = timezone.localdate(signed_at, timezone=zoneinfo.ZoneInfo(participant.site.time_zone))
     if signed_on < document.effective_from or (document.effective_to and signed_on > document.effective_to):
         raise RuleViolation(
-            "consent_version_not_in_force",
+            ErrorCode.CONSENT_VERSION_NOT_IN_FORCE,
             f"Consent version {document.version} was not in force on {signed_on} "
             f"({document.effective_from} to {document.effective_to or 'now'}).",
         )

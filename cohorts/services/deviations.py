@@ -13,7 +13,7 @@ from cohorts.models import (
 )
 from cohorts.selectors import site_today
 from core.cleaning import clean_text
-from core.errors import InvalidInput, RuleViolation, require_permission
+from core.errors import ErrorCode, InvalidInput, RuleViolation, require_permission
 from core.history import audit
 
 
@@ -51,21 +51,27 @@ def deviation_record(
     """A deviation found by site staff (the automatic ones open in the services that detect them)."""
     require_permission(by, "cohorts.add_protocoldeviation", "record protocol deviations")
     if category not in ProtocolDeviation.Category.values:
-        raise InvalidInput("invalid", f"Unknown category {category!r}.", {"category": ["Invalid."]})
+        raise InvalidInput(ErrorCode.INVALID, f"Unknown category {category!r}.", {"category": ["Invalid."]})
     if severity not in ProtocolDeviation.Severity.values:
-        raise InvalidInput("invalid", f"Unknown severity {severity!r}.", {"severity": ["Invalid."]})
+        raise InvalidInput(ErrorCode.INVALID, f"Unknown severity {severity!r}.", {"severity": ["Invalid."]})
     description = clean_text(description, field="description", label="Description", max_length=5000, required=True)
     corrective_action = clean_text(
         corrective_action, field="corrective_action", label="Corrective action", max_length=5000
     )
     if isinstance(occurred_on, datetime) or not isinstance(occurred_on, date):
-        raise InvalidInput("invalid", "The date of the deviation must be a date.", {"occurred_on": ["Invalid."]})
+        raise InvalidInput(
+            ErrorCode.INVALID, "The date of the deviation must be a date.", {"occurred_on": ["Invalid."]}
+        )
     if occurred_on > site_today(participant):
-        raise InvalidInput("date_in_future", "A deviation cannot happen in the future.", {"occurred_on": ["Future."]})
+        raise InvalidInput(
+            ErrorCode.DATE_IN_FUTURE, "A deviation cannot happen in the future.", {"occurred_on": ["Future."]}
+        )
     if infusion is not None and infusion.participant_id != participant.pk:
-        raise InvalidInput("invalid", "That infusion is another participant's.", {"infusion": ["Wrong participant."]})
+        raise InvalidInput(
+            ErrorCode.INVALID, "That infusion is another participant's.", {"infusion": ["Wrong participant."]}
+        )
     if visit is not None and visit.participant_id != participant.pk:
-        raise InvalidInput("invalid", "That visit is another participant's.", {"visit": ["Wrong participant."]})
+        raise InvalidInput(ErrorCode.INVALID, "That visit is another participant's.", {"visit": ["Wrong participant."]})
     deviation = ProtocolDeviation(
         trial_id=participant.trial_id,
         participant=participant,
@@ -97,9 +103,11 @@ def deviation_update(
 ) -> ProtocolDeviation:
     """Assess, correct or close a deviation (each change with its reason). A closed deviation is final."""
     require_permission(by, "cohorts.change_protocoldeviation", "change protocol deviations")
-    reason = clean_text(reason, field="reason", label="Reason", max_length=2000, required=True, code="reason_required")
+    reason = clean_text(
+        reason, field="reason", label="Reason", max_length=2000, required=True, code=ErrorCode.REASON_REQUIRED
+    )
     if severity is not None and severity not in ProtocolDeviation.Severity.values:
-        raise InvalidInput("invalid", f"Unknown severity {severity!r}.", {"severity": ["Invalid."]})
+        raise InvalidInput(ErrorCode.INVALID, f"Unknown severity {severity!r}.", {"severity": ["Invalid."]})
     if description is not None:
         description = clean_text(description, field="description", label="Description", max_length=5000, required=True)
     if corrective_action is not None:
@@ -109,7 +117,7 @@ def deviation_update(
     with transaction.atomic():
         deviation = ProtocolDeviation.objects.select_for_update().get(pk=deviation.pk)
         if deviation.status == ProtocolDeviation.Status.CLOSED:
-            raise RuleViolation("deviation_closed", "This deviation is closed; record a new one to add to it.")
+            raise RuleViolation(ErrorCode.DEVIATION_CLOSED, "This deviation is closed; record a new one to add to it.")
         if severity is not None:
             deviation.severity = severity
         if description is not None:
@@ -119,7 +127,7 @@ def deviation_update(
         if close:
             if not deviation.corrective_action:
                 raise InvalidInput(
-                    "corrective_action_required",
+                    ErrorCode.CORRECTIVE_ACTION_REQUIRED,
                     "Give the corrective action before closing.",
                     {"corrective_action": ["Required to close."]},
                 )

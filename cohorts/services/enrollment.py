@@ -10,7 +10,7 @@ from cohorts.models import (
 )
 from cohorts.selectors import current_consent, eligibility_summary
 from cohorts.services.lifecycle import Activity, Transition, cohort_refusal, cohort_transition
-from core.errors import RuleViolation, require_permission
+from core.errors import ErrorCode, RuleViolation, require_permission
 from core.history import audit
 
 
@@ -39,28 +39,29 @@ def enroll_participant(*, participant: Participant, cohort: Cohort, by) -> Enrol
         if refusal is not None:
             raise refusal
         if participant.trial_id != cohort.trial_id:
-            raise RuleViolation("wrong_trial", f"{participant} is screened for another trial.")
+            raise RuleViolation(ErrorCode.WRONG_TRIAL, f"{participant} is screened for another trial.")
         if already_enrolled:
-            raise RuleViolation("already_enrolled", f"{participant} is already enrolled.")
+            raise RuleViolation(ErrorCode.ALREADY_ENROLLED, f"{participant} is already enrolled.")
         if summary.unmet or summary.missing:
             failing = list(summary.unmet + summary.missing)
             raise RuleViolation(
-                "not_eligible",
+                ErrorCode.NOT_ELIGIBLE,
                 f"Screening {participant.screening_number} is not eligible ({', '.join(failing)}).",
                 {"criteria": failing},
             )
         if summary.pending_judgment:
             raise RuleViolation(
-                "judgment_pending",
+                ErrorCode.JUDGMENT_PENDING,
                 "An investigator must still confirm: " + ", ".join(summary.pending_judgment) + ".",
                 {"criteria": list(summary.pending_judgment)},
             )
         if not consent_ok:
             raise RuleViolation(
-                "no_consent", f"Screening {participant.screening_number} has no signed consent of the version in force."
+                ErrorCode.NO_CONSENT,
+                f"Screening {participant.screening_number} has no signed consent of the version in force.",
             )
         if participant.status != Participant.Status.ELIGIBLE:
-            raise RuleViolation("not_eligible", f"{participant} is {participant.get_status_display().lower()}.")
+            raise RuleViolation(ErrorCode.NOT_ELIGIBLE, f"{participant} is {participant.get_status_display().lower()}.")
         trial = cohort.trial
         # One active cohort per trial, so the cohort lock also serialises the trial's study ID numbers.
         number = Enrollment.objects.filter(trial=trial).count() + 1

@@ -33,7 +33,7 @@ from core.cleaning import (
     clean_volume,
     plain_number,
 )
-from core.errors import InvalidInput, RuleViolation, require_permission
+from core.errors import ErrorCode, InvalidInput, RuleViolation, require_permission
 from core.history import audit
 from trial.models import format_cells
 
@@ -58,7 +58,7 @@ def infusion_complete(
     volume = clean_volume(volume_ml)
     if volume == 0:
         raise InvalidInput(
-            "volume_not_given",
+            ErrorCode.VOLUME_NOT_GIVEN,
             "A completed infusion gave the product: the volume given must be more than 0 mL. "
             "If nothing was given, record the infusion as stopped early.",
             {"volume_ml": ["Must be more than 0."]},
@@ -68,7 +68,9 @@ def infusion_complete(
     with transaction.atomic():
         cohort, infusion = lock_infusion(infusion)
         if infusion.interruptions.filter(restarted_at__isnull=True).exists():
-            raise RuleViolation("infusion_interrupted", "The infusion is interrupted: resume it, or stop it early.")
+            raise RuleViolation(
+                ErrorCode.INFUSION_INTERRUPTED, "The infusion is interrupted: resume it, or stop it early."
+            )
         return _infusion_finish(
             cohort=cohort,
             infusion=infusion,
@@ -103,7 +105,9 @@ def infusion_stop_early(
     """
     require_permission(by, "cohorts.change_infusion", "record infusions")
     ended_at = clean_moment(ended_at, field="ended_at", label="The end")
-    reason = clean_text(reason, field="reason", label="Reason", max_length=2000, required=True, code="reason_required")
+    reason = clean_text(
+        reason, field="reason", label="Reason", max_length=2000, required=True, code=ErrorCode.REASON_REQUIRED
+    )
     cells = clean_cell_count(cells_administered, field="cells_administered", allow_zero=True)
     volume = clean_volume(volume_ml)
     vitals = clean_vital_signs(vitals_after, field="vitals_after")
@@ -150,7 +154,7 @@ def _average_rate_check(*, infusion: Infusion, ended_at: datetime, volume: Decim
     if rate is None or rate >= Decimal(10) ** (stored.max_digits - stored.decimal_places):
         # No running time, or so little that the rate is beyond any infusion (and beyond the column).
         raise InvalidInput(
-            "no_running_time",
+            ErrorCode.NO_RUNNING_TIME,
             f"{plain_number(volume)} mL cannot be given in no running time (end − start, less "
             f"{_minutes(interrupted)} interrupted). Check the end time and the interruptions, or record 0 mL if "
             "nothing was given.",
@@ -164,7 +168,7 @@ def _average_rate_check(*, infusion: Infusion, ended_at: datetime, volume: Decim
     implausible = rate > limit
     if implausible and not confirmed:
         raise InvalidInput(
-            "implausible_average_rate",
+            ErrorCode.IMPLAUSIBLE_AVERAGE_RATE,
             f"The average rate, {plain_number(rate)} drops/min = {how}, is not plausible "
             f"for a drip: it is more than {IMPLAUSIBLE_RATE_FACTOR} × the protocol's maximum of {plain_number(high)} "
             f"drops/min ({plain_number(limit)} drops/min). Check the end time, the interruptions, the volume and the "
@@ -227,11 +231,13 @@ def _infusion_finish(
     by,
 ) -> Infusion:
     if infusion.status != Infusion.Status.IN_PROGRESS:
-        raise RuleViolation("infusion_not_in_progress", f"The infusion is {infusion.get_status_display().lower()}.")
+        raise RuleViolation(
+            ErrorCode.INFUSION_NOT_IN_PROGRESS, f"The infusion is {infusion.get_status_display().lower()}."
+        )
     zone = selectors.site_zone(infusion.participant)
     if ended_at < infusion.started_at:
         raise InvalidInput(
-            "end_before_start",
+            ErrorCode.END_BEFORE_START,
             f"The infusion cannot end before it started ({selectors.format_site_time(infusion.started_at, zone)}).",
             {"ended_at": ["Before the start."]},
         )
@@ -244,7 +250,7 @@ def _infusion_finish(
     )
     if last_seen is not None and ended_at < last_seen:
         raise InvalidInput(
-            "end_before_start",
+            ErrorCode.END_BEFORE_START,
             "The infusion cannot end before its last recorded rate or interruption.",
             {"ended_at": ["Before the last record."]},
         )

@@ -39,7 +39,7 @@ from core.cleaning import (
     clean_volume,
     plain_number,
 )
-from core.errors import InvalidInput, RuleViolation, require_permission
+from core.errors import ErrorCode, InvalidInput, RuleViolation, require_permission
 from core.history import audit
 from trial.models import format_cells
 
@@ -51,10 +51,12 @@ def clean_vital_signs(values: Mapping[str, Any] | None, *, field: str) -> dict[s
     if values is None:
         return {}
     if not isinstance(values, Mapping):
-        raise InvalidInput("invalid_vitals", "Vital signs must be a set of named measures.", {field: ["Invalid."]})
+        raise InvalidInput(
+            ErrorCode.INVALID_VITALS, "Vital signs must be a set of named measures.", {field: ["Invalid."]}
+        )
     unknown = sorted(set(values) - {*VITAL_FIELDS, "measured_at"})
     if unknown:
-        raise InvalidInput("invalid_vitals", f"Unknown vital signs: {', '.join(unknown)}.", {field: unknown})
+        raise InvalidInput(ErrorCode.INVALID_VITALS, f"Unknown vital signs: {', '.join(unknown)}.", {field: unknown})
     cleaned: dict[str, Any] = {}
     for name, (low, high) in VITAL_RANGES.items():
         raw = values.get(name)
@@ -68,21 +70,21 @@ def clean_vital_signs(values: Mapping[str, Any] | None, *, field: str) -> dict[s
             unit="",
             max_digits=4 if places else 3,
             places=places,
-            code="invalid_vitals",
+            code=ErrorCode.INVALID_VITALS,
         )
         if not low <= number <= high:
             raise InvalidInput(
-                "invalid_vitals",
+                ErrorCode.INVALID_VITALS,
                 f"{name.replace('_', ' ').capitalize()} {number} is outside {low}–{high}.",
                 {f"{field}.{name}": ["Not plausible."]},
             )
         cleaned[name] = number if places else int(number)
     if not cleaned:
-        raise InvalidInput("invalid_vitals", "Give at least one vital sign.", {field: ["Empty."]})
+        raise InvalidInput(ErrorCode.INVALID_VITALS, "Give at least one vital sign.", {field: ["Empty."]})
     systolic, diastolic = cleaned.get("systolic_bp"), cleaned.get("diastolic_bp")
     if systolic is not None and diastolic is not None and systolic <= diastolic:
         raise InvalidInput(
-            "invalid_vitals",
+            ErrorCode.INVALID_VITALS,
             f"Blood pressure {systolic}/{diastolic}: the systolic must be above the diastolic.",
             {f"{field}.systolic_bp": ["Not above the diastolic."]},
         )
@@ -155,21 +157,23 @@ def infusion_start(
     with transaction.atomic():
         enrollment = Enrollment.objects.filter(participant=participant).first()
         if enrollment is None:
-            raise RuleViolation("not_enrolled", f"{participant} is not enrolled in a cohort: no infusion.")
+            raise RuleViolation(ErrorCode.NOT_ENROLLED, f"{participant} is not enrolled in a cohort: no infusion.")
         participant = (
             Participant.objects.select_for_update(of=("self",)).select_related("site", "trial").get(pk=participant.pk)
         )
         cohort = _locked_cohort(enrollment.cohort_id)  # participant first, then cohort (the lock order)
         trial = cohort.trial
         if participant.replaced:
-            raise RuleViolation("not_enrolled", f"{participant} is marked replaced (not evaluable): no infusion.")
+            raise RuleViolation(
+                ErrorCode.NOT_ENROLLED, f"{participant} is marked replaced (not evaluable): no infusion."
+            )
         if participant.status in (
             Participant.Status.WITHDRAWN,
             Participant.Status.LOST_TO_FOLLOW_UP,
             Participant.Status.COMPLETED,
         ):
             raise RuleViolation(
-                "not_enrolled", f"{participant} is {participant.get_status_display().lower()}: no infusion."
+                ErrorCode.NOT_ENROLLED, f"{participant} is {participant.get_status_display().lower()}: no infusion."
             )
         refusal = cohort_refusal(cohort, Activity.INFUSION)
         if refusal is not None:
@@ -177,27 +181,28 @@ def infusion_start(
         given = list(participant.infusions.order_by("sequence"))
         if len(given) >= trial.max_infusions_per_participant:
             raise RuleViolation(
-                "already_infused",
+                ErrorCode.ALREADY_INFUSED,
                 f"{participant} already had {len(given)} infusion(s); the protocol allows "
                 f"{trial.max_infusions_per_participant}.",
             )
         if any(i.status == Infusion.Status.IN_PROGRESS for i in given):
-            raise RuleViolation("infusion_in_progress", f"{participant} has an infusion in progress.")
+            raise RuleViolation(ErrorCode.INFUSION_IN_PROGRESS, f"{participant} has an infusion in progress.")
         zone = selectors.site_zone(participant)
         if started_at < enrollment.enrolled_at:
             raise InvalidInput(
-                "started_before_enrollment",
+                ErrorCode.STARTED_BEFORE_ENROLLMENT,
                 "The infusion cannot start before the enrollment "
                 f"({selectors.format_site_time(enrollment.enrolled_at, zone)}).",
                 {"started_at": ["Too early."]},
             )
         if current_consent(participant, on=timezone.localdate(started_at, timezone=zone)) is None:
             raise RuleViolation(
-                "no_consent", f"{participant} has no current signed consent of the version in force: no infusion."
+                ErrorCode.NO_CONSENT,
+                f"{participant} has no current signed consent of the version in force: no infusion.",
             )
         if started_at > product_expiry:
             raise RuleViolation(
-                "product_expired",
+                ErrorCode.PRODUCT_EXPIRED,
                 f"Product lot {product_lot} expired at "
                 f"{selectors.format_site_time(product_expiry, zone)}: it must not be given.",
                 {"product_expiry": ["Expired."]},
@@ -206,7 +211,7 @@ def infusion_start(
         cells_planned = dose.cells if cells_planned is None else cells_planned
         if not dose_within_tolerance(cells=cells_planned, target=dose.cells, tolerance_pct=trial.dose_tolerance_pct):
             raise RuleViolation(
-                "dose_mismatch",
+                ErrorCode.DOSE_MISMATCH,
                 f"The product holds {format_cells(cells_planned)} cells; cohort {cohort.sequence} "
                 f"gives {dose.label} ({dose.cells_display}) ± {trial.dose_tolerance_pct}%.",
                 {"cells_planned": ["Does not match the dose level."]},
@@ -236,7 +241,7 @@ def infusion_start(
                 audit(infusion, by=by, reason=f"Infusion started (lot {product_lot})").save()
         except IntegrityError:
             raise RuleViolation(
-                "stagger_hold", f"Another infusion of cohort {cohort.sequence} is in progress."
+                ErrorCode.STAGGER_HOLD, f"Another infusion of cohort {cohort.sequence} is in progress."
             ) from None
         if vitals:
             save_vital_signs(
@@ -255,10 +260,10 @@ def drip_rate_record(*, infusion: Infusion, observed_at: datetime, drops_per_min
     with transaction.atomic():
         _, infusion = lock_infusion(infusion)
         if infusion.status == Infusion.Status.PLANNED:
-            raise RuleViolation("infusion_not_in_progress", "This infusion has not started.")
+            raise RuleViolation(ErrorCode.INFUSION_NOT_IN_PROGRESS, "This infusion has not started.")
         if observed_at < infusion.started_at or (infusion.ended_at and observed_at > infusion.ended_at):
             raise InvalidInput(
-                "observed_outside_infusion",
+                ErrorCode.OBSERVED_OUTSIDE_INFUSION,
                 "The rate must be observed between the start and the end of the infusion.",
                 {"observed_at": ["Outside the infusion."]},
             )
@@ -299,7 +304,7 @@ def vital_signs_record(
 ) -> VitalSigns:
     require_permission(by, "cohorts.add_vitalsigns", "record vital signs")
     if timepoint not in VitalSigns.Timepoint.values:
-        raise InvalidInput("invalid_vitals", f"Unknown time point {timepoint!r}.", {"timepoint": ["Invalid."]})
+        raise InvalidInput(ErrorCode.INVALID_VITALS, f"Unknown time point {timepoint!r}.", {"timepoint": ["Invalid."]})
     vitals = clean_vital_signs(values, field="vitals")
     measured_at = clean_moment(
         measured_at or vitals.get("measured_at") or timezone.now(), field="measured_at", label="Measured at"
@@ -313,18 +318,22 @@ def vital_signs_record(
 def infusion_interrupt(*, infusion: Infusion, stopped_at: datetime, reason: str, by) -> InfusionInterruption:
     require_permission(by, "cohorts.add_infusioninterruption", "record infusion interruptions")
     stopped_at = clean_moment(stopped_at, field="stopped_at", label="The interruption")
-    reason = clean_text(reason, field="reason", label="Reason", max_length=2000, required=True, code="reason_required")
+    reason = clean_text(
+        reason, field="reason", label="Reason", max_length=2000, required=True, code=ErrorCode.REASON_REQUIRED
+    )
     with transaction.atomic():
         _, infusion = lock_infusion(infusion)
         if infusion.status != Infusion.Status.IN_PROGRESS:
-            raise RuleViolation("infusion_not_in_progress", f"The infusion is {infusion.get_status_display().lower()}.")
+            raise RuleViolation(
+                ErrorCode.INFUSION_NOT_IN_PROGRESS, f"The infusion is {infusion.get_status_display().lower()}."
+            )
         interruptions = list(infusion.interruptions.all())
         if any(i.restarted_at is None for i in interruptions):
-            raise RuleViolation("infusion_interrupted", "The infusion is already interrupted: resume it first.")
+            raise RuleViolation(ErrorCode.INFUSION_INTERRUPTED, "The infusion is already interrupted: resume it first.")
         earliest = max([infusion.started_at, *(i.restarted_at for i in interruptions)])
         if stopped_at < earliest:
             raise InvalidInput(
-                "end_before_start",
+                ErrorCode.END_BEFORE_START,
                 "The interruption cannot precede the start or the last restart.",
                 {"stopped_at": ["Too early."]},
             )
@@ -340,10 +349,10 @@ def infusion_resume(*, infusion: Infusion, restarted_at: datetime, by) -> Infusi
         _, infusion = lock_infusion(infusion)
         interruption = infusion.interruptions.select_for_update().filter(restarted_at__isnull=True).first()
         if infusion.status != Infusion.Status.IN_PROGRESS or interruption is None:
-            raise RuleViolation("not_interrupted", "The infusion is not interrupted.")
+            raise RuleViolation(ErrorCode.NOT_INTERRUPTED, "The infusion is not interrupted.")
         if restarted_at < interruption.stopped_at:
             raise InvalidInput(
-                "end_before_start",
+                ErrorCode.END_BEFORE_START,
                 "The restart cannot precede the interruption.",
                 {"restarted_at": ["Before the interruption."]},
             )

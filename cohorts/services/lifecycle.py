@@ -28,7 +28,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from cohorts.models import ACTIVE_COHORT_STATES, Cohort
-from core.errors import RuleViolation, require_permission
+from core.errors import ErrorCode, RuleViolation, require_permission
 from core.history import audit
 from trial.models import DoseLevel, Trial
 
@@ -94,7 +94,7 @@ def cohort_transition(
     """
     if not transition_allowed(cohort, transition):
         raise RuleViolation(
-            "cohort_transition_not_allowed",
+            ErrorCode.COHORT_TRANSITION_NOT_ALLOWED,
             f"{cohort} is {cohort.get_state_display().lower()}: it cannot {transition.replace('_', ' ')}.",
         )
     _, target = TRANSITIONS[transition]
@@ -134,23 +134,29 @@ def cohort_refusal(cohort: Cohort, activity: Activity, *, enrolled: int | None =
     trial = cohort.trial
     if activity == Activity.ENROLLMENT:
         if cohort.state == State.PAUSED:
-            return RuleViolation("cohort_paused", f"{cohort} is paused: no enrollment until the committee resumes it.")
+            return RuleViolation(
+                ErrorCode.COHORT_PAUSED, f"{cohort} is paused: no enrollment until the committee resumes it."
+            )
         if trial.status == Trial.Status.STOPPED:
-            return RuleViolation("trial_stopped", f"{trial.registry_id} is stopped: no enrollment.")
+            return RuleViolation(ErrorCode.TRIAL_STOPPED, f"{trial.registry_id} is stopped: no enrollment.")
         if cohort.state == State.FULL or (cohort.state == State.OPEN and (enrolled or 0) >= cohort.capacity):
-            return RuleViolation("cohort_full", f"{cohort} is full ({cohort.capacity} of {cohort.capacity}).")
+            return RuleViolation(ErrorCode.COHORT_FULL, f"{cohort} is full ({cohort.capacity} of {cohort.capacity}).")
         if cohort.state not in ACCEPTING[activity]:
-            return RuleViolation("cohort_not_open", f"{cohort} is {cohort.get_state_display().lower()}, not open.")
+            return RuleViolation(
+                ErrorCode.COHORT_NOT_OPEN, f"{cohort} is {cohort.get_state_display().lower()}, not open."
+            )
         return None
     if cohort.state == State.PAUSED:
         return RuleViolation(
-            "cohort_paused",
+            ErrorCode.COHORT_PAUSED,
             f"{cohort} is paused by a stopping rule: no infusion until the safety review committee resumes it.",
         )
     if trial.status == Trial.Status.STOPPED:
-        return RuleViolation("trial_stopped", f"{trial.registry_id} is stopped: no infusion.")
+        return RuleViolation(ErrorCode.TRIAL_STOPPED, f"{trial.registry_id} is stopped: no infusion.")
     if cohort.state not in ACCEPTING[activity]:
-        return RuleViolation("cohort_not_open", f"{cohort} is {cohort.get_state_display().lower()}: no infusion.")
+        return RuleViolation(
+            ErrorCode.COHORT_NOT_OPEN, f"{cohort} is {cohort.get_state_display().lower()}: no infusion."
+        )
     return None
 
 
@@ -179,7 +185,7 @@ def cohort_open(*, trial: Trial, dose_level: DoseLevel, by, reason: str) -> Coho
         with transaction.atomic():
             audit(cohort, by=by, reason=reason).save()
     except IntegrityError:
-        raise RuleViolation("cohort_already_active", "Another cohort of this trial is still active.") from None
+        raise RuleViolation(ErrorCode.COHORT_ALREADY_ACTIVE, "Another cohort of this trial is still active.") from None
     return cohort
 
 
@@ -189,16 +195,16 @@ def cohort_open_first(*, trial: Trial, by) -> Cohort:
     with transaction.atomic():
         trial = Trial.objects.select_for_update().get(pk=trial.pk)
         if trial.status == Trial.Status.STOPPED:
-            raise RuleViolation("trial_stopped", f"{trial.registry_id} is stopped: no cohort can open.")
+            raise RuleViolation(ErrorCode.TRIAL_STOPPED, f"{trial.registry_id} is stopped: no cohort can open.")
         if trial.cohorts.exists():
             raise RuleViolation(
-                "escalation_decision_required",
+                ErrorCode.ESCALATION_DECISION_REQUIRED,
                 "The first cohort is already open or done. Later cohorts open only through an effective "
                 "escalation decision of the safety review committee.",
             )
         lowest = trial.dose_levels.order_by("level").first()
         if lowest is None:
-            raise RuleViolation("no_dose_levels", f"{trial.registry_id} has no dose levels.")
+            raise RuleViolation(ErrorCode.NO_DOSE_LEVELS, f"{trial.registry_id} has no dose levels.")
         return cohort_open(trial=trial, dose_level=lowest, by=by, reason="First cohort opened at the lowest dose")
 
 
@@ -210,7 +216,7 @@ def cohort_open_next(*, trial: Trial, dose_level: DoseLevel, by) -> Cohort:
     exists so that the admin, the API and scripts get a clear refusal rather than a way around.
     """
     raise RuleViolation(
-        "escalation_decision_required",
+        ErrorCode.ESCALATION_DECISION_REQUIRED,
         f"Dose level {dose_level.level} can open only through an effective escalation decision signed by the "
         "safety review committee.",
     )

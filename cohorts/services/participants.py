@@ -18,7 +18,7 @@ from cohorts.selectors import site_today
 from cohorts.services.lifecycle import Transition, cohort_transition, transition_allowed
 from cohorts.services.screening import SCREENING_STATUSES, eligibility_evaluate
 from core.cleaning import clean_text
-from core.errors import InvalidInput, RuleViolation, require_permission
+from core.errors import ErrorCode, InvalidInput, RuleViolation, require_permission
 from core.history import audit
 from trial.models import Site, Trial
 
@@ -30,7 +30,7 @@ def participant_register(
     require_permission(by, "cohorts.add_participant", "register participants")
     if site.trial_id != trial.pk:
         raise InvalidInput(
-            "wrong_site", f"Site {site} does not take part in {trial.registry_id}.", {"site": ["Wrong trial."]}
+            ErrorCode.WRONG_SITE, f"Site {site} does not take part in {trial.registry_id}.", {"site": ["Wrong trial."]}
         )
     participant = Participant(
         trial=trial,
@@ -42,19 +42,21 @@ def participant_register(
     )
     for name, value in (("screening_number", screening_number), ("initials", initials)):
         if isinstance(value, str) and "\x00" in value:
-            raise InvalidInput("invalid", "Text cannot contain NUL characters.", {name: ["NUL character."]})
+            raise InvalidInput(ErrorCode.INVALID, "Text cannot contain NUL characters.", {name: ["NUL character."]})
     try:
         participant.full_clean(validate_constraints=False)
     except ValidationError as exc:
-        raise InvalidInput("invalid", "The participant's details are not valid.", exc.message_dict) from None
+        raise InvalidInput(ErrorCode.INVALID, "The participant's details are not valid.", exc.message_dict) from None
     if isinstance(date_of_birth, date) and date_of_birth > timezone.localdate(
         timezone=zoneinfo.ZoneInfo(site.time_zone)
     ):
-        raise InvalidInput("invalid", "The date of birth is in the future.", {"date_of_birth": ["In the future."]})
+        raise InvalidInput(
+            ErrorCode.INVALID, "The date of birth is in the future.", {"date_of_birth": ["In the future."]}
+        )
     # Input is validated first: PostgreSQL refuses a NUL byte even in a lookup.
     if Participant.objects.filter(trial=trial, screening_number=screening_number).exists():
         raise RuleViolation(
-            "duplicate_screening_number",
+            ErrorCode.DUPLICATE_SCREENING_NUMBER,
             f"Screening number {screening_number} is already used in this trial.",
             {"screening_number": ["Already used."]},
         )
@@ -63,7 +65,7 @@ def participant_register(
             audit(participant, by=by, reason="Screening started").save()
     except IntegrityError:
         raise RuleViolation(
-            "duplicate_screening_number",
+            ErrorCode.DUPLICATE_SCREENING_NUMBER,
             f"Screening number {screening_number} is already used in this trial.",
             {"screening_number": ["Already used."]},
         ) from None
@@ -80,30 +82,39 @@ def participant_update(*, participant: Participant, values: Mapping[str, Any], r
     unknown = sorted(set(values) - set(PARTICIPANT_EDITABLE))
     if unknown:
         raise InvalidInput(
-            "unknown_fields",
+            ErrorCode.UNKNOWN_FIELDS,
             f"These cannot be changed here: {', '.join(unknown)}.",
             {k: ["Not editable."] for k in unknown},
         )
     reason = clean_text(
-        reason, field="reason", label="The reason for change", max_length=500, required=True, code="reason_required"
+        reason,
+        field="reason",
+        label="The reason for change",
+        max_length=500,
+        required=True,
+        code=ErrorCode.REASON_REQUIRED,
     )
     with transaction.atomic():
         participant = Participant.objects.select_for_update(of=("self",)).select_related("site").get(pk=participant.pk)
         if participant.status not in SCREENING_STATUSES:
             raise RuleViolation(
-                "screening_closed",
+                ErrorCode.SCREENING_CLOSED,
                 f"{participant} is {participant.get_status_display().lower()}: her details can no longer change.",
             )
         for name, value in values.items():
             if isinstance(value, str) and "\x00" in value:
-                raise InvalidInput("invalid", "Text cannot contain NUL characters.", {name: ["NUL character."]})
+                raise InvalidInput(ErrorCode.INVALID, "Text cannot contain NUL characters.", {name: ["NUL character."]})
             setattr(participant, name, value)
         try:
             participant.full_clean(validate_constraints=False)
         except ValidationError as exc:
-            raise InvalidInput("invalid", "The participant's details are not valid.", exc.message_dict) from None
+            raise InvalidInput(
+                ErrorCode.INVALID, "The participant's details are not valid.", exc.message_dict
+            ) from None
         if participant.date_of_birth > timezone.localdate(timezone=zoneinfo.ZoneInfo(participant.site.time_zone)):
-            raise InvalidInput("invalid", "The date of birth is in the future.", {"date_of_birth": ["In the future."]})
+            raise InvalidInput(
+                ErrorCode.INVALID, "The date of birth is in the future.", {"date_of_birth": ["In the future."]}
+            )
         audit(participant, by=by, reason=reason).save()
         eligibility_evaluate(participant=participant, by=by)
     participant.refresh_from_db()
@@ -113,14 +124,16 @@ def participant_update(*, participant: Participant, values: Mapping[str, Any], r
 def participant_withdraw(*, participant: Participant, on: date, reason: str, by) -> Participant:
     require_permission(by, "cohorts.change_participant", "withdraw participants")
     if not reason.strip():
-        raise InvalidInput("reason_required", "Give the reason for withdrawal.", {"reason": ["Required."]})
+        raise InvalidInput(ErrorCode.REASON_REQUIRED, "Give the reason for withdrawal.", {"reason": ["Required."]})
     with transaction.atomic():
         participant = Participant.objects.select_for_update().get(pk=participant.pk)
         if participant.status in (Participant.Status.WITHDRAWN, Participant.Status.COMPLETED):
-            raise RuleViolation("cannot_withdraw", f"{participant} is {participant.get_status_display().lower()}.")
+            raise RuleViolation(
+                ErrorCode.CANNOT_WITHDRAW, f"{participant} is {participant.get_status_display().lower()}."
+            )
         if on > site_today(participant):
             raise InvalidInput(
-                "date_in_future", "The withdrawal date cannot be in the future.", {"on": ["In the future."]}
+                ErrorCode.DATE_IN_FUTURE, "The withdrawal date cannot be in the future.", {"on": ["In the future."]}
             )
         participant.status = Participant.Status.WITHDRAWN
         participant.withdrawn_on = on
@@ -134,19 +147,19 @@ def participant_mark_replaced(*, participant: Participant, reason: str, by) -> P
     require_permission(by, "cohorts.change_participant", "mark participants replaced")
     if not reason.strip():
         raise InvalidInput(
-            "reason_required", "Give the reason the participant is not evaluable.", {"reason": ["Required."]}
+            ErrorCode.REASON_REQUIRED, "Give the reason the participant is not evaluable.", {"reason": ["Required."]}
         )
     with transaction.atomic():
         participant = Participant.objects.select_for_update().get(pk=participant.pk)  # participant, then cohort
         enrollment = Enrollment.objects.filter(participant=participant).select_related("cohort").first()
         if enrollment is None:
-            raise RuleViolation("not_enrolled", f"{participant} is not enrolled.")
+            raise RuleViolation(ErrorCode.NOT_ENROLLED, f"{participant} is not enrolled.")
         cohort = Cohort.objects.select_for_update().get(pk=enrollment.cohort_id)
         if participant.replaced:
-            raise RuleViolation("already_replaced", f"{participant} is already marked replaced.")
+            raise RuleViolation(ErrorCode.ALREADY_REPLACED, f"{participant} is already marked replaced.")
         if not transition_allowed(cohort, Transition.REPLACE):
             raise RuleViolation(
-                "cohort_not_open",
+                ErrorCode.COHORT_NOT_OPEN,
                 f"{cohort} is {cohort.get_state_display().lower()}: replacements are only possible before its review.",
             )
         participant.replaced = True

@@ -18,7 +18,7 @@ from cohorts.models import (
 )
 from cohorts.selectors import eligibility_summary
 from core.cleaning import clean_text
-from core.errors import InvalidInput, RuleViolation, require_permission
+from core.errors import ErrorCode, InvalidInput, RuleViolation, require_permission
 from core.history import audit
 
 SCREENING_STATUSES = (Participant.Status.SCREENING, Participant.Status.ELIGIBLE, Participant.Status.SCREEN_FAILED)
@@ -47,7 +47,9 @@ def screening_record_save(
     unknown = sorted(set(values) - set(SCREENING_FIELDS))
     if unknown:
         raise InvalidInput(
-            "unknown_fields", f"Unknown screening fields: {', '.join(unknown)}.", {k: ["Unknown."] for k in unknown}
+            ErrorCode.UNKNOWN_FIELDS,
+            f"Unknown screening fields: {', '.join(unknown)}.",
+            {k: ["Unknown."] for k in unknown},
         )
     with transaction.atomic():
         participant = Participant.objects.select_for_update().get(pk=participant.pk)
@@ -57,7 +59,7 @@ def screening_record_save(
             Participant.Status.SCREEN_FAILED,
         ):
             raise RuleViolation(
-                "screening_closed",
+                ErrorCode.SCREENING_CLOSED,
                 f"{participant} is {participant.get_status_display().lower()}: screening data can no longer change.",
             )
         record = ScreeningRecord.objects.filter(participant=participant).first()
@@ -66,14 +68,14 @@ def screening_record_save(
             record = ScreeningRecord(participant=participant)
         elif not reason.strip():
             raise InvalidInput(
-                "reason_required", "Give the reason for changing screening data.", {"reason": ["Required."]}
+                ErrorCode.REASON_REQUIRED, "Give the reason for changing screening data.", {"reason": ["Required."]}
             )
         for name, value in values.items():
             setattr(record, name, value)
         try:
             record.full_clean(exclude=["participant"])
         except ValidationError as exc:
-            raise InvalidInput("invalid", "Screening data is not valid.", exc.message_dict) from None
+            raise InvalidInput(ErrorCode.INVALID, "Screening data is not valid.", exc.message_dict) from None
         audit(record, by=by, reason=reason or "Screening data entered").save()
         if fractures is not None:
             for old in record.fractures.all():
@@ -83,7 +85,9 @@ def screening_record_save(
                 try:
                     fracture.full_clean(exclude=["screening"])
                 except ValidationError as exc:
-                    raise InvalidInput("invalid", "A fracture is not valid.", {"fractures": exc.messages}) from None
+                    raise InvalidInput(
+                        ErrorCode.INVALID, "A fracture is not valid.", {"fractures": exc.messages}
+                    ) from None
                 audit(fracture, by=by, reason=reason or "Fracture recorded").save()
         eligibility_evaluate(participant=participant, by=by)
     record.refresh_from_db()
@@ -158,16 +162,20 @@ def judgments_confirm(
     for code in answers:
         if code not in criteria:
             raise InvalidInput(
-                "unknown_criterion", f"{participant.trial.registry_id} has no criterion {code}.", {"code": ["Unknown."]}
+                ErrorCode.UNKNOWN_CRITERION,
+                f"{participant.trial.registry_id} has no criterion {code}.",
+                {"code": ["Unknown."]},
             )
         if not criteria[code].needs_judgment:
-            raise RuleViolation("no_judgment_needed", f"{code} is decided from screening data, not by judgment.")
+            raise RuleViolation(
+                ErrorCode.NO_JUDGMENT_NEEDED, f"{code} is decided from screening data, not by judgment."
+            )
     saved = []
     with transaction.atomic():
         participant = Participant.objects.select_for_update().get(pk=participant.pk)
         if participant.status not in SCREENING_STATUSES:
             raise RuleViolation(
-                "screening_closed",
+                ErrorCode.SCREENING_CLOSED,
                 f"{participant} is {participant.get_status_display().lower()}: "
                 "eligibility judgments can no longer change.",
             )
@@ -196,7 +204,7 @@ def gilbert_diagnosis_record(*, participant: Participant, documented: bool, note
     require_permission(by, "cohorts.add_gilbertsyndromediagnosis", what)
     if not isinstance(documented, bool):
         raise InvalidInput(
-            "invalid",
+            ErrorCode.INVALID,
             "Say whether Gilbert's syndrome is documented (true or false).",
             {"documented": ["Not true or false."]},
         )
@@ -206,13 +214,13 @@ def gilbert_diagnosis_record(*, participant: Participant, documented: bool, note
         label="Note (what the diagnosis rests on)",
         max_length=2000,
         required=True,
-        code="note_required",
+        code=ErrorCode.NOTE_REQUIRED,
     )
     with transaction.atomic():
         participant = Participant.objects.select_for_update(of=("self",)).get(pk=participant.pk)
         if participant.status not in SCREENING_STATUSES:
             raise RuleViolation(
-                "screening_closed",
+                ErrorCode.SCREENING_CLOSED,
                 f"{participant} is {participant.get_status_display().lower()}: "
                 "her eligibility data can no longer change.",
             )

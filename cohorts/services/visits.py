@@ -14,7 +14,7 @@ from cohorts.models import (
 from cohorts.selectors import site_today
 from cohorts.services.deviations import deviation_open_by_system
 from core.cleaning import clean_text
-from core.errors import InvalidInput, RuleViolation, require_permission
+from core.errors import ErrorCode, InvalidInput, RuleViolation, require_permission
 from core.history import audit
 
 
@@ -25,7 +25,9 @@ def _lock_visit(visit: FollowUpVisit) -> FollowUpVisit:
         .get(pk=visit.pk)
     )
     if visit.status != FollowUpVisit.Status.SCHEDULED:
-        raise RuleViolation("visit_already_recorded", f"{visit.name} is already {visit.get_status_display().lower()}.")
+        raise RuleViolation(
+            ErrorCode.VISIT_ALREADY_RECORDED, f"{visit.name} is already {visit.get_status_display().lower()}."
+        )
     return visit
 
 
@@ -40,16 +42,18 @@ def visit_complete(*, visit: FollowUpVisit, on: date, by) -> FollowUpVisit:
     deviation (category visit window) opens."""
     require_permission(by, "cohorts.change_followupvisit", "record follow-up visits")
     if isinstance(on, datetime) or not isinstance(on, date):
-        raise InvalidInput("invalid", "The visit date must be a date.", {"on": ["Invalid."]})
+        raise InvalidInput(ErrorCode.INVALID, "The visit date must be a date.", {"on": ["Invalid."]})
     with transaction.atomic():
         visit = _lock_visit(visit)
         participant = visit.participant
         if on > site_today(participant):
-            raise InvalidInput("date_in_future", "The visit date cannot be in the future.", {"on": ["In the future."]})
+            raise InvalidInput(
+                ErrorCode.DATE_IN_FUTURE, "The visit date cannot be in the future.", {"on": ["In the future."]}
+            )
         day0 = selectors.infusion_day(visit.infusion, selectors.site_zone(participant))
         if on < day0:
             raise InvalidInput(
-                "date_before_infusion",
+                ErrorCode.DATE_BEFORE_INFUSION,
                 f"The visit cannot precede the infusion day ({day0}).",
                 {"on": ["Before the infusion."]},
             )
@@ -76,7 +80,9 @@ def visit_complete(*, visit: FollowUpVisit, on: date, by) -> FollowUpVisit:
 
 def visit_miss(*, visit: FollowUpVisit, reason: str, by) -> FollowUpVisit:
     require_permission(by, "cohorts.change_followupvisit", "record follow-up visits")
-    reason = clean_text(reason, field="reason", label="Reason", max_length=2000, required=True, code="reason_required")
+    reason = clean_text(
+        reason, field="reason", label="Reason", max_length=2000, required=True, code=ErrorCode.REASON_REQUIRED
+    )
     with transaction.atomic():
         visit = _lock_visit(visit)
         visit.status = FollowUpVisit.Status.MISSED

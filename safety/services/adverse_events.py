@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from cohorts.models import Participant
-from core.errors import InvalidInput, RuleViolation, require_permission
+from core.errors import ErrorCode, InvalidInput, RuleViolation, require_permission
 from core.history import audit
 from safety import dlt
 from safety.models import AdverseEvent
@@ -98,27 +98,27 @@ def _validate(event: AdverseEvent) -> None:
     if not event.ctcae_term_id and not (event.ctcae_term_text or "").strip():
         problems["ctcae_term"] = ["Choose a CTCAE term or write it as free text."]
     if problems:
-        raise InvalidInput("invalid", " ".join(m for ms in problems.values() for m in ms), problems)
+        raise InvalidInput(ErrorCode.INVALID, " ".join(m for ms in problems.values() for m in ms), problems)
     try:
         event.full_clean(exclude=["participant", "reported_by", "worst_grade"])
     except ValidationError as exc:
-        raise InvalidInput("invalid", "The adverse event is not valid.", exc.message_dict) from None
+        raise InvalidInput(ErrorCode.INVALID, "The adverse event is not valid.", exc.message_dict) from None
     participant = event.participant
     zone = zoneinfo.ZoneInfo(participant.site.time_zone)
     first_consent = participant.consents.order_by("signed_at").first()
     if first_consent is None:
-        raise RuleViolation("no_consent", f"{participant} has no signed consent: no study adverse event yet.")
+        raise RuleViolation(ErrorCode.NO_CONSENT, f"{participant} has no signed consent: no study adverse event yet.")
     consented_on = timezone.localdate(first_consent.signed_at, timezone=zone)
     today = timezone.localdate(timezone=zone)
     if event.onset_date > today or (event.resolution_date and event.resolution_date > today):
         raise InvalidInput(
-            "date_in_future",
+            ErrorCode.DATE_IN_FUTURE,
             "Onset and resolution cannot be after today (site time).",
             {"onset_date": ["In the future."]},
         )
     if event.onset_date < consented_on:
         raise InvalidInput(
-            "onset_before_consent",
+            ErrorCode.ONSET_BEFORE_CONSENT,
             f"Onset {event.onset_date} is before consent ({consented_on}): a pre-consent condition is medical "
             "history, not an adverse event.",
             {"onset_date": ["Before consent."]},
@@ -148,7 +148,7 @@ def _coerce(values: Mapping[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(values) - set(AE_FIELDS))
     if unknown:
         raise InvalidInput(
-            "unknown_fields", f"Unknown fields: {', '.join(unknown)}.", {k: ["Unknown."] for k in unknown}
+            ErrorCode.UNKNOWN_FIELDS, f"Unknown fields: {', '.join(unknown)}.", {k: ["Unknown."] for k in unknown}
         )
     return dict(values)
 
@@ -184,19 +184,19 @@ def adverse_event_update(
     clock it starts (the event became serious, a SUSAR, fatal or life-threatening) counts from then."""
     require_permission(by, "safety.change_adverseevent", "update adverse events")
     if not reason.strip():
-        raise InvalidInput("reason_required", "Give the reason for this follow-up.", {"reason": ["Required."]})
+        raise InvalidInput(ErrorCode.REASON_REQUIRED, "Give the reason for this follow-up.", {"reason": ["Required."]})
     values = _coerce(values)
     now = timezone.now()
     received = now if information_received_at is None else information_received_at
     if not isinstance(received, datetime) or received.tzinfo is None:
         raise InvalidInput(
-            "invalid_time",
+            ErrorCode.INVALID_TIME,
             "When the information was received must be a date and time with its time zone.",
             {"information_received_at": ["Invalid."]},
         )
     if received > now:
         raise InvalidInput(
-            "invalid_time",
+            ErrorCode.INVALID_TIME,
             "The information cannot be received in the future.",
             {"information_received_at": ["In the future."]},
         )
@@ -211,7 +211,7 @@ def adverse_event_update(
             setattr(event, name, value)
         if received < event.site_aware_at:
             raise InvalidInput(
-                "invalid_time",
+                ErrorCode.INVALID_TIME,
                 "The follow-up information cannot precede the first awareness of the event.",
                 {"information_received_at": ["Before awareness."]},
             )
@@ -232,13 +232,17 @@ def dlt_decide(*, event: AdverseEvent, confirm: bool, reason: str, by) -> Advers
     """An investigator confirms or rejects a DLT candidate, with a reason; confirmed DLTs feed escalation."""
     require_permission(by, "safety.decide_dlt", "confirm or reject DLTs (investigators only)")
     if not reason.strip():
-        raise InvalidInput("reason_required", "Give the reason for the DLT decision.", {"reason": ["Required."]})
+        raise InvalidInput(
+            ErrorCode.REASON_REQUIRED, "Give the reason for the DLT decision.", {"reason": ["Required."]}
+        )
     with transaction.atomic():
         event = (
             AdverseEvent.objects.select_for_update(of=("self",)).select_related("participant__trial").get(pk=event.pk)
         )
         if event.dlt_status != AdverseEvent.DltStatus.CANDIDATE:
-            raise RuleViolation("not_a_dlt_candidate", f"This event is {event.get_dlt_status_display().lower()}.")
+            raise RuleViolation(
+                ErrorCode.NOT_A_DLT_CANDIDATE, f"This event is {event.get_dlt_status_display().lower()}."
+            )
         event.dlt_status = AdverseEvent.DltStatus.CONFIRMED if confirm else AdverseEvent.DltStatus.REJECTED
         event.dlt_reason = reason
         event.dlt_decided_by = by

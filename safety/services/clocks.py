@@ -5,7 +5,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from core.errors import InvalidInput, RuleViolation, require_permission
+from core.errors import ErrorCode, InvalidInput, RuleViolation, require_permission
 from core.history import audit
 from safety import dlt
 from safety.models import AdverseEvent, ReportingClock
@@ -39,17 +39,19 @@ def start_reporting_clocks(event: AdverseEvent, *, known_at: datetime, by) -> li
 def clock_complete(*, clock: ReportingClock, done_at: datetime, reported_to: str, by) -> ReportingClock:
     require_permission(by, "safety.change_reportingclock", "record expedited reports")
     if not reported_to.strip():
-        raise InvalidInput("recipient_required", "Say to whom it was reported.", {"reported_to": ["Required."]})
+        raise InvalidInput(ErrorCode.RECIPIENT_REQUIRED, "Say to whom it was reported.", {"reported_to": ["Required."]})
     if "\x00" in reported_to or len(reported_to) > 200:
         raise InvalidInput(
-            "invalid", "The recipient must be plain text of at most 200 characters.", {"reported_to": ["Invalid."]}
+            ErrorCode.INVALID,
+            "The recipient must be plain text of at most 200 characters.",
+            {"reported_to": ["Invalid."]},
         )
     with transaction.atomic():
         clock = ReportingClock.objects.select_for_update().get(pk=clock.pk)
         if clock.done_at:
-            raise RuleViolation("already_reported", f"Already reported at {clock.done_at:%Y-%m-%d %H:%M}.")
+            raise RuleViolation(ErrorCode.ALREADY_REPORTED, f"Already reported at {clock.done_at:%Y-%m-%d %H:%M}.")
         if done_at < clock.started_at or done_at > timezone.now():
-            raise InvalidInput("invalid_time", "The report time must lie between awareness and now.")
+            raise InvalidInput(ErrorCode.INVALID_TIME, "The report time must lie between awareness and now.")
         clock.done_at, clock.done_by, clock.reported_to = done_at, by, reported_to
         audit(clock, by=by, reason=f"Reported to {reported_to}").save()
     return clock

@@ -5,7 +5,7 @@ Run at the proposal and again at the signature that reaches quorum (``safety.ser
 
 from cohorts.models import Cohort, Enrollment
 from cohorts.selectors import dlt_windows_complete
-from core.errors import RuleViolation
+from core.errors import ErrorCode, RuleViolation
 from safety.models import AdverseEvent, SafetyReview
 from safety.selectors import (
     review_snapshot,
@@ -31,7 +31,7 @@ def _check_visits_recorded(review: SafetyReview, decision: str, acknowledged: li
     missing = [v for v in overdue_visits(review) if v.pk not in acknowledged]
     if missing:
         raise RuleViolation(
-            "visits_unrecorded",
+            ErrorCode.VISITS_UNRECORDED,
             f"{len(missing)} safety visit(s) in a DLT window are overdue and unrecorded: "
             f"{', '.join(_visit_label(v) for v in missing)}. Record each (done, or missed with the reason), or "
             "let the rationale address them (acknowledge_visits), before this decision can take effect.",
@@ -47,7 +47,7 @@ def check_review_data_current(review: SafetyReview) -> None:
     ).exists()
     if live_candidates:
         raise RuleViolation(
-            "dlt_pending",
+            ErrorCode.DLT_PENDING,
             "A DLT candidate awaits an investigator's decision: no decision can be "
             "signed until it is decided and a new review shows it.",
         )
@@ -56,7 +56,7 @@ def check_review_data_current(review: SafetyReview) -> None:
     now = {d["dose_level"]: d["dlts"] for d in current["dose_levels"]}
     if seen != now:
         raise RuleViolation(
-            "snapshot_stale",
+            ErrorCode.SNAPSHOT_STALE,
             "DLTs changed since this review opened: the committee must review the current data in a new review.",
         )
 
@@ -69,13 +69,13 @@ def check_decision_possible(review: SafetyReview, decision: str, *, acknowledged
     level = cohort.dose_level.level
     if review.snapshot["adverse_events"]["pending_dlt_candidates"]:
         raise RuleViolation(
-            "dlt_pending",
+            ErrorCode.DLT_PENDING,
             "Investigators must first confirm or reject every DLT candidate; "
             "then open a new review with the decided data.",
         )
     check_review_data_current(review)
     if decision == SafetyReview.Decision.ESCALATE and level + 1 not in levels:
-        raise RuleViolation("no_higher_dose", f"Dose level {level} is the highest: no escalation.")
+        raise RuleViolation(ErrorCode.NO_HIGHER_DOSE, f"Dose level {level} is the highest: no escalation.")
     target = {
         SafetyReview.Decision.ESCALATE: level + 1,
         SafetyReview.Decision.EXPAND: level,
@@ -90,17 +90,17 @@ def check_decision_possible(review: SafetyReview, decision: str, *, acknowledged
         allocated = capacity - replaced
         if allocated + review.trial.cohort_size > review.trial.max_per_dose_level:
             raise RuleViolation(
-                "dose_level_full",
+                ErrorCode.DOSE_LEVEL_FULL,
                 f"Dose level {target} already has {allocated} places; another cohort of "
                 f"{review.trial.cohort_size} would exceed the protocol's {review.trial.max_per_dose_level}.",
             )
     if target is not None and not dlt_windows_complete(cohort):
         # Safety rule 1: no cohort opens while any participant of the reviewed one is inside the DLT window.
-        raise RuleViolation("dlt_windows_running", f"Every DLT window of {cohort} must be complete first.")
+        raise RuleViolation(ErrorCode.DLT_WINDOWS_RUNNING, f"Every DLT window of {cohort} must be complete first.")
     if decision == SafetyReview.Decision.DEESCALATE and level - 1 not in levels:
-        raise RuleViolation("no_lower_dose", f"Dose level {level} is the lowest: no de-escalation.")
+        raise RuleViolation(ErrorCode.NO_LOWER_DOSE, f"Dose level {level} is the lowest: no de-escalation.")
     if decision == SafetyReview.Decision.RESUME and cohort.state != Cohort.State.PAUSED:
-        raise RuleViolation("not_paused", f"{cohort} is not paused.")
+        raise RuleViolation(ErrorCode.NOT_PAUSED, f"{cohort} is not paused.")
 
 
 def is_chair(user) -> bool:

@@ -6,7 +6,7 @@ from django.utils import timezone
 from cohorts.models import Cohort
 from cohorts.selectors import dlt_windows_complete
 from cohorts.services import Transition, cohort_transition
-from core.errors import DomainError, InvalidInput, PermissionDenied, RuleViolation, require_permission
+from core.errors import DomainError, ErrorCode, InvalidInput, PermissionDenied, RuleViolation, require_permission
 from core.history import audit
 from safety import rules
 from safety.models import SafetyReview
@@ -46,11 +46,13 @@ def review_open_scheduled(*, cohort: Cohort, by=None) -> SafetyReview:
     with transaction.atomic():
         cohort = Cohort.objects.select_for_update(of=("self",)).select_related("trial", "dose_level").get(pk=cohort.pk)
         if cohort.state != Cohort.State.OBSERVING:
-            raise RuleViolation("cohort_not_observing", f"{cohort} is {cohort.get_state_display().lower()}.")
+            raise RuleViolation(ErrorCode.COHORT_NOT_OBSERVING, f"{cohort} is {cohort.get_state_display().lower()}.")
         if not dlt_windows_complete(cohort):
-            raise RuleViolation("dlt_windows_running", f"DLT windows of {cohort} are still running.")
+            raise RuleViolation(ErrorCode.DLT_WINDOWS_RUNNING, f"DLT windows of {cohort} are still running.")
         if SafetyReview.objects.filter(cohort=cohort, state=SafetyReview.State.OPEN).exists():
-            raise RuleViolation("review_already_open", f"{cohort} already has an open review (called by the chair).")
+            raise RuleViolation(
+                ErrorCode.REVIEW_ALREADY_OPEN, f"{cohort} already has an open review (called by the chair)."
+            )
         cohort_transition(
             cohort=cohort,
             transition=Transition.START_REVIEW,
@@ -83,13 +85,13 @@ def review_open_unscheduled(*, cohort: Cohort, reason: str, by) -> SafetyReview:
 
 def review_open_by_chair(*, cohort: Cohort, reason: str, by) -> SafetyReview:
     if not is_chair(by):
-        raise PermissionDenied("permission_denied", "Only the committee chair can call a safety review.")
+        raise PermissionDenied(ErrorCode.PERMISSION_DENIED, "Only the committee chair can call a safety review.")
     if not reason.strip():
-        raise InvalidInput("reason_required", "Say why the review is called.", {"reason": ["Required."]})
+        raise InvalidInput(ErrorCode.REASON_REQUIRED, "Say why the review is called.", {"reason": ["Required."]})
     with transaction.atomic():
         cohort = Cohort.objects.select_for_update(of=("self",)).select_related("trial", "dose_level").get(pk=cohort.pk)
         if cohort.state in (Cohort.State.PLANNED, Cohort.State.CLOSED):
-            raise RuleViolation("cohort_not_active", f"{cohort} is {cohort.get_state_display().lower()}.")
+            raise RuleViolation(ErrorCode.COHORT_NOT_ACTIVE, f"{cohort} is {cohort.get_state_display().lower()}.")
         _withdraw_open_reviews(cohort, by=by, reason="Superseded by a review the chair called")
         return _new_review(cohort=cohort, kind=SafetyReview.Kind.CHAIR, reason=reason, by=by)
 
@@ -148,15 +150,15 @@ def review_propose(
     require_permission(by, "safety.sign_review", "propose review decisions (committee members only)")
     if decision not in SafetyReview.Decision.values:
         raise InvalidInput(
-            "invalid_decision",
+            ErrorCode.INVALID_DECISION,
             f"Decision must be one of {', '.join(SafetyReview.Decision.values)}.",
             {"decision": ["Unknown decision."]},
         )
     if mtd_level is not None and (isinstance(mtd_level, bool) or not isinstance(mtd_level, int)):
-        raise InvalidInput("invalid", "The MTD is a dose level number.", {"mtd_level": ["Not a dose level."]})
+        raise InvalidInput(ErrorCode.INVALID, "The MTD is a dose level number.", {"mtd_level": ["Not a dose level."]})
     if mtd_level is not None and decision != SafetyReview.Decision.MTD:
         raise InvalidInput(
-            "mtd_level_without_mtd",
+            ErrorCode.MTD_LEVEL_WITHOUT_MTD,
             "A dose level for the MTD goes only with the decision 'mtd'.",
             {"mtd_level": ["Only with decision mtd."]},
         )
@@ -168,14 +170,15 @@ def review_propose(
         )
         if review.state != SafetyReview.State.OPEN:
             raise RuleViolation(
-                "review_closed", f"This review is {review.get_state_display().lower()}: a correction is a new review."
+                ErrorCode.REVIEW_CLOSED,
+                f"This review is {review.get_state_display().lower()}: a correction is a new review.",
             )
         if review.signatures.exists():
-            raise RuleViolation("review_signed", "The review is already signed: its decision cannot change.")
+            raise RuleViolation(ErrorCode.REVIEW_SIGNED, "The review is already signed: its decision cannot change.")
         acknowledged = [v.pk for v in overdue_visits(review)] if acknowledge_visits else []
         if acknowledged and not rationale.strip():
             raise InvalidInput(
-                "rationale_required",
+                ErrorCode.RATIONALE_REQUIRED,
                 "Say in the rationale how the committee weighed the overdue safety visits.",
                 {"rationale": ["Required when overdue visits are acknowledged."]},
             )
@@ -183,7 +186,7 @@ def review_propose(
         recommended = protocol_recommendation(review)
         if decision != recommended and not rationale.strip():
             raise InvalidInput(
-                "rationale_required",
+                ErrorCode.RATIONALE_REQUIRED,
                 f"The protocol's design recommends '{recommended}': explain why the committee decides '{decision}'.",
                 {"rationale": ["Required when the decision differs from the recommendation."]},
             )
@@ -202,18 +205,20 @@ def _check_declared_mtd(review: SafetyReview, level: int, rationale: str) -> Non
     treated = {d["dose_level"]: d["treated"] for d in review.snapshot["dose_levels"]}
     if level not in treated:
         raise InvalidInput(
-            "invalid", f"Dose level {level} is not a dose level of this trial.", {"mtd_level": ["Unknown dose level."]}
+            ErrorCode.INVALID,
+            f"Dose level {level} is not a dose level of this trial.",
+            {"mtd_level": ["Unknown dose level."]},
         )
     if not treated[level]:
         raise RuleViolation(
-            "mtd_not_treated",
+            ErrorCode.MTD_NOT_TREATED,
             f"Nobody was treated at dose level {level}: the MTD must be a dose that was given.",
             {"mtd_level": ["Not treated."]},
         )
     selection = review_mtd_selection(review)
     if level != selection["dose"] and not rationale.strip():
         raise InvalidInput(
-            "rationale_required",
+            ErrorCode.RATIONALE_REQUIRED,
             f"The design's MTD selection is: {selection['statement']}. Explain why the committee declares dose "
             f"{level}.",
             {"rationale": ["Required when the MTD departs from the design's selection."]},

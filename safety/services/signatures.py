@@ -4,7 +4,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from cohorts.models import Cohort
-from core.errors import InvalidInput, PermissionDenied, RuleViolation, require_permission
+from core.errors import ErrorCode, InvalidInput, PermissionDenied, RuleViolation, require_permission
 from core.history import audit
 from safety.models import SafetyReview, SignatureFailure, SignOff
 from safety.selectors import (
@@ -63,22 +63,24 @@ def review_sign(*, review: SafetyReview, user, password: str, meaning: str, comm
     require_permission(user, "safety.sign_review", "sign safety reviews (committee members only)")
     if meaning not in SignOff.Meaning.values:
         raise InvalidInput(
-            "invalid_meaning", "The meaning of a signature is approve or reject.", {"meaning": ["approve or reject"]}
+            ErrorCode.INVALID_MEANING,
+            "The meaning of a signature is approve or reject.",
+            {"meaning": ["approve or reject"]},
         )
     if _signing_locked(user):
         raise PermissionDenied(
-            "signing_locked",
+            ErrorCode.SIGNING_LOCKED,
             f"Too many wrong passwords: signing is locked for "
             f"{SIGNING_LOCKOUT_MINUTES} minutes. Contact the administrator.",
         )
     if not password or not user.check_password(password):
         SignatureFailure.objects.create(user=user, review=review, at=timezone.now())  # kept: outside the signing txn
         raise PermissionDenied(
-            "wrong_password", "The password is not correct: nothing was signed.", {"password": ["Incorrect."]}
+            ErrorCode.WRONG_PASSWORD, "The password is not correct: nothing was signed.", {"password": ["Incorrect."]}
         )
     full_name = user.get_full_name().strip()
     if not full_name:
-        raise RuleViolation("signer_name_missing", "Your account has no full name: a signature must show it.")
+        raise RuleViolation(ErrorCode.SIGNER_NAME_MISSING, "Your account has no full name: a signature must show it.")
     with transaction.atomic():
         trial = Trial.objects.select_for_update().get(pk=review.trial_id)  # serialises the trial's signature chain
         # Lock order trial → cohort → review, as the stopping rule's participant → cohort → review.
@@ -87,16 +89,16 @@ def review_sign(*, review: SafetyReview, user, password: str, meaning: str, comm
             SafetyReview.objects.select_for_update(of=("self",)).select_related("cohort__dose_level").get(pk=review.pk)
         )
         if review.state != SafetyReview.State.OPEN:
-            raise RuleViolation("review_closed", f"This review is {review.get_state_display().lower()}.")
+            raise RuleViolation(ErrorCode.REVIEW_CLOSED, f"This review is {review.get_state_display().lower()}.")
         if not review.decision:
-            raise RuleViolation("no_decision", "There is no proposed decision to sign yet.")
+            raise RuleViolation(ErrorCode.NO_DECISION, "There is no proposed decision to sign yet.")
         if sha256_hex(canonical_json(review.snapshot)) != review.snapshot_digest:
             raise RuleViolation(
-                "snapshot_tampered",
+                ErrorCode.SNAPSHOT_TAMPERED,
                 "The review's data no longer matches what was opened: it cannot be signed. Open a new review.",
             )
         if review.signatures.filter(signer=user).exists():
-            raise RuleViolation("already_signed", "You have already signed this review.")
+            raise RuleViolation(ErrorCode.ALREADY_SIGNED, "You have already signed this review.")
         check_review_data_current(review)
         last = SignOff.objects.filter(trial=trial).order_by("-sequence").first()
         signed_at = timezone.now()
