@@ -26,6 +26,32 @@ class SignatureSerializer(serializers.ModelSerializer):
         fields = ("sequence", "signer", "meaning", "decision", "mtd_level", "signed_at", "comment", "digest")
 
 
+class SignResultSerializer(SignatureSerializer):
+    """The signature just given, and what it did: whether the review's decision took effect at it (quorum
+    with the chair and no rejection), the review's state now, and the cohort the decision opened."""
+
+    decision_effective = serializers.SerializerMethodField(
+        help_text="True when this signature reached quorum and the decision took effect."
+    )
+    review_state = serializers.CharField(
+        source="review.state",
+        read_only=True,
+        help_text="The review's state now: open (waiting for more signatures), effective or rejected.",
+    )
+    resulting_cohort = serializers.IntegerField(
+        source="review.resulting_cohort_id",
+        read_only=True,
+        allow_null=True,
+        help_text="Id of the cohort the decision opened (escalate, expand, de-escalate); null otherwise.",
+    )
+
+    class Meta(SignatureSerializer.Meta):
+        fields = (*SignatureSerializer.Meta.fields, "decision_effective", "review_state", "resulting_cohort")
+
+    def get_decision_effective(self, obj: SignOff) -> bool:
+        return obj.review.state == SafetyReview.State.EFFECTIVE
+
+
 class ReviewSerializer(serializers.ModelSerializer):
     cohort_sequence = serializers.IntegerField(source="cohort.sequence", read_only=True)
     dose_level = serializers.IntegerField(source="cohort.dose_level.level", read_only=True)
@@ -136,14 +162,15 @@ class SafetyReviewViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet
         review = services.review_propose(review=self.get_object(), by=request.user, **body.validated_data)
         return Response(ReviewSerializer(review).data)
 
-    @extend_schema(request=SignSerializer, responses={201: SignatureSerializer})
+    @extend_schema(request=SignSerializer, responses={201: SignResultSerializer})
     @action(detail=True, methods=["post"])
     def sign(self, request, pk=None):
-        """Sign with the password re-entered (21 CFR Part 11 §11.200): the token alone is not a signature."""
+        """Sign with the password re-entered (21 CFR Part 11 §11.200): the token alone is not a signature.
+        The answer says whether the decision took effect at this signature and which cohort it opened."""
         body = SignSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         signature = services.review_sign(review=self.get_object(), user=request.user, **body.validated_data)
-        return Response(SignatureSerializer(signature).data, status=status.HTTP_201_CREATED)
+        return Response(SignResultSerializer(signature).data, status=status.HTTP_201_CREATED)
 
     # Reads need safety.view_safetyreview; writes are checked by the services themselves (committee
     # membership, the chair), so a POST needs only the view permission here.

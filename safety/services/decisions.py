@@ -12,14 +12,15 @@ from safety.services.reviews import review_mtd_selection
 from trial.models import Trial
 
 
-def review_make_effective(review: SafetyReview, *, by) -> None:
-    """The gate: in one transaction the cohort closes with its decision and the next one opens."""
+def review_make_effective(review: SafetyReview, *, trial: Trial, cohort: Cohort, by) -> None:
+    """The gate: in one transaction the cohort closes with its decision and the next one opens.
 
-    check_decision_possible(review, review.decision)
-    cohort = (
-        Cohort.objects.select_for_update(of=("self",)).select_related("trial", "dose_level").get(pk=review.cohort_id)
-    )
-    trial = Trial.objects.select_for_update().get(pk=review.trial_id)
+    Called by ``review_sign`` for the signature that reaches quorum, on the rows it locked (the trial,
+    the cohort, the review) and after it checked the live safety data against the snapshot: neither is
+    done twice. The rules a decision must meet are checked again here (overdue visits, dose levels, the
+    maximum per dose, DLT windows), since time has passed since the proposal.
+    """
+    check_decision_possible(review, review.decision, live_data_checked=True)
     now = timezone.now()
     Decision = SafetyReview.Decision
     if review.decision == Decision.RESUME:

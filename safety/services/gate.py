@@ -61,8 +61,15 @@ def check_review_data_current(review: SafetyReview) -> None:
         )
 
 
-def check_decision_possible(review: SafetyReview, decision: str, *, acknowledged: list[int] | None = None) -> None:
+def check_decision_possible(
+    review: SafetyReview, decision: str, *, acknowledged: list[int] | None = None, live_data_checked: bool = False
+) -> None:
+    """Refuse a decision that may not be signed or take effect now, with the first rule it breaks.
 
+    ``live_data_checked``: the caller has just compared the live safety data with the snapshot
+    (``check_review_data_current``) in this transaction, as ``review_sign`` does before it inserts the
+    signature that reaches quorum; it is not done twice.
+    """
     cohort = review.cohort
     _check_visits_recorded(review, decision, review.acknowledged_visits if acknowledged is None else acknowledged)
     levels = set(review.trial.dose_levels.values_list("level", flat=True))
@@ -73,7 +80,8 @@ def check_decision_possible(review: SafetyReview, decision: str, *, acknowledged
             "Investigators must first confirm or reject every DLT candidate; "
             "then open a new review with the decided data.",
         )
-    check_review_data_current(review)
+    if not live_data_checked:
+        check_review_data_current(review)
     if decision == SafetyReview.Decision.ESCALATE and level + 1 not in levels:
         raise RuleViolation(ErrorCode.NO_HIGHER_DOSE, f"Dose level {level} is the highest: no escalation.")
     target = {

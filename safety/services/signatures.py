@@ -1,6 +1,7 @@
 """Part 11 signatures: the password re-entered, the digest chained per trial, the quorum, verification."""
 
 from django.db import transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from cohorts.models import Cohort
@@ -12,7 +13,7 @@ from safety.selectors import (
     sha256_hex,
 )
 from safety.services.decisions import review_make_effective
-from safety.services.gate import check_review_data_current, is_chair
+from safety.services.gate import check_review_data_current
 from trial.models import Trial
 
 SIGNING_LOCKOUT_FAILURES = 5
@@ -82,12 +83,14 @@ def review_sign(*, review: SafetyReview, user, password: str, meaning: str, comm
     if not full_name:
         raise RuleViolation(ErrorCode.SIGNER_NAME_MISSING, "Your account has no full name: a signature must show it.")
     with transaction.atomic():
-        trial = Trial.objects.select_for_update().get(pk=review.trial_id)  # serialises the trial's signature chain
-        # Lock order trial → cohort → review, as the stopping rule's participant → cohort → review.
-        list(Cohort.objects.select_for_update(of=("self",)).filter(pk=review.cohort_id).values_list("pk", flat=True))
-        review = (
-            SafetyReview.objects.select_for_update(of=("self",)).select_related("cohort__dose_level").get(pk=review.pk)
-        )
+        # Lock order trial → cohort → review, as the stopping rule's participant → cohort → review; each row
+        # once. The trial's lock serialises its signature chain; a decision that takes effect at this
+        # signature does so on these locked rows.
+        trial = Trial.objects.select_for_update().get(pk=review.trial_id)
+        cohort = Cohort.objects.select_for_update(of=("self",)).select_related("dose_level").get(pk=review.cohort_id)
+        review = SafetyReview.objects.select_for_update(of=("self",)).get(pk=review.pk)
+        cohort.trial = review.trial = trial
+        review.cohort = cohort
         if review.state != SafetyReview.State.OPEN:
             raise RuleViolation(ErrorCode.REVIEW_CLOSED, f"This review is {review.get_state_display().lower()}.")
         if not review.decision:
@@ -132,16 +135,24 @@ def review_sign(*, review: SafetyReview, user, password: str, meaning: str, comm
             review.decided_at = signed_at
             audit(review, by=user, reason=f"Rejected by {full_name}: the decision does not take effect").save()
         elif _quorum_reached(review, trial):
-            review_make_effective(review, by=user)
+            review_make_effective(review, trial=trial, cohort=cohort, by=user)
     return signature
 
 
 def _quorum_reached(review: SafetyReview, trial: Trial) -> bool:
-    approvals = list(review.signatures.select_related("signer").filter(meaning=SignOff.Meaning.APPROVE))
-    if review.signatures.filter(meaning=SignOff.Meaning.REJECT).exists():
+    """At least the trial's quorum of approvals, no rejection, and the chair among the approvers (the
+    permission held by the user itself, as ``is_chair`` and the database's gate trigger read it)."""
+    tally = review.signatures.aggregate(
+        approvals=Count("pk", filter=Q(meaning=SignOff.Meaning.APPROVE)),
+        rejections=Count("pk", filter=Q(meaning=SignOff.Meaning.REJECT)),
+    )
+    if tally["rejections"] or tally["approvals"] < trial.review_quorum:
         return False
-    chair_signed = any(is_chair(s.signer) for s in approvals)
-    return len(approvals) >= trial.review_quorum and chair_signed
+    return review.signatures.filter(
+        meaning=SignOff.Meaning.APPROVE,
+        signer__user_permissions__content_type__app_label="safety",
+        signer__user_permissions__codename="chair_review",
+    ).exists()
 
 
 def verify_signatures(*, trial: Trial | None = None) -> list[str]:
