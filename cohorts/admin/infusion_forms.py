@@ -21,9 +21,7 @@ from cohorts.models import (
     VitalSigns,
     ml_per_hour,
 )
-from core.admin import (
-    ServiceRefusalForm,
-)
+from core.admin import ServiceRefusalForm
 from core.cleaning import clean_drip_rate, plain_number
 from core.errors import DomainError
 

@@ -7,9 +7,7 @@ Each function runs in one transaction, validates first and acts second, and writ
 (simple-history, with the acting user and the reason) in the same transaction.
 """
 
-from cohorts.services.consent import (
-    consent_record,
-)
+from cohorts.services.consent import consent_record
 from cohorts.services.deviations import (
     deviation_record,
     deviation_update,
