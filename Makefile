@@ -37,6 +37,8 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	PYTHONPATH=. $(VENV)/bin/lint-imports
 
 bench: install
 	$(PY) bench/enroll_latency.py

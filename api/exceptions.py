@@ -13,7 +13,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from core.errors import DomainError
+from core.errors import DomainError, ErrorCode
 
 
 def _field_messages(detail) -> dict:
@@ -34,7 +34,7 @@ def _messages(value) -> list[str]:
 
 
 def _body(code: str, message: str, fields: dict | None = None) -> dict:
-    return {"code": code, "message": message, "fields": fields or {}}
+    return {"code": str(code), "message": message, "fields": fields or {}}
 
 
 def exception_handler(exc, context):
@@ -50,7 +50,7 @@ def exception_handler(exc, context):
     if isinstance(exc, IntegrityError):
         set_rollback()
         return Response(
-            _body("conflict", "The request conflicts with the current state of the record; nothing was saved."),
+            _body(ErrorCode.CONFLICT, "The request conflicts with the current state of the record; nothing was saved."),
             status=status.HTTP_409_CONFLICT,
         )
     if isinstance(exc, exceptions.ValidationError):
@@ -61,7 +61,7 @@ def exception_handler(exc, context):
         else:
             message = " ".join(_messages(exc.detail))
             fields = {}
-        return Response(_body("invalid", message, fields), status=status.HTTP_400_BAD_REQUEST)
+        return Response(_body(ErrorCode.INVALID, message, fields), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, exceptions.APIException):
         set_rollback()
         headers = {}
@@ -69,6 +69,6 @@ def exception_handler(exc, context):
             headers["WWW-Authenticate"] = exc.auth_header
         if getattr(exc, "wait", None):
             headers["Retry-After"] = str(int(exc.wait))
-        code = exc.get_codes() if isinstance(exc.get_codes(), str) else "error"
+        code = exc.get_codes() if isinstance(exc.get_codes(), str) else ErrorCode.ERROR
         return Response(_body(code, " ".join(_messages(exc.detail))), status=exc.status_code, headers=headers)
     return None

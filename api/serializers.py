@@ -1,6 +1,22 @@
+"""Serializers every app's API shares, and the trial's."""
+
 from rest_framework import serializers
 
 from trial.models import DoseLevel, EligibilityCriterion, Site, Trial, VisitDefinition
+
+
+class StrictSerializer(serializers.Serializer):
+    """Unknown keys are a 400: a misspelt field must never be silently ignored on a safety record."""
+
+    # Its docstring is the schema's description of the serializers that add none (keep it as it is).
+    # Protocol and term files use it too: a typo in a parameter name is an error, never ignored.
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({key: ["Unknown field."] for key in unknown})
+        return super().to_internal_value(data)
 
 
 class DoseLevelSerializer(serializers.ModelSerializer):
@@ -38,11 +54,39 @@ class TrialSerializer(serializers.ModelSerializer):
     class Meta:
         model = Trial
         fields = (
-            "id", "registry_id", "title", "short_title", "phase", "design", "product", "sponsor",
-            "planned_enrollment", "status", "protocol_version", "eligible_sex", "min_age_years", "max_age_years",
-            "escalation_design", "boin_target_rate", "cohort_size", "max_per_dose_level", "dlt_window_days",
-            "sentinel_observation_days", "stagger_hours", "infusion_rate_min", "infusion_rate_max",
-            "default_drop_factor", "dose_tolerance_pct", "max_infusions_per_participant", "review_quorum",
-            "dlt_min_grade", "dlt_min_relationship", "dlt_stop_count", "stop_on_related_death",
-            "sites", "dose_levels", "criteria", "visit_schedule",
-        )  # fmt: skip
+            "id",
+            "registry_id",
+            "title",
+            "short_title",
+            "phase",
+            "design",
+            "product",
+            "sponsor",
+            "planned_enrollment",
+            "status",
+            "protocol_version",
+            "eligible_sex",
+            "min_age_years",
+            "max_age_years",
+            "escalation_design",
+            "boin_target_rate",
+            "cohort_size",
+            "max_per_dose_level",
+            "dlt_window_days",
+            "sentinel_observation_days",
+            "stagger_hours",
+            "infusion_rate_min",
+            "infusion_rate_max",
+            "default_drop_factor",
+            "dose_tolerance_pct",
+            "max_infusions_per_participant",
+            "review_quorum",
+            "dlt_min_grade",
+            "dlt_min_relationship",
+            "dlt_stop_count",
+            "stop_on_related_death",
+            "sites",
+            "dose_levels",
+            "criteria",
+            "visit_schedule",
+        )

@@ -1,3 +1,5 @@
+"""Every API route under ``/api/v1/``: one router, every view imported here."""
+
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
@@ -6,39 +8,40 @@ from cohorts.api import (
     CohortViewSet,
     ConsentDocumentViewSet,
     ConsentViewSet,
+    FollowUpVisitViewSet,
+    InfusionViewSet,
     OpenFirstCohortView,
     ParticipantViewSet,
+    ProtocolDeviationViewSet,
+)
+from safety.api import (
+    AdverseEventViewSet,
+    EscalationHistoryView,
+    ReportingClockViewSet,
+    SafetyReviewViewSet,
+    TrialSummaryView,
 )
 
 router = DefaultRouter()
+# The protocol, participants, consent, cohorts and enrollment.
 router.register("trials", TrialViewSet, basename="trial")
 router.register("participants", ParticipantViewSet, basename="participant")
 router.register("consents", ConsentViewSet, basename="consent")
 router.register("consent-documents", ConsentDocumentViewSet, basename="consent-document")
 router.register("cohorts", CohortViewSet, basename="cohort")
+# Safety reviews and sign-off.
+router.register("reviews", SafetyReviewViewSet, basename="review")
+# Infusions, drip-rate readings, follow-up visits and protocol deviations.
+router.register("infusions", InfusionViewSet, basename="infusion")
+router.register("visits", FollowUpVisitViewSet, basename="followupvisit")
+router.register("deviations", ProtocolDeviationViewSet, basename="deviation")
+# Adverse events, DLT decisions and expedited-reporting clocks.
+router.register("adverse-events", AdverseEventViewSet, basename="adverse-event")
+router.register("reporting-clocks", ReportingClockViewSet, basename="reporting-clock")
 
 urlpatterns = [
     path("trials/<str:registry_id>/open-first-cohort/", OpenFirstCohortView.as_view(), name="trial-open-first-cohort"),
-    *router.urls,
-]
-
-# Safety reviews, sign-off and the escalation history.
-from safety.review_api import EscalationHistoryView, SafetyReviewViewSet, TrialSummaryView  # noqa: E402
-
-review_router = DefaultRouter()
-review_router.register("reviews", SafetyReviewViewSet, basename="review")
-urlpatterns += [
     path("trials/<slug:registry_id>/escalation-history/", EscalationHistoryView.as_view(), name="escalation-history"),
     path("trials/<slug:registry_id>/summary/", TrialSummaryView.as_view(), name="trial-summary"),
-    *review_router.urls,
+    *router.urls,
 ]
-
-# Infusions, drip-rate readings, follow-up visits and protocol deviations.
-from cohorts.infusion_api import router as infusion_router  # noqa: E402
-
-urlpatterns += infusion_router.urls
-
-# Adverse events, DLT decisions and expedited-reporting clocks.
-from safety.api import router as safety_router  # noqa: E402
-
-urlpatterns += safety_router.urls

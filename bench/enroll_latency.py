@@ -34,9 +34,11 @@ HOST = "127.0.0.1"
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--admin-url", default=os.environ.get("BENCH_ADMIN_DATABASE_URL",
-                        "postgres://postgres@127.0.0.1:5432/postgres"),
-                        help="a PostgreSQL URL allowed to drop and create the bench database")  # fmt: skip
+    parser.add_argument(
+        "--admin-url",
+        default=os.environ.get("BENCH_ADMIN_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
+        help="a PostgreSQL URL allowed to drop and create the bench database",
+    )
     parser.add_argument("--database", default="cohort_manager_bench", help="dropped and recreated (must end _bench)")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
     parser.add_argument("--clients", type=int, default=50, help="concurrent clients")
@@ -120,20 +122,28 @@ def template_participant(trial, *, coordinator, investigator):
 
     site = trial.sites.order_by("pk").first()
     participant = services.participant_register(
-        trial=trial, site=site, screening_number="TEMPLATE", date_of_birth=dt.date(1960, 3, 15), sex="F",
-        initials="BT", by=coordinator,
-    )  # fmt: skip
+        trial=trial,
+        site=site,
+        screening_number="TEMPLATE",
+        date_of_birth=dt.date(1960, 3, 15),
+        sex="F",
+        initials="BT",
+        by=coordinator,
+    )
     services.screening_record_save(
-        participant=participant, values={**ELIGIBLE_SCREENING, "screening_date": site_today(participant)},
-        fractures=[], by=coordinator,
-    )  # fmt: skip
+        participant=participant,
+        values={**ELIGIBLE_SCREENING, "screening_date": site_today(participant)},
+        fractures=[],
+        by=coordinator,
+    )
     for code in eligibility_summary(participant).pending_judgment:
         services.judgment_confirm(participant=participant, code=code, satisfied=True, by=investigator)
     document, _ = ConsentDocument.objects.get_or_create(
         trial=trial, version="1.0", defaults={"effective_from": dt.date(2025, 1, 1), "title": "ICF"}
     )
-    services.consent_record(participant=participant, document=document,
-                            signed_at=timezone.now() - dt.timedelta(minutes=5), by=coordinator)  # fmt: skip
+    services.consent_record(
+        participant=participant, document=document, signed_at=timezone.now() - dt.timedelta(minutes=5), by=coordinator
+    )
     participant = Participant.objects.get(pk=participant.pk)
     assert participant.status == Participant.Status.ELIGIBLE, participant.status
     return participant
@@ -159,34 +169,52 @@ def clone_eligible(template, *, count: int, prefix: str) -> list[int]:
         if f.name not in {"id", "participant", "verdict", "evaluated_at"}
     }
     people = Participant.objects.bulk_create(
-        Participant(trial_id=template.trial_id, site_id=template.site_id, screening_number=f"{prefix}{i:04d}",
-                    date_of_birth=template.date_of_birth, sex=template.sex, initials=template.initials)
+        Participant(
+            trial_id=template.trial_id,
+            site_id=template.site_id,
+            screening_number=f"{prefix}{i:04d}",
+            date_of_birth=template.date_of_birth,
+            sex=template.sex,
+            initials=template.initials,
+        )
         for i in range(count)
-    )  # fmt: skip
+    )
     ScreeningRecord.objects.bulk_create(ScreeningRecord(participant=p, **values) for p in people)
     JudgmentConfirmation.objects.bulk_create(
-        JudgmentConfirmation(participant=p, code=j.code, satisfied=j.satisfied, note=j.note,
-                             confirmed_by_id=j.confirmed_by_id, confirmed_at=j.confirmed_at)
+        JudgmentConfirmation(
+            participant=p,
+            code=j.code,
+            satisfied=j.satisfied,
+            note=j.note,
+            confirmed_by_id=j.confirmed_by_id,
+            confirmed_at=j.confirmed_at,
+        )
         for p in people
         for j in judgments
-    )  # fmt: skip
+    )
     ConsentRecord.objects.bulk_create(
-        ConsentRecord(participant=p, document_id=consent.document_id, signed_at=consent.signed_at,
-                      obtained_by_id=consent.obtained_by_id)
+        ConsentRecord(
+            participant=p,
+            document_id=consent.document_id,
+            signed_at=consent.signed_at,
+            obtained_by_id=consent.obtained_by_id,
+        )
         for p in people
-    )  # fmt: skip
+    )
     first, rest = people[0], people[1:]
     assert services.eligibility_evaluate(participant=first).eligible
     evaluated = ScreeningRecord.objects.get(participant=first)
     assessments = list(evaluated.assessments.all())
     CriterionAssessment.objects.bulk_create(
-        CriterionAssessment(screening_id=pk, code=a.code, kind=a.kind, verdict=a.verdict, reason=a.reason,
-                            order=a.order)
+        CriterionAssessment(
+            screening_id=pk, code=a.code, kind=a.kind, verdict=a.verdict, reason=a.reason, order=a.order
+        )
         for pk in ScreeningRecord.objects.filter(participant__in=rest).values_list("pk", flat=True)
         for a in assessments
-    )  # fmt: skip
-    ScreeningRecord.objects.filter(participant__in=rest).update(verdict=evaluated.verdict,
-                                                                evaluated_at=evaluated.evaluated_at)  # fmt: skip
+    )
+    ScreeningRecord.objects.filter(participant__in=rest).update(
+        verdict=evaluated.verdict, evaluated_at=evaluated.evaluated_at
+    )
     Participant.objects.filter(pk__in=[p.pk for p in rest]).update(status=Participant.Status.ELIGIBLE)
     return [p.pk for p in people]
 
@@ -254,10 +282,25 @@ def gunicorn(env: dict, workers: int, log_path: Path):
     port = free_port()
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "config.wsgi:application", "-b", f"{HOST}:{port}",
-             "--workers", str(workers), "--timeout", "60", "--graceful-timeout", "5"],
-            cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "config.wsgi:application",
+                "-b",
+                f"{HOST}:{port}",
+                "--workers",
+                str(workers),
+                "--timeout",
+                "60",
+                "--graceful-timeout",
+                "5",
+            ],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -316,8 +359,10 @@ def run_phase(port: int, token: str, cohort_id: int, assignments: list[list[int]
     barrier = context.Barrier(len(assignments))
     results = context.Queue()
     path = f"/api/v1/cohorts/{cohort_id}/enrollments/"
-    clients = [context.Process(target=client_loop, args=(barrier, results, port, path, token, ids), daemon=True)
-               for ids in assignments]  # fmt: skip
+    clients = [
+        context.Process(target=client_loop, args=(barrier, results, port, path, token, ids), daemon=True)
+        for ids in assignments
+    ]
     start = time.perf_counter()
     for client in clients:
         client.start()
@@ -355,8 +400,10 @@ def summarise(samples: list, wall: float) -> dict:
 def scenario(port: int, token: str, cohort_id: int, *, single: list[int], concurrent: list[list[int]]) -> dict:
     single_samples, single_wall = run_phase(port, token, cohort_id, [single])
     concurrent_samples, concurrent_wall = run_phase(port, token, cohort_id, concurrent)
-    out = {"single": summarise(single_samples, single_wall), "concurrent": summarise(concurrent_samples,
-                                                                                     concurrent_wall)}  # fmt: skip
+    out = {
+        "single": summarise(single_samples, single_wall),
+        "concurrent": summarise(concurrent_samples, concurrent_wall),
+    }
     out["ratio_p95"] = round(out["concurrent"]["p95_ms"] / out["single"]["p95_ms"], 2)
     return out
 
@@ -377,17 +424,22 @@ def main() -> int:
         # Warm-up (not measured): every worker imports its code and answers a few requests.
         run_phase(port, token, data["full_cohort"], [data["refusal_pool"][:3] for _ in range(2 * args.workers)])
         refusals = scenario(
-            port, token, data["full_cohort"],
+            port,
+            token,
+            data["full_cohort"],
             single=[data["refusal_pool"][i % n] for i in range(args.single)],
             concurrent=[[data["refusal_pool"][c]] * args.per_client for c in range(n)],
-        )  # fmt: skip
+        )
         pool = data["success_pool"]
         successes = scenario(
-            port, token, data["open_cohort"],
+            port,
+            token,
+            data["open_cohort"],
             single=pool[: args.single],
-            concurrent=[pool[args.single + c * args.per_client : args.single + (c + 1) * args.per_client]
-                        for c in range(n)],
-        )  # fmt: skip
+            concurrent=[
+                pool[args.single + c * args.per_client : args.single + (c + 1) * args.per_client] for c in range(n)
+            ],
+        )
         log_tail = (Path(directory) / "gunicorn.log").read_text()[-3000:]
 
     from cohorts.models import Enrollment

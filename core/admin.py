@@ -1,7 +1,14 @@
+"""Admin base classes: the audit trail (reason for change, no delete) and the refusal of a service shown on
+the form that asked for it."""
+
 from django import forms
 from django.contrib import admin
+from django.contrib.admin import helpers
+from django.core.exceptions import ValidationError
+from django.template.response import TemplateResponse
 from simple_history.admin import SimpleHistoryAdmin
 
+from core.errors import DomainError
 from core.history import audit
 from core.models import Heartbeat
 
@@ -63,6 +70,76 @@ class AuditedInline(admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = False
+
+
+class RefusalClean:
+    """Shows a service's refusal of the previous submission as the form's own error.
+
+    ``show_refusal`` places it: each field message on its field (the first one), and the message on
+    the form unless a field already says it. A form whose refusals read better another way overrides it.
+    """
+
+    domain_error: DomainError | None = None
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.domain_error is not None:
+            self.show_refusal(self.domain_error)
+        return cleaned
+
+    def show_refusal(self, refused: DomainError) -> None:
+        placed = False
+        for name, messages_ in refused.fields.items():
+            if name in self.fields and name not in self.errors:
+                self.add_error(name, messages_[0] if messages_ else refused.message)
+                placed = True
+        if not placed or refused.message not in (m for ms in refused.fields.values() for m in ms):
+            self.add_error(None, ValidationError(refused.message, code=refused.code))
+
+
+class ServiceRefusalForm(RefusalClean, forms.ModelForm):
+    pass
+
+
+class ServiceRefusalMixin:
+    """The admin's one refusal mechanism. Forms only validate their fields; ``save_model`` /
+    ``save_related`` call the service. A ``DomainError`` it raises is caught here: the view's transaction
+    is rolled back (nothing saved), and the submitted form is shown again with the refusal on it
+    (``RefusalClean``). Actions report refusals with ``message_user`` instead."""
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except DomainError as refused:
+            if request.method != "POST" or getattr(request, "_domain_error", None) is not None:
+                raise
+            request._domain_error = refused
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        refused = getattr(request, "_domain_error", None)
+        if not refused:
+            return form
+        bases = (form,) if issubclass(form, RefusalClean) else (RefusalClean, form)
+        return type(form.__name__, bases, {"domain_error": refused})
+
+
+def action_form_page(modeladmin, request, *, title, intro, objects, form, action, submit) -> TemplateResponse:
+    """The page an admin action shows when it needs more input (a reason, a recipient, a time): the
+    selected records, the form, and the same action posted again with ``apply``."""
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "opts": modeladmin.model._meta,
+        "title": title,
+        "intro": intro,
+        "objects": objects,
+        "form": form,
+        "action": action,
+        "submit": submit,
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+    }
+    return TemplateResponse(request, "admin/core/action_form.html", context)
 
 
 @admin.register(Heartbeat)

@@ -1,6 +1,9 @@
 import zoneinfo
 
+from django.db import DatabaseError
 from django.utils import timezone
+
+from trial.selectors import display_time_zone
 
 
 class SiteTimezoneMiddleware:
@@ -14,10 +17,6 @@ class SiteTimezoneMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        from django.db import DatabaseError
-
-        from trial.selectors import display_time_zone
-
         try:
             timezone.activate(zoneinfo.ZoneInfo(display_time_zone()))
         except (zoneinfo.ZoneInfoNotFoundError, ValueError, DatabaseError):

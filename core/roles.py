@@ -5,6 +5,9 @@ every database has exactly these groups with exactly these permissions; a migrat
 models adds a ``sync_roles`` step after it. Nobody but a superuser deletes clinical records.
 """
 
+from django.contrib.auth.management import create_permissions
+from django.contrib.auth.models import Group, Permission
+
 SITE_STAFF = "Site staff"
 INVESTIGATOR = "Investigator"
 SAFETY_COMMITTEE = "Safety committee"
@@ -20,11 +23,25 @@ def _perms(app: str, actions: tuple[str, ...], models: tuple[str, ...]) -> set[s
 
 
 COHORT_MODELS = (
-    "participant", "screeningrecord", "fracture", "criterionassessment", "judgmentconfirmation",
-    "gilbertsyndromediagnosis", "consentdocument", "consentrecord", "cohort", "enrollment",
-)  # fmt: skip
-INFUSION_MODELS = ("infusion", "dripratereading", "infusioninterruption", "vitalsigns", "followupvisit",
-                   "protocoldeviation")  # fmt: skip
+    "participant",
+    "screeningrecord",
+    "fracture",
+    "criterionassessment",
+    "judgmentconfirmation",
+    "gilbertsyndromediagnosis",
+    "consentdocument",
+    "consentrecord",
+    "cohort",
+    "enrollment",
+)
+INFUSION_MODELS = (
+    "infusion",
+    "dripratereading",
+    "infusioninterruption",
+    "vitalsigns",
+    "followupvisit",
+    "protocoldeviation",
+)
 SAFETY_MODELS = ("adverseevent", "reportingclock", "ctcaeterm", "safetyreview", "signoff")
 # What staff record at the bedside and at screening (never delete; corrections are audited edits).
 SCREENING_WRITES = _perms("cohorts", ("add", "change"), ("participant", "screeningrecord", "fracture", "consentrecord"))
@@ -91,8 +108,6 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
 
 def sync_roles(apps, schema_editor=None) -> None:
     """Make the role groups hold exactly ``ROLE_PERMISSIONS`` (usable as a RunPython step)."""
-    from django.contrib.auth.management import create_permissions
-
     for app_config in apps.get_app_configs():
         app_config.models_module = True
         create_permissions(app_config, verbosity=0, apps=apps)
@@ -117,8 +132,6 @@ def ensure_role_groups() -> None:
     For tests: a TransactionTestCase flush empties auth_group, and the data migration that created the
     groups does not run again. (``sync_roles`` is for migrations and their historical models.)
     """
-    from django.contrib.auth.models import Group, Permission
-
     existing = {
         f"{p.content_type.app_label}.{p.codename}": p for p in Permission.objects.select_related("content_type")
     }

@@ -58,9 +58,10 @@ def dlt_candidacy(
         return DltVerdict(False, f"Onset {onset} is outside the DLT window {window_start} to {window_end}.")
     day = (onset - window_start).days
     return DltVerdict(
-        True, f"Grade {grade}, {relationship} related, onset on day {day} of the DLT window ({window_start} to "
-        f"{window_end})."
-    )  # fmt: skip
+        True,
+        f"Grade {grade}, {relationship} related, onset on day {day} of the DLT window ({window_start} to "
+        f"{window_end}).",
+    )
 
 
 @dataclass(frozen=True)
@@ -116,14 +117,17 @@ def reporting_clocks(
     if related_at_least(relationship, "possible") and not expected:
         regulator = "regulatory authority"
         if fatal_or_life_threatening:
-            clocks.append(ClockDue("susar_7d", known_at, _utc(end_of_calendar_day(day0, SUSAR_FATAL_DAYS, zone)),
-                                   regulator))  # fmt: skip
+            clocks.append(
+                ClockDue("susar_7d", known_at, _utc(end_of_calendar_day(day0, SUSAR_FATAL_DAYS, zone)), regulator)
+            )
             follow_up = SUSAR_FATAL_DAYS + SUSAR_FOLLOW_UP_EXTRA_DAYS
-            clocks.append(ClockDue("susar_followup", known_at, _utc(end_of_calendar_day(day0, follow_up, zone)),
-                                   regulator))  # fmt: skip
+            clocks.append(
+                ClockDue("susar_followup", known_at, _utc(end_of_calendar_day(day0, follow_up, zone)), regulator)
+            )
         else:
-            clocks.append(ClockDue("susar_15d", known_at, _utc(end_of_calendar_day(day0, SUSAR_OTHER_DAYS, zone)),
-                                   regulator))  # fmt: skip
+            clocks.append(
+                ClockDue("susar_15d", known_at, _utc(end_of_calendar_day(day0, SUSAR_OTHER_DAYS, zone)), regulator)
+            )
     return clocks
 
 
@@ -200,8 +204,9 @@ def evaluability(
     if has_dlt:
         return Evaluability("evaluable", "A DLT occurred.")
     if rule == "full_dose_or_dlt" and not full_dose:
-        return Evaluability("not_evaluable", "The full dose was not given and no DLT occurred: not evaluable; "
-                            "replace her.")  # fmt: skip
+        return Evaluability(
+            "not_evaluable", "The full dose was not given and no DLT occurred: not evaluable; replace her."
+        )
     if not window_over:
         return Evaluability("pending", "The DLT window is still running.")
     return Evaluability("evaluable", "The DLT window ended without a DLT.")

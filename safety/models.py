@@ -57,8 +57,9 @@ class AdverseEvent(models.Model):
     participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="adverse_events")
     verbatim_term = models.CharField(max_length=300)
     ctcae_term = models.ForeignKey(CtcaeTerm, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    ctcae_term_text = models.CharField("CTCAE term (free text)", max_length=200, blank=True,
-                                       help_text="Where the term is missing from the table.")  # fmt: skip
+    ctcae_term_text = models.CharField(
+        "CTCAE term (free text)", max_length=200, blank=True, help_text="Where the term is missing from the table."
+    )
     onset_date = models.DateField()
     resolution_date = models.DateField(null=True, blank=True)
     grade = models.PositiveSmallIntegerField("CTCAE grade")
@@ -77,18 +78,22 @@ class AdverseEvent(models.Model):
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.NOT_RECOVERED)
     site_aware_at = models.DateTimeField("site became aware at")
     information_received_at = models.DateTimeField(
-        "latest information received at", null=True, blank=True,
+        "latest information received at",
+        null=True,
+        blank=True,
         help_text="When the site received the information of the latest report or follow-up. A clock that a "
         "follow-up starts (the event became serious, a SUSAR, fatal or life-threatening) counts from here.",
-    )  # fmt: skip
+    )
     reported_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
-    dlt_status = models.CharField(max_length=16, choices=DltStatus.choices, default=DltStatus.NOT_CANDIDATE,
-                                  editable=False)  # fmt: skip
+    dlt_status = models.CharField(
+        max_length=16, choices=DltStatus.choices, default=DltStatus.NOT_CANDIDATE, editable=False
+    )
     dlt_reason = models.TextField(blank=True, editable=False, help_text="Why it is (not) a candidate, or the decision")
-    dlt_decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
-                                       related_name="+", editable=False)  # fmt: skip
+    dlt_decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+", editable=False
+    )
     dlt_decided_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     history = audited_history()
@@ -123,8 +128,7 @@ class AdverseEvent(models.Model):
                 name="ae_death_is_serious",
             ),
             models.CheckConstraint(
-                condition=Q(information_received_at__isnull=True)
-                | Q(information_received_at__gte=F("site_aware_at")),
+                condition=Q(information_received_at__isnull=True) | Q(information_received_at__gte=F("site_aware_at")),
                 name="ae_information_not_before_awareness",
             ),
             models.CheckConstraint(
@@ -175,8 +179,9 @@ class ReportingClock(models.Model):
     due_at = models.DateTimeField()
     recipient = models.CharField(max_length=200)
     done_at = models.DateTimeField(null=True, blank=True)
-    done_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
-                                related_name="+")  # fmt: skip
+    done_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     reported_to = models.CharField(max_length=200, blank=True)
 
     history = audited_history()
@@ -227,32 +232,40 @@ class SafetyReview(models.Model):
     reason = models.TextField()
     state = models.CharField(max_length=10, choices=State.choices, default=State.OPEN, editable=False)
     opened_at = models.DateTimeField()
-    opened_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
-                                  related_name="+")  # fmt: skip
+    opened_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     snapshot = models.JSONField(help_text="What the committee saw, frozen when the review opened.")
     snapshot_digest = models.CharField(max_length=64)
     decision = models.CharField(max_length=12, choices=Decision.choices, blank=True)
     rationale = models.TextField(blank=True)
-    proposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
-                                    related_name="+")  # fmt: skip
+    proposed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     proposed_at = models.DateTimeField(null=True, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
-    resulting_cohort = models.ForeignKey("cohorts.Cohort", on_delete=models.PROTECT, null=True, blank=True,
-                                         related_name="opened_by_review")  # fmt: skip
-    mtd_dose_level = models.ForeignKey("trial.DoseLevel", on_delete=models.PROTECT, null=True, blank=True,
-                                       related_name="+")  # fmt: skip
+    resulting_cohort = models.ForeignKey(
+        "cohorts.Cohort", on_delete=models.PROTECT, null=True, blank=True, related_name="opened_by_review"
+    )
+    mtd_dose_level = models.ForeignKey(
+        "trial.DoseLevel", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     declared_mtd_level = models.PositiveSmallIntegerField(
-        null=True, blank=True, help_text="The dose level the committee declares the MTD when it departs from the "
+        null=True,
+        blank=True,
+        help_text="The dose level the committee declares the MTD when it departs from the "
         "design's MTD selection (a treated dose, with a rationale). Empty: the design's selection.",
-    )  # fmt: skip
+    )
     mtd_statement = models.CharField(
         max_length=300, blank=True, help_text="What the review records about the MTD when it takes effect."
     )
     mtd_departs_from_rule = models.BooleanField(default=False)
     acknowledged_visits = models.JSONField(
-        default=list, blank=True, help_text="Ids of the unrecorded DLT-window visits the committee's rationale "
+        default=list,
+        blank=True,
+        help_text="Ids of the unrecorded DLT-window visits the committee's rationale "
         "addresses; a decision takes effect only when every such visit is recorded or listed here.",
-    )  # fmt: skip
+    )
 
     history = audited_history()
 
@@ -272,7 +285,6 @@ class SafetyReview(models.Model):
                 condition=Q(mtd_dose_level__isnull=True, declared_mtd_level__isnull=True) | Q(decision="mtd"),
                 name="review_mtd_only_with_mtd_decision",
             ),
-
         ]
 
     def __str__(self) -> str:
@@ -299,9 +311,11 @@ class SignOff(models.Model):
     meaning = models.CharField(max_length=8, choices=Meaning.choices)
     decision = models.CharField(max_length=12, choices=SafetyReview.Decision.choices)
     mtd_level = models.PositiveSmallIntegerField(
-        null=True, blank=True, help_text="With decision mtd: the dose level the committee declared, if it departs "
-        "from the design's selection (bound into the digest)."
-    )  # fmt: skip
+        null=True,
+        blank=True,
+        help_text="With decision mtd: the dose level the committee declared, if it departs "
+        "from the design's selection (bound into the digest).",
+    )
     comment = models.TextField(blank=True)
     signed_at = models.DateTimeField()
     previous_digest = models.CharField(max_length=64, blank=True)

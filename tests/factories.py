@@ -149,9 +149,14 @@ def eligible_participant(trial, *, number: str, judge: bool = True, consent: boo
     coordinator, investigator = staff_users()
     site = trial.sites.order_by("pk").first()
     participant = services.participant_register(
-        trial=trial, site=site, screening_number=number, date_of_birth=dt.date(1960, 3, 15), sex="F",
-        initials="WL", by=coordinator,
-    )  # fmt: skip
+        trial=trial,
+        site=site,
+        screening_number=number,
+        date_of_birth=dt.date(1960, 3, 15),
+        sex="F",
+        initials="WL",
+        by=coordinator,
+    )
     services.screening_record_save(
         participant=participant,
         values={**ELIGIBLE_SCREENING, "screening_date": site_today(participant), **overrides},
@@ -163,8 +168,10 @@ def eligible_participant(trial, *, number: str, judge: bool = True, consent: boo
         services.judgments_confirm(participant=participant, answers=dict.fromkeys(codes, True), by=investigator)
     if consent:
         services.consent_record(
-            participant=participant, document=consent_document(trial),
-            signed_at=timezone.now() - dt.timedelta(minutes=5), by=coordinator,
-        )  # fmt: skip
+            participant=participant,
+            document=consent_document(trial),
+            signed_at=timezone.now() - dt.timedelta(minutes=5),
+            by=coordinator,
+        )
     participant.refresh_from_db()
     return participant

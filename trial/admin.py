@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 
+from cohorts.services import cohort_open_first
 from core.admin import AuditedAdmin, AuditedInline
 from core.errors import DomainError
 from trial.models import DoseLevel, EligibilityCriterion, Site, Trial, VisitDefinition
@@ -38,25 +39,60 @@ class TrialAdmin(AuditedAdmin):
     search_fields = ("registry_id", "title", "short_title")
     inlines = (SiteInline, DoseLevelInline, VisitInline, CriterionInline)
     fieldsets = (
-        ("Registration", {"fields": ("registry_id", "title", "short_title", "phase", "design", "product",
-                                     "sponsor", "protocol_version", "status")}),
+        (
+            "Registration",
+            {
+                "fields": (
+                    "registry_id",
+                    "title",
+                    "short_title",
+                    "phase",
+                    "design",
+                    "product",
+                    "sponsor",
+                    "protocol_version",
+                    "status",
+                )
+            },
+        ),
         ("Population", {"fields": ("planned_enrollment", "eligible_sex", "min_age_years", "max_age_years")}),
-        ("Escalation design", {"fields": ("escalation_design", "three_plus_three_variant",
-                                          "evaluability_rule", "boin_target_rate", "cohort_size",
-                                          "max_per_dose_level", "review_quorum")}),
+        (
+            "Escalation design",
+            {
+                "fields": (
+                    "escalation_design",
+                    "three_plus_three_variant",
+                    "evaluability_rule",
+                    "boin_target_rate",
+                    "cohort_size",
+                    "max_per_dose_level",
+                    "review_quorum",
+                )
+            },
+        ),
         ("Safety windows", {"fields": ("dlt_window_days", "sentinel_observation_days", "stagger_hours")}),
-        ("DLT definition and stopping rules", {"fields": ("dlt_min_grade", "dlt_min_relationship", "dlt_stop_count",
-                                                          "stop_on_related_death")}),
-        ("Infusion", {"fields": ("infusion_rate_min", "infusion_rate_max", "default_drop_factor",
-                                 "dose_tolerance_pct", "max_infusions_per_participant")}),
-    )  # fmt: skip
+        (
+            "DLT definition and stopping rules",
+            {"fields": ("dlt_min_grade", "dlt_min_relationship", "dlt_stop_count", "stop_on_related_death")},
+        ),
+        (
+            "Infusion",
+            {
+                "fields": (
+                    "infusion_rate_min",
+                    "infusion_rate_max",
+                    "default_drop_factor",
+                    "dose_tolerance_pct",
+                    "max_infusions_per_participant",
+                )
+            },
+        ),
+    )
 
     actions = ("open_first_cohort",)
 
     @admin.action(description="Open the first cohort (lowest dose)", permissions=["open_first_cohort"])
     def open_first_cohort(self, request, queryset):
-        from cohorts.services import cohort_open_first
-
         for trial in queryset:
             try:
                 cohort = cohort_open_first(trial=trial, by=request.user)

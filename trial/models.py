@@ -4,6 +4,7 @@ Nothing here is specific to NCT06949137: ``load_protocol`` fills these tables fr
 and a second trial with other dose levels, cohort sizes or windows needs no code change.
 """
 
+import zoneinfo
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
@@ -11,13 +12,12 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
+from cohorts import rules
 from core.history import audited_history
 
 
 def validate_time_zone(value: str) -> None:
     """An IANA zone name: every site date (DLT windows, consent, reporting days) is counted in it."""
-    import zoneinfo
-
     try:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -73,15 +73,19 @@ class Trial(models.Model):
         max_length=8, choices=EscalationDesign.choices, default=EscalationDesign.THREE_PLUS_THREE
     )
     three_plus_three_variant = models.CharField(
-        "3+3 variant", max_length=20, choices=ThreePlusThreeVariant.choices,
+        "3+3 variant",
+        max_length=20,
+        choices=ThreePlusThreeVariant.choices,
         default=ThreePlusThreeVariant.CONFIRM_ON_SIX,
         help_text="How the review's 3+3 recommendation ends escalation (docs/protocol.md).",
-    )  # fmt: skip
+    )
     evaluability_rule = models.CharField(
-        "evaluable for dose escalation", max_length=20, choices=EvaluabilityRule.choices,
+        "evaluable for dose escalation",
+        max_length=20,
+        choices=EvaluabilityRule.choices,
         default=EvaluabilityRule.FULL_DOSE_OR_DLT,
         help_text="Who counts in the escalation rule; a non-evaluable participant needs a replacement.",
-    )  # fmt: skip
+    )
     boin_target_rate = models.DecimalField(
         "BOIN target DLT rate (second opinion)", max_digits=4, decimal_places=3, default=Decimal("0.300")
     )
@@ -108,14 +112,21 @@ class Trial(models.Model):
     # --- DLT definition and stopping rules (protocol data) ---
     dlt_min_grade = models.PositiveSmallIntegerField("DLT: minimum CTCAE grade", default=3)
     dlt_min_relationship = models.CharField(
-        "DLT: minimum relationship to the product", max_length=12, default="possible",
-        choices=[("unlikely", "Unlikely"), ("possible", "Possible"), ("probable", "Probable"),
-                 ("definite", "Definite")],
-    )  # fmt: skip
+        "DLT: minimum relationship to the product",
+        max_length=12,
+        default="possible",
+        choices=[
+            ("unlikely", "Unlikely"),
+            ("possible", "Possible"),
+            ("probable", "Probable"),
+            ("definite", "Definite"),
+        ],
+    )
     dlt_stop_count = models.PositiveSmallIntegerField(
-        "stop: confirmed DLTs at one dose level that pause the cohort", default=2,
+        "stop: confirmed DLTs at one dose level that pause the cohort",
+        default=2,
         help_text="3+3: two or more DLTs among up to six participants exceed the MTD.",
-    )  # fmt: skip
+    )
     stop_on_related_death = models.BooleanField("stop: a related grade 5 event pauses the cohort", default=True)
 
     history = audited_history()
@@ -249,13 +260,14 @@ class EligibilityCriterion(models.Model):
 
     def clean(self) -> None:
         """The rule must be registered and its params usable: a typo here would break every screening."""
-        from cohorts import rules
-
         try:
             rules.validate_criteria(
-                [rules.CriterionSpec(code=self.code or "X", kind=self.kind or "inclusion", rule=self.rule,
-                                     params=self.params or {})]
-            )  # fmt: skip
+                [
+                    rules.CriterionSpec(
+                        code=self.code or "X", kind=self.kind or "inclusion", rule=self.rule, params=self.params or {}
+                    )
+                ]
+            )
         except (rules.EligibilityConfigError, TypeError, ValueError) as exc:
             raise ValidationError({"params" if self.rule in rules.known_rules() else "rule": str(exc)}) from None
 

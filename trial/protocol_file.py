@@ -5,6 +5,7 @@ e.g. ``NCT06949137.json: dose_levels[1].cells: A valid integer is required.``
 """
 
 import json
+import zoneinfo
 from decimal import Decimal
 from itertools import pairwise
 from pathlib import Path
@@ -12,22 +13,13 @@ from typing import Any
 
 from rest_framework import serializers
 
-from core.errors import InvalidInput
+from api.serializers import StrictSerializer
+from cohorts.rules import CriterionSpec, EligibilityConfigError, known_rules, validate_criteria
+from core.errors import ErrorCode, InvalidInput
 from trial.models import EligibilityCriterion, Trial
 
 
-class _Strict(serializers.Serializer):
-    """Unknown keys are an error: a typo in a parameter name must not be silently ignored."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({key: ["Unknown field."] for key in unknown})
-        return super().to_internal_value(data)
-
-
-class ParametersSchema(_Strict):
+class ParametersSchema(StrictSerializer):
     escalation_design = serializers.ChoiceField(choices=Trial.EscalationDesign.choices)
     three_plus_three_variant = serializers.ChoiceField(
         choices=Trial.ThreePlusThreeVariant.choices, required=False, default=Trial.ThreePlusThreeVariant.CONFIRM_ON_SIX
@@ -64,7 +56,7 @@ class ParametersSchema(_Strict):
         return attrs
 
 
-class SiteSchema(_Strict):
+class SiteSchema(StrictSerializer):
     name = serializers.CharField(max_length=200)
     city = serializers.CharField(max_length=120)
     region = serializers.CharField(max_length=120, required=False, allow_blank=True, default="")
@@ -72,8 +64,6 @@ class SiteSchema(_Strict):
     time_zone = serializers.CharField(max_length=64)
 
     def validate_time_zone(self, value: str) -> str:
-        import zoneinfo
-
         try:
             zoneinfo.ZoneInfo(value)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -81,13 +71,13 @@ class SiteSchema(_Strict):
         return value
 
 
-class DoseLevelSchema(_Strict):
+class DoseLevelSchema(StrictSerializer):
     level = serializers.IntegerField(min_value=1, max_value=100)
     label = serializers.CharField(max_length=60)
     cells = serializers.IntegerField(min_value=1, max_value=10**15)
 
 
-class CriterionSchema(_Strict):
+class CriterionSchema(StrictSerializer):
     code = serializers.RegexField(r"^[A-Z][0-9A-Za-z]{0,15}$", max_length=16)
     kind = serializers.ChoiceField(choices=EligibilityCriterion.Kind.choices)
     text = serializers.CharField()
@@ -96,7 +86,7 @@ class CriterionSchema(_Strict):
     needs_judgment = serializers.BooleanField(default=False)
 
 
-class VisitSchema(_Strict):
+class VisitSchema(StrictSerializer):
     code = serializers.CharField(max_length=16)
     name = serializers.CharField(max_length=120)
     day_offset = serializers.IntegerField(min_value=0, max_value=3650)
@@ -117,7 +107,7 @@ def _unique(items: list[dict], key: str, what: str) -> None:
         seen.add(item[key])
 
 
-class ProtocolSchema(_Strict):
+class ProtocolSchema(StrictSerializer):
     registry_id = serializers.RegexField(r"^[A-Za-z0-9_-]{3,32}$")
     title = serializers.CharField(max_length=500)
     short_title = serializers.CharField(max_length=120, required=False, allow_blank=True, default="")
@@ -154,8 +144,6 @@ class ProtocolSchema(_Strict):
                 raise serializers.ValidationError(
                     {"dose_levels": [f"Dose level {higher['level']} must have more cells than level {lower['level']}."]}
                 )
-        from cohorts.rules import CriterionSpec, EligibilityConfigError, known_rules, validate_criteria
-
         registered = known_rules()
         for index, criterion in enumerate(attrs["criteria"]):
             if criterion["rule"] not in registered:
@@ -178,7 +166,8 @@ class ProtocolSchema(_Strict):
         return attrs
 
 
-def _flatten(detail: Any, prefix: str = "") -> list[str]:
+def error_paths(detail: Any, prefix: str = "") -> list[str]:
+    """A serializer's errors as ``path: message`` lines, e.g. ``dose_levels[1].cells: A valid integer is required.``"""
     if isinstance(detail, dict):
         out = []
         for key, value in detail.items():
@@ -189,7 +178,7 @@ def _flatten(detail: Any, prefix: str = "") -> list[str]:
                 path = f"{prefix}{key}"
             else:
                 path = f"{prefix}.{key}" if prefix else key
-            out += _flatten(value, path)
+            out += error_paths(value, path)
         return out
     if isinstance(detail, list):
         if all(isinstance(item, str) for item in detail):
@@ -197,7 +186,7 @@ def _flatten(detail: Any, prefix: str = "") -> list[str]:
         out = []
         for index, item in enumerate(detail):
             if item:
-                out += _flatten(item, f"{prefix}[{index}]")
+                out += error_paths(item, f"{prefix}[{index}]")
         return out
     return [f"{prefix or '(file)'}: {detail}"]
 
@@ -208,16 +197,16 @@ def read_protocol_file(path: Path) -> dict:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise InvalidInput("protocol_file_missing", f"{path}: no such protocol file.") from None
+        raise InvalidInput(ErrorCode.PROTOCOL_FILE_MISSING, f"{path}: no such protocol file.") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInput("protocol_file_malformed", f"{name}: not valid JSON ({exc}).") from None
+        raise InvalidInput(ErrorCode.PROTOCOL_FILE_MALFORMED, f"{name}: not valid JSON ({exc}).") from None
     if not isinstance(raw, dict):
-        raise InvalidInput("protocol_file_malformed", f"{name}: the top level must be a JSON object.")
+        raise InvalidInput(ErrorCode.PROTOCOL_FILE_MALFORMED, f"{name}: the top level must be a JSON object.")
     schema = ProtocolSchema(data=raw)
     if not schema.is_valid():
-        problems = _flatten(schema.errors)
+        problems = error_paths(schema.errors)
         raise InvalidInput(
-            "protocol_file_invalid",
+            ErrorCode.PROTOCOL_FILE_INVALID,
             f"{name}: " + "; ".join(problems),
             fields={p.split(": ", 1)[0]: [p.split(": ", 1)[1]] for p in problems},
         )

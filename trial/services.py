@@ -11,9 +11,19 @@ from trial.models import DoseLevel, EligibilityCriterion, Site, Trial, VisitDefi
 from trial.protocol_file import read_protocol_file
 
 TRIAL_FIELDS = (
-    "title", "short_title", "phase", "design", "product", "sponsor", "planned_enrollment", "status",
-    "protocol_version", "eligible_sex", "min_age_years", "max_age_years",
-)  # fmt: skip
+    "title",
+    "short_title",
+    "phase",
+    "design",
+    "product",
+    "sponsor",
+    "planned_enrollment",
+    "status",
+    "protocol_version",
+    "eligible_sex",
+    "min_age_years",
+    "max_age_years",
+)
 
 
 @dataclass

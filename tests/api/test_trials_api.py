@@ -20,8 +20,10 @@ def test_a_sponsor_token_reads_the_trial_with_its_dose_levels_criteria_and_sched
     body = response.json()
     assert body["planned_enrollment"] == 18
     assert [(d["label"], d["cells"], d["cells_display"]) for d in body["dose_levels"]] == [
-        ("Low", 60_000_000, "6.0×10⁷"), ("Medium", 120_000_000, "1.2×10⁸"), ("High", 240_000_000, "2.4×10⁸"),
-    ]  # fmt: skip
+        ("Low", 60_000_000, "6.0×10⁷"),
+        ("Medium", 120_000_000, "1.2×10⁸"),
+        ("High", 240_000_000, "2.4×10⁸"),
+    ]
     assert (body["infusion_rate_min"], body["infusion_rate_max"]) == ("20.00", "25.00")
     assert [c["code"] for c in body["criteria"]][:4] == ["I1", "I2", "I3", "I4"]
     assert body["visit_schedule"][0]["day_offset"] >= 0

@@ -16,17 +16,28 @@ def _screening_post(participant, **overrides) -> dict:
     data = {"participant": participant.pk, "screening_date": dt.date.today().isoformat()}
     for name, value in {**ELIGIBLE_SCREENING, **overrides}.items():
         data[name] = "" if value is None else ("true" if value is True else "false" if value is False else str(value))
-    return data | {"fractures-TOTAL_FORMS": 0, "fractures-INITIAL_FORMS": 0, "fractures-MIN_NUM_FORMS": 0,
-                   "fractures-MAX_NUM_FORMS": 1000}  # fmt: skip
+    return data | {
+        "fractures-TOTAL_FORMS": 0,
+        "fractures-INITIAL_FORMS": 0,
+        "fractures-MIN_NUM_FORMS": 0,
+        "fractures-MAX_NUM_FORMS": 1000,
+    }
 
 
 def test_a_coordinator_screens_in_the_admin_and_sees_why_she_is_not_eligible(client, nct_trial):
     coordinator, _ = staff_users()
     client.force_login(coordinator)
-    response = client.post(reverse("admin:cohorts_participant_add"), {
-        "trial": nct_trial.pk, "site": nct_trial.sites.get().pk, "screening_number": "S100", "initials": "ZH",
-        "date_of_birth": "1958-06-01", "sex": "F",
-    })  # fmt: skip
+    response = client.post(
+        reverse("admin:cohorts_participant_add"),
+        {
+            "trial": nct_trial.pk,
+            "site": nct_trial.sites.get().pk,
+            "screening_number": "S100",
+            "initials": "ZH",
+            "date_of_birth": "1958-06-01",
+            "sex": "F",
+        },
+    )
     assert response.status_code == 302
     participant = Participant.objects.get(screening_number="S100")
     assert participant.history.latest().history_user == coordinator
@@ -63,8 +74,9 @@ def test_the_enroll_action_enrolls_and_reports_the_broken_rule_in_plain_words(cl
     client.force_login(coordinator)
     url = reverse("admin:cohorts_participant_changelist")
     for participant in ready:
-        response = client.post(url, {"action": "enroll_into_open_cohort", "_selected_action": [participant.pk]},
-                               follow=True)  # fmt: skip
+        response = client.post(
+            url, {"action": "enroll_into_open_cohort", "_selected_action": [participant.pk]}, follow=True
+        )
     texts = [str(m) for m in response.context["messages"]]
     assert texts == [f"Screening S303 not enrolled: {cohort} is full (3 of 3)."]
     assert Enrollment.objects.filter(cohort=cohort).count() == 3
@@ -80,10 +92,16 @@ def test_consent_recorded_in_the_admin_is_obtained_by_the_logged_in_coordinator(
     document = consent_document(nct_trial)
     client.force_login(coordinator)
     signed = timezone.localtime(timezone.now() - dt.timedelta(hours=1))
-    response = client.post(reverse("admin:cohorts_consentrecord_add"), {
-        "participant": participant.pk, "document": document.pk, "signed_at_0": signed.strftime("%Y-%m-%d"),
-        "signed_at_1": signed.strftime("%H:%M:%S"), "witness_name": "",
-    })  # fmt: skip
+    response = client.post(
+        reverse("admin:cohorts_consentrecord_add"),
+        {
+            "participant": participant.pk,
+            "document": document.pk,
+            "signed_at_0": signed.strftime("%Y-%m-%d"),
+            "signed_at_1": signed.strftime("%H:%M:%S"),
+            "witness_name": "",
+        },
+    )
     assert response.status_code == 302
     assert participant.consents.get().obtained_by == coordinator
     participant.refresh_from_db()
@@ -131,10 +149,16 @@ def test_a_refused_consent_shows_the_reason_on_the_form_and_saves_nothing(client
     document = consent_document(nct_trial)
     client.force_login(coordinator)
     tomorrow = timezone.localtime(timezone.now() + dt.timedelta(days=1))
-    response = client.post(reverse("admin:cohorts_consentrecord_add"), {
-        "participant": participant.pk, "document": document.pk, "signed_at_0": tomorrow.strftime("%Y-%m-%d"),
-        "signed_at_1": tomorrow.strftime("%H:%M:%S"), "witness_name": "",
-    })  # fmt: skip
+    response = client.post(
+        reverse("admin:cohorts_consentrecord_add"),
+        {
+            "participant": participant.pk,
+            "document": document.pk,
+            "signed_at_0": tomorrow.strftime("%Y-%m-%d"),
+            "signed_at_1": tomorrow.strftime("%H:%M:%S"),
+            "witness_name": "",
+        },
+    )
     assert response.status_code == 200
     assert "Consent cannot be signed in the future." in response.content.decode()
     assert ConsentRecord.objects.count() == 0
@@ -146,8 +170,9 @@ def test_a_judgment_after_enrollment_is_refused_on_the_form(client, nct_trial):
     participant = eligible_participant(nct_trial, number="S600")
     services.enroll_participant(participant=participant, cohort=cohort, by=coordinator)
     client.force_login(investigator)
-    response = client.post(reverse("admin:cohorts_judgmentconfirmation_add"),
-                           {"participant": participant.pk, "code": "I4", "note": "late"})  # fmt: skip
+    response = client.post(
+        reverse("admin:cohorts_judgmentconfirmation_add"), {"participant": participant.pk, "code": "I4", "note": "late"}
+    )
     assert response.status_code == 200
     assert "eligibility judgments can no longer change" in response.content.decode()
     assert not participant.judgments.filter(code="I4").exists()
@@ -161,8 +186,16 @@ def test_correcting_a_participants_birth_date_in_the_admin_re_evaluates_eligibil
     participant = eligible_participant(nct_trial, number="S700")
     client.force_login(coordinator)
     url = reverse("admin:cohorts_participant_change", args=[participant.pk])
-    response = client.post(url, {"initials": "WL", "date_of_birth": "1930-03-15", "sex": "F",
-                                 "change_reason": "Birth year misread from the ID card", **NO_INLINE_ROWS})  # fmt: skip
+    response = client.post(
+        url,
+        {
+            "initials": "WL",
+            "date_of_birth": "1930-03-15",
+            "sex": "F",
+            "change_reason": "Birth year misread from the ID card",
+            **NO_INLINE_ROWS,
+        },
+    )
     assert response.status_code == 302
     participant.refresh_from_db()
     assert participant.date_of_birth == dt.date(1930, 3, 15)

@@ -53,9 +53,14 @@ def open_cohort(nct_trial, investigator):
 
 def _register(trial, number: str, by) -> Participant:
     return services.participant_register(
-        trial=trial, site=trial.sites.order_by("pk").first(), screening_number=number,
-        date_of_birth=dt.date(1960, 3, 15), sex="F", initials="WL", by=by,
-    )  # fmt: skip
+        trial=trial,
+        site=trial.sites.order_by("pk").first(),
+        screening_number=number,
+        date_of_birth=dt.date(1960, 3, 15),
+        sex="F",
+        initials="WL",
+        by=by,
+    )
 
 
 def _jsonable(values: dict) -> dict:
@@ -179,9 +184,14 @@ def test_a_malformed_enrollment_answers_400_with_field_messages_and_enrolls_nobo
 )
 def test_a_malformed_screening_registration_answers_400_and_saves_nothing(nct_trial, coordinator, change, field):
     body = {
-        "trial": "NCT06949137", "site": nct_trial.sites.first().pk, "screening_number": "S001",
-        "date_of_birth": "1960-03-15", "sex": "F", "initials": "WL", **change,
-    }  # fmt: skip
+        "trial": "NCT06949137",
+        "site": nct_trial.sites.first().pk,
+        "screening_number": "S001",
+        "date_of_birth": "1960-03-15",
+        "sex": "F",
+        "initials": "WL",
+        **change,
+    }
     response = _client(coordinator).post("/api/v1/participants/", body, format="json")
     assert response.status_code == 400
     assert response.json()["code"] == "invalid"
@@ -239,18 +249,32 @@ def test_a_participant_is_screened_judged_consented_and_enrolled_entirely_over_t
     open_cohort, nct_trial, coordinator, investigator
 ):
     staff, judge = _client(coordinator), _client(investigator)
-    created = staff.post("/api/v1/participants/", {
-        "trial": "NCT06949137", "site": nct_trial.sites.first().pk, "screening_number": "S001",
-        "date_of_birth": "1960-03-15", "sex": "F", "initials": "WL",
-    }, format="json")  # fmt: skip
+    created = staff.post(
+        "/api/v1/participants/",
+        {
+            "trial": "NCT06949137",
+            "site": nct_trial.sites.first().pk,
+            "screening_number": "S001",
+            "date_of_birth": "1960-03-15",
+            "sex": "F",
+            "initials": "WL",
+        },
+        format="json",
+    )
     assert created.status_code == 201, created.json()
     pid = created.json()["id"]
     assert (created.json()["status"], created.json()["study_id"]) == ("screening", None)
 
     today = site_today(Participant.objects.get(pk=pid))
-    screening = staff.put(f"/api/v1/participants/{pid}/screening/", {
-        **_jsonable(ELIGIBLE_SCREENING), "screening_date": str(today), "fractures": [],
-    }, format="json")  # fmt: skip
+    screening = staff.put(
+        f"/api/v1/participants/{pid}/screening/",
+        {
+            **_jsonable(ELIGIBLE_SCREENING),
+            "screening_date": str(today),
+            "fractures": [],
+        },
+        format="json",
+    )
     assert screening.status_code == 201, screening.json()
     pending = staff.get(f"/api/v1/participants/{pid}/eligibility/").json()
     assert pending["eligible"] is False and pending["pending_judgment"] and pending["consent_missing"]
@@ -258,10 +282,16 @@ def test_a_participant_is_screened_judged_consented_and_enrolled_entirely_over_t
     for code in pending["pending_judgment"]:
         answer = judge.post(f"/api/v1/participants/{pid}/judgments/", {"code": code, "satisfied": True}, format="json")
         assert answer.status_code == 201, answer.json()
-    consent = staff.post("/api/v1/consents/", {
-        "participant": pid, "document": consent_document(nct_trial).pk,
-        "signed_at": (timezone.now() - dt.timedelta(minutes=5)).isoformat(), "witness_name": "",
-    }, format="json")  # fmt: skip
+    consent = staff.post(
+        "/api/v1/consents/",
+        {
+            "participant": pid,
+            "document": consent_document(nct_trial).pk,
+            "signed_at": (timezone.now() - dt.timedelta(minutes=5)).isoformat(),
+            "witness_name": "",
+        },
+        format="json",
+    )
     assert consent.status_code == 201, consent.json()
     assert staff.get(f"/api/v1/consents/?participant={pid}").json()["count"] == 1
 
@@ -272,8 +302,10 @@ def test_a_participant_is_screened_judged_consented_and_enrolled_entirely_over_t
     assert enrolled.status_code == 201
     participant = staff.get(f"/api/v1/participants/{pid}/").json()
     assert (participant["status"], participant["study_id"], participant["cohort"]) == (
-        "enrolled", "9137-001", open_cohort.pk,
-    )  # fmt: skip
+        "enrolled",
+        "9137-001",
+        open_cohort.pk,
+    )
 
 
 def test_the_eligibility_endpoint_gives_the_reason_a_bmi_is_out_of_range(nct_trial, coordinator):
@@ -340,19 +372,25 @@ def test_a_sponsor_reads_participants_by_study_id_without_identifiers_and_cannot
     assert "WL" not in listed.content.decode() and "1960-03-15" not in listed.content.decode()
     staff_view = _client(coordinator).get(f"/api/v1/participants/{enrolled.pk}/").json()
     assert (staff_view["initials"], staff_view["date_of_birth"], staff_view["screening_number"]) == (
-        "WL", "1960-03-15", "S001",
-    )  # fmt: skip
+        "WL",
+        "1960-03-15",
+        "S001",
+    )
 
     assert sponsor.get(f"/api/v1/cohorts/{open_cohort.pk}/enrollments/").status_code == 200
     assert sponsor.get(f"/api/v1/participants/{enrolled.pk}/eligibility/").status_code == 403
     assert sponsor.get("/api/v1/consents/").status_code == 403
     refused = [
-        sponsor.post("/api/v1/participants/", {"trial": "NCT06949137", "site": 1, "screening_number": "S9",
-                                               "date_of_birth": "1960-01-01", "sex": "F"}, format="json"),
+        sponsor.post(
+            "/api/v1/participants/",
+            {"trial": "NCT06949137", "site": 1, "screening_number": "S9", "date_of_birth": "1960-01-01", "sex": "F"},
+            format="json",
+        ),
         _enroll(sponsor, open_cohort, enrolled.pk),
-        sponsor.post(f"/api/v1/participants/{enrolled.pk}/withdraw/", {"on": "2025-01-01", "reason": "x"},
-                     format="json"),
-    ]  # fmt: skip
+        sponsor.post(
+            f"/api/v1/participants/{enrolled.pk}/withdraw/", {"on": "2025-01-01", "reason": "x"}, format="json"
+        ),
+    ]
     assert [r.status_code for r in refused] == [403, 403, 403]
     assert {r.json()["code"] for r in refused} == {"permission_denied"}
     assert Participant.objects.count() == 1
@@ -380,8 +418,10 @@ def test_site_staff_cannot_confirm_judgments_but_an_investigator_can(nct_trial, 
     confirmed = _client(investigator).post(url, body, format="json")
     assert confirmed.status_code == 201
     assert (confirmed.json()["code"], confirmed.json()["satisfied"], confirmed.json()["confirmed_by"]) == (
-        "E3", True, "investigator",
-    )  # fmt: skip
+        "E3",
+        True,
+        "investigator",
+    )
     assert JudgmentConfirmation.objects.get().confirmed_by == investigator
 
 
@@ -410,10 +450,15 @@ def test_only_an_investigator_opens_the_first_cohort_and_only_once(nct_trial, co
 
 def test_a_consent_signed_in_the_future_is_refused(nct_trial, coordinator):
     participant = _register(nct_trial, "S001", coordinator)
-    response = _client(coordinator).post("/api/v1/consents/", {
-        "participant": participant.pk, "document": consent_document(nct_trial).pk,
-        "signed_at": (timezone.now() + dt.timedelta(days=1)).isoformat(),
-    }, format="json")  # fmt: skip
+    response = _client(coordinator).post(
+        "/api/v1/consents/",
+        {
+            "participant": participant.pk,
+            "document": consent_document(nct_trial).pk,
+            "signed_at": (timezone.now() + dt.timedelta(days=1)).isoformat(),
+        },
+        format="json",
+    )
     assert response.status_code == 400
     assert response.json()["code"] == "signed_in_future"
     assert ConsentRecord.objects.count() == 0

@@ -12,13 +12,12 @@ from tests.cohorts.test_infusions_support import (
     SH,
     T0,
     enrolled_cohort,
-    fast_password_hashing,  # noqa: F401 - used by pytestmark
     frozen,
     nurse,
 )
 from tests.factories import UserFactory
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hashing")]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
@@ -29,9 +28,13 @@ def participant(nct_trial):
 
 def _record(participant, **overrides) -> ProtocolDeviation:
     values = {
-        "participant": participant, "category": "procedure", "severity": "minor",
-        "description": "Pre-infusion ECG not done", "occurred_on": dt.date(2026, 11, 25), "by": nurse(),
-    }  # fmt: skip
+        "participant": participant,
+        "category": "procedure",
+        "severity": "minor",
+        "description": "Pre-infusion ECG not done",
+        "occurred_on": dt.date(2026, 11, 25),
+        "by": nurse(),
+    }
     with frozen(T0):
         return services.deviation_record(**(values | overrides))
 
@@ -77,8 +80,14 @@ def test_closing_a_deviation_needs_a_corrective_action_and_then_it_is_final(part
         with pytest.raises(DomainError) as refused:
             services.deviation_update(deviation=deviation, by=nurse(), reason="", severity="major")
         assert refused.value.code == "reason_required"
-        services.deviation_update(deviation=deviation, by=nurse(), reason="Investigator assessment", severity="major",
-                                  corrective_action="ECG checklist added to the infusion kit", close=True)  # fmt: skip
+        services.deviation_update(
+            deviation=deviation,
+            by=nurse(),
+            reason="Investigator assessment",
+            severity="major",
+            corrective_action="ECG checklist added to the infusion kit",
+            close=True,
+        )
         deviation.refresh_from_db()
         assert (deviation.status, deviation.severity, deviation.closed_by) == ("closed", "major", nurse())
         assert deviation.closed_at == dt.datetime(2026, 11, 26, 8, 0, tzinfo=SH)

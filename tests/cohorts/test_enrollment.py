@@ -130,8 +130,15 @@ def test_the_database_refuses_a_slot_beyond_the_capacity(open_cohort, nct_trial)
     coordinator, _ = staff_users()
     participant = eligible_participant(nct_trial, number="S001")
     with pytest.raises(IntegrityError), transaction.atomic():
-        Enrollment.objects.create(trial=nct_trial, participant=participant, cohort=open_cohort, slot=4,
-                                  cohort_capacity=3, enrolled_at=timezone.now(), enrolled_by=coordinator)  # fmt: skip
+        Enrollment.objects.create(
+            trial=nct_trial,
+            participant=participant,
+            cohort=open_cohort,
+            slot=4,
+            cohort_capacity=3,
+            enrolled_at=timezone.now(),
+            enrolled_by=coordinator,
+        )
 
 
 def test_a_replaced_participant_frees_one_slot_in_a_full_cohort(open_cohort, nct_trial):
@@ -170,8 +177,9 @@ def test_a_consent_signed_in_the_evening_west_of_utc_is_current_that_day(nct_tri
     with time_machine.travel(evening + dt.timedelta(minutes=10), tick=False):
         participant = eligible_participant(nct_trial, number="NY1", consent=False)
         coordinator, _ = staff_users()
-        services.consent_record(participant=participant, document=consent_document(nct_trial), signed_at=evening,
-                                by=coordinator)  # fmt: skip
+        services.consent_record(
+            participant=participant, document=consent_document(nct_trial), signed_at=evening, by=coordinator
+        )
         timezone.activate(zoneinfo.ZoneInfo("UTC"))
         try:
             assert current_consent(participant) is not None

@@ -141,8 +141,9 @@ def test_a_second_answer_revises_the_first_and_the_limit_applies_again(nct_trial
     assert participant.status == Participant.Status.SCREEN_FAILED
     assert GilbertSyndromeDiagnosis.objects.filter(participant=participant).count() == 1
     latest = GilbertSyndromeDiagnosis.objects.get(participant=participant).history.latest()
-    assert latest.history_change_reason == "Gilbert's syndrome not documented: the E14 bilirubin limit applies " \
-        "(revised)"  # fmt: skip
+    assert (
+        latest.history_change_reason == "Gilbert's syndrome not documented: the E14 bilirubin limit applies (revised)"
+    )
     assert latest.documented is False
 
 
@@ -236,8 +237,9 @@ def test_an_investigator_records_gilbert_syndrome_over_the_api_and_eligibility_s
 def test_site_staff_and_sponsors_get_403_permission_denied(nct_trial, coordinator, who):
     participant = _screened(nct_trial, bilirubin_x_uln=Decimal("2.0"))
     user = coordinator if who == "coordinator" else UserFactory(username="sponsor", role=SPONSOR)
-    response = _client(user).post(f"/api/v1/participants/{participant.pk}/gilbert/",
-                                  {"documented": True, "note": NOTE}, format="json")  # fmt: skip
+    response = _client(user).post(
+        f"/api/v1/participants/{participant.pk}/gilbert/", {"documented": True, "note": NOTE}, format="json"
+    )
     assert (response.status_code, response.json()["code"]) == (403, "permission_denied")
     assert not GilbertSyndromeDiagnosis.objects.exists()
 
@@ -283,8 +285,10 @@ def test_an_investigator_records_gilbert_syndrome_in_the_admin_from_the_screenin
 def test_a_diagnosis_without_a_note_is_refused_on_the_admin_form(client, nct_trial, investigator):
     participant = _screened(nct_trial, bilirubin_x_uln=Decimal("2.0"))
     client.force_login(investigator)
-    response = client.post(reverse("admin:cohorts_gilbertsyndromediagnosis_add"),
-                           {"participant": participant.pk, "documented": "on", "note": "  "})  # fmt: skip
+    response = client.post(
+        reverse("admin:cohorts_gilbertsyndromediagnosis_add"),
+        {"participant": participant.pk, "documented": "on", "note": "  "},
+    )
     assert response.status_code == 200
     assert "Give the note (what the diagnosis rests on)." in html.unescape(response.content.decode())
     assert not GilbertSyndromeDiagnosis.objects.exists()

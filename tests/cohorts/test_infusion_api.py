@@ -13,7 +13,6 @@ from tests.cohorts.test_infusions_support import (
     SCHEDULE,
     T0,
     enrolled_cohort,
-    fast_password_hashing,  # noqa: F401 - used by pytestmark
     frozen,
     infuse,
     infuse_cohort,
@@ -22,7 +21,7 @@ from tests.cohorts.test_infusions_support import (
 )
 from tests.factories import UserFactory, eligible_participant, token_for
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hashing")]
+pytestmark = pytest.mark.django_db
 
 ERROR_KEYS = {"code", "message", "fields"}
 MINUTE = dt.timedelta(minutes=1)
@@ -53,11 +52,21 @@ def cohort_of_three(nct_trial):
 
 def _start_body(person, when=T0, **overrides) -> dict:
     body = {
-        "participant": person.pk, "started_at": when.isoformat(), "product_lot": "HM-2611-01",
-        "product_expiry": (when + 6 * HOUR).isoformat(), "volume_ml": "100.0", "drop_factor": 20,
-        "vitals_before": {"systolic_bp": 126, "diastolic_bp": 78, "heart_rate": 70, "temperature_c": "36.5",
-                          "spo2_pct": 98, "respiratory_rate": 16},
-    }  # fmt: skip
+        "participant": person.pk,
+        "started_at": when.isoformat(),
+        "product_lot": "HM-2611-01",
+        "product_expiry": (when + 6 * HOUR).isoformat(),
+        "volume_ml": "100.0",
+        "drop_factor": 20,
+        "vitals_before": {
+            "systolic_bp": 126,
+            "diastolic_bp": 78,
+            "heart_rate": 70,
+            "temperature_c": "36.5",
+            "spo2_pct": 98,
+            "respiratory_rate": 16,
+        },
+    }
     return body | overrides
 
 
@@ -136,9 +145,11 @@ def running(cohort_of_three):
                                                (19.9, True), (25, False)])  # fmt: skip
 def test_a_posted_reading_is_flagged_outside_the_range_with_the_id_of_its_deviation(staff, running, rate, flagged):
     with frozen(T0 + HOUR):
-        response = staff.post(f"/api/v1/infusions/{running.pk}/readings/",
-                              {"observed_at": (T0 + 10 * 60 * dt.timedelta(seconds=1)).isoformat(),
-                               "drops_per_minute": rate}, format="json")  # fmt: skip
+        response = staff.post(
+            f"/api/v1/infusions/{running.pk}/readings/",
+            {"observed_at": (T0 + 10 * 60 * dt.timedelta(seconds=1)).isoformat(), "drops_per_minute": rate},
+            format="json",
+        )
     assert response.status_code == 201, response.json()
     body = response.json()
     assert body["out_of_range"] is flagged
@@ -153,8 +164,9 @@ def test_a_posted_reading_is_flagged_outside_the_range_with_the_id_of_its_deviat
      (1e30, "invalid_rate"), (10**30, "invalid_rate"), (None, "invalid"), (True, "invalid_rate"),
      ({"drops": 20}, "invalid_rate")],
 )  # fmt: skip
-def test_a_reading_that_is_not_a_positive_number_is_a_400_with_its_code_and_nothing_is_saved(staff, running, rate,
-                                                                                              code):  # fmt: skip
+def test_a_reading_that_is_not_a_positive_number_is_a_400_with_its_code_and_nothing_is_saved(
+    staff, running, rate, code
+):
     with frozen(T0 + HOUR):
         body = {"observed_at": (T0 + HOUR).isoformat(), "drops_per_minute": rate}
         response = staff.post(f"/api/v1/infusions/{running.pk}/readings/", body, format="json")
@@ -164,18 +176,25 @@ def test_a_reading_that_is_not_a_positive_number_is_a_400_with_its_code_and_noth
 
 def test_a_reading_without_a_rate_is_a_400(staff, running):
     with frozen(T0 + HOUR):
-        response = staff.post(f"/api/v1/infusions/{running.pk}/readings/", {"observed_at": (T0 + HOUR).isoformat()},
-                              format="json")  # fmt: skip
+        response = staff.post(
+            f"/api/v1/infusions/{running.pk}/readings/", {"observed_at": (T0 + HOUR).isoformat()}, format="json"
+        )
     assert (response.status_code, response.json()["code"]) == (400, "invalid")
     assert "drops_per_minute" in response.json()["fields"]
 
 
 def test_completing_over_the_api_plans_the_visits_and_a_late_visit_opens_a_deviation(staff, running):
     with frozen(T0 + 2 * HOUR):
-        response = staff.post(f"/api/v1/infusions/{running.pk}/complete/", {
-            "ended_at": (T0 + HOUR).isoformat(), "cells_administered": 60_000_000, "volume_ml": "70.0",
-            "vitals_after": {"heart_rate": 74},
-        }, format="json")  # fmt: skip
+        response = staff.post(
+            f"/api/v1/infusions/{running.pk}/complete/",
+            {
+                "ended_at": (T0 + HOUR).isoformat(),
+                "cells_administered": 60_000_000,
+                "volume_ml": "70.0",
+                "vitals_after": {"heart_rate": 74},
+            },
+            format="json",
+        )
     assert response.status_code == 200, response.json()
     assert (response.json()["status"], response.json()["duration_minutes"]) == ("completed", "60.00")
     visits = staff.get(f"/api/v1/visits/?participant={running.participant_id}").json()["results"]
@@ -196,14 +215,30 @@ def test_completing_over_the_api_plans_the_visits_and_a_late_visit_opens_a_devia
 def test_an_interrupted_infusion_is_resumed_or_stopped_early_over_the_api(staff, running):
     url = f"/api/v1/infusions/{running.pk}"
     with frozen(T0 + HOUR):
-        assert staff.post(f"{url}/interruptions/", {"stopped_at": (T0 + 20 * 60 * dt.timedelta(seconds=1)).isoformat(),
-                                                    "reason": "Chills"}, format="json").status_code == 201  # fmt: skip
-        refused = staff.post(f"{url}/complete/", {"ended_at": (T0 + HOUR).isoformat(), "cells_administered": 1,
-                                                  "volume_ml": "1"}, format="json")  # fmt: skip
+        assert (
+            staff.post(
+                f"{url}/interruptions/",
+                {"stopped_at": (T0 + 20 * 60 * dt.timedelta(seconds=1)).isoformat(), "reason": "Chills"},
+                format="json",
+            ).status_code
+            == 201
+        )
+        refused = staff.post(
+            f"{url}/complete/",
+            {"ended_at": (T0 + HOUR).isoformat(), "cells_administered": 1, "volume_ml": "1"},
+            format="json",
+        )
         assert (refused.status_code, refused.json()["code"]) == (409, "infusion_interrupted")
-        stopped = staff.post(f"{url}/stop-early/", {"ended_at": (T0 + HOUR).isoformat(), "reason": "Rigors",
-                                                    "cells_administered": 15_000_000, "volume_ml": "25"},
-                             format="json")  # fmt: skip
+        stopped = staff.post(
+            f"{url}/stop-early/",
+            {
+                "ended_at": (T0 + HOUR).isoformat(),
+                "reason": "Rigors",
+                "cells_administered": 15_000_000,
+                "volume_ml": "25",
+            },
+            format="json",
+        )
     assert stopped.status_code == 200, stopped.json()
     assert stopped.json()["status"] == "stopped_early"
 
@@ -212,19 +247,27 @@ def test_an_interrupted_infusion_is_resumed_or_stopped_early_over_the_api(staff,
 def test_an_implausible_average_rate_is_a_400_until_confirmed_then_saved_flagged_with_a_major_deviation(
     staff, running, path
 ):
-    body = {"ended_at": (T0 + 3 * MINUTE).isoformat(), "cells_administered": 60_000_000, "volume_ml": "100",
-            **({"reason": "Line found free-flowing"} if path == "stop-early" else {})}  # fmt: skip
+    body = {
+        "ended_at": (T0 + 3 * MINUTE).isoformat(),
+        "cells_administered": 60_000_000,
+        "volume_ml": "100",
+        **({"reason": "Line found free-flowing"} if path == "stop-early" else {}),
+    }
     with frozen(T0 + 10 * MINUTE):
         refused = staff.post(f"/api/v1/infusions/{running.pk}/{path}/", body, format="json")
         assert (refused.status_code, refused.json()["code"]) == (400, "implausible_average_rate")
         assert "666.7 drops/min" in refused.json()["message"] and "confirm_implausible_rate" in refused.json()["fields"]
         assert Infusion.objects.get(pk=running.pk).status == "in_progress" and ProtocolDeviation.objects.count() == 0
-        response = staff.post(f"/api/v1/infusions/{running.pk}/{path}/", body | {"confirm_implausible_rate": True},
-                              format="json")  # fmt: skip
+        response = staff.post(
+            f"/api/v1/infusions/{running.pk}/{path}/", body | {"confirm_implausible_rate": True}, format="json"
+        )
     assert response.status_code == 200, response.json()
     infusion = response.json()
-    assert (infusion["average_drops_per_minute"], infusion["average_rate_out_of_range"],
-            infusion["implausible_rate_confirmed"]) == ("666.7", True, True)  # fmt: skip
+    assert (
+        infusion["average_drops_per_minute"],
+        infusion["average_rate_out_of_range"],
+        infusion["implausible_rate_confirmed"],
+    ) == ("666.7", True, True)
     assert (infusion["average_rate_min"], infusion["average_rate_max"]) == ("20.00", "25.00")
     deviations = staff.get("/api/v1/deviations/?category=infusion_rate").json()["results"]
     assert [(d["severity"], d["source"], d["infusion"], d["drip_rate_reading"]) for d in deviations] == [
@@ -238,9 +281,15 @@ def test_an_implausible_average_rate_is_a_400_until_confirmed_then_saved_flagged
 )  # fmt: skip
 def test_the_average_rate_is_in_the_infusion_for_staff_and_sponsors(staff, sponsor, running, minutes, average, flagged):
     with frozen(T0 + 2 * HOUR):
-        response = staff.post(f"/api/v1/infusions/{running.pk}/complete/", {
-            "ended_at": (T0 + minutes * MINUTE).isoformat(), "cells_administered": 60_000_000, "volume_ml": "100",
-        }, format="json")  # fmt: skip
+        response = staff.post(
+            f"/api/v1/infusions/{running.pk}/complete/",
+            {
+                "ended_at": (T0 + minutes * MINUTE).isoformat(),
+                "cells_administered": 60_000_000,
+                "volume_ml": "100",
+            },
+            format="json",
+        )
     assert response.status_code == 200, response.json()
     for client in (staff, sponsor):
         body = client.get(f"/api/v1/infusions/{running.pk}/").json()
@@ -258,9 +307,16 @@ def test_the_average_rate_is_in_the_infusion_for_staff_and_sponsors(staff, spons
 )
 def test_a_completion_without_a_plausible_average_answers_with_its_code(staff, running, body, code):
     with frozen(T0 + 2 * HOUR):
-        response = staff.post(f"/api/v1/infusions/{running.pk}/complete/", {
-            "ended_at": (T0 + 90 * MINUTE).isoformat(), "cells_administered": 60_000_000, "volume_ml": "100", **body,
-        }, format="json")  # fmt: skip
+        response = staff.post(
+            f"/api/v1/infusions/{running.pk}/complete/",
+            {
+                "ended_at": (T0 + 90 * MINUTE).isoformat(),
+                "cells_administered": 60_000_000,
+                "volume_ml": "100",
+                **body,
+            },
+            format="json",
+        )
     assert (response.status_code, response.json()["code"]) == (400, code), response.json()
     assert Infusion.objects.get(pk=running.pk).status == "in_progress"
 
@@ -304,10 +360,17 @@ def test_no_token_is_a_401(cohort_of_three):
 def test_staff_record_close_and_filter_deviations(staff, cohort_of_three):
     _, participants = cohort_of_three
     with frozen(T0):
-        created = staff.post("/api/v1/deviations/", {
-            "participant": participants[0].pk, "category": "procedure", "severity": "minor",
-            "description": "Pre-infusion ECG not done", "occurred_on": "2026-11-25",
-        }, format="json")  # fmt: skip
+        created = staff.post(
+            "/api/v1/deviations/",
+            {
+                "participant": participants[0].pk,
+                "category": "procedure",
+                "severity": "minor",
+                "description": "Pre-infusion ECG not done",
+                "occurred_on": "2026-11-25",
+            },
+            format="json",
+        )
         assert created.status_code == 201, created.json()
         url = f"/api/v1/deviations/{created.json()['id']}/"
         assert staff.patch(url, {"close": True}, format="json").json()["code"] == "invalid"  # no reason
@@ -333,8 +396,12 @@ def test_the_list_endpoints_take_a_constant_number_of_queries(
         for infusion in infusions:
             from cohorts import services
 
-            services.drip_rate_record(infusion=infusion, observed_at=infusion.started_at + 10 * 60 * dt.timedelta(
-                seconds=1), drops_per_minute="26", by=nurse())  # fmt: skip
+            services.drip_rate_record(
+                infusion=infusion,
+                observed_at=infusion.started_at + 10 * 60 * dt.timedelta(seconds=1),
+                drops_per_minute="26",
+                by=nurse(),
+            )
     for client in (staff, sponsor):
         with django_assert_max_num_queries(10):
             response = client.get("/api/v1/infusions/")

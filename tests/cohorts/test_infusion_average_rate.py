@@ -26,13 +26,12 @@ from tests.cohorts.test_infusions_support import (
     T0,
     complete,
     enrolled_cohort,
-    fast_password_hashing,  # noqa: F401 - used by pytestmark
     frozen,
     nurse,
     start,
 )
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hashing")]
+pytestmark = pytest.mark.django_db
 
 MINUTE = dt.timedelta(minutes=1)
 SECOND = dt.timedelta(seconds=1)
@@ -114,13 +113,17 @@ def test_100_ml_completed_is_checked_against_20_to_25_drops_per_minute(running, 
     if flagged:
         deviation = deviations.get()
         assert (deviation.severity, deviation.source, deviation.participant_id) == (
-            severity, "system", infusion.participant_id
-        )  # fmt: skip
+            severity,
+            "system",
+            infusion.participant_id,
+        )
         assert deviation.detected_by is None and deviation.occurred_on == dt.date(2026, 11, 25)
         direction = "faster than" if severity == "major" else "slower than"
         assert deviation.description.startswith(f"Average rate {average} drops/min (100 mL in {minutes} min running ")
-        assert f"with a 20 drops/mL set; {infusion.average_ml_per_hour} mL/h) is {direction} the protocol's " \
-            "20–25 drops/min." in deviation.description  # fmt: skip
+        assert (
+            f"with a 20 drops/mL set; {infusion.average_ml_per_hour} mL/h) is {direction} the protocol's "
+            "20–25 drops/min." in deviation.description
+        )
         assert "outside the protocol" in infusion.history.latest().history_change_reason
 
 
@@ -138,8 +141,14 @@ def test_the_time_of_an_interruption_is_not_running_time(running):
 def test_an_interruption_still_open_when_stopped_early_lasts_until_the_end(running):
     with frozen(T0 + HOUR):
         services.infusion_interrupt(infusion=running, stopped_at=T0 + 40 * MINUTE, reason="Rigors", by=nurse())
-        infusion = services.infusion_stop_early(infusion=running, ended_at=T0 + HOUR, reason="Infusion reaction",
-                                                cells_administered=24_000_000, volume_ml="40", by=nurse())  # fmt: skip
+        infusion = services.infusion_stop_early(
+            infusion=running,
+            ended_at=T0 + HOUR,
+            reason="Infusion reaction",
+            cells_administered=24_000_000,
+            volume_ml="40",
+            by=nurse(),
+        )
     infusion.refresh_from_db()
     # 40 mL in the 40 min before the interruption: 20.0 drops/min, in range (60 min would be 13.3).
     assert (infusion.average_drops_per_minute, infusion.average_rate_out_of_range) == (Decimal("20.0"), False)
@@ -148,8 +157,14 @@ def test_an_interruption_still_open_when_stopped_early_lasts_until_the_end(runni
 
 def test_an_infusion_stopped_early_too_slowly_is_flagged_with_a_minor_deviation(running):
     with frozen(T0 + HOUR):
-        infusion = services.infusion_stop_early(infusion=running, ended_at=T0 + 25 * MINUTE, reason="Rigors",
-                                                cells_administered=12_000_000, volume_ml="20", by=nurse())  # fmt: skip
+        infusion = services.infusion_stop_early(
+            infusion=running,
+            ended_at=T0 + 25 * MINUTE,
+            reason="Rigors",
+            cells_administered=12_000_000,
+            volume_ml="20",
+            by=nurse(),
+        )
     infusion.refresh_from_db()
     assert (infusion.status, infusion.average_drops_per_minute) == ("stopped_early", Decimal("16.0"))
     assert infusion.average_rate_out_of_range is True
@@ -159,8 +174,14 @@ def test_an_infusion_stopped_early_too_slowly_is_flagged_with_a_minor_deviation(
 
 def test_an_infusion_stopped_before_anything_ran_has_no_average_and_no_rate_deviation(running):
     with frozen(T0 + HOUR):
-        infusion = services.infusion_stop_early(infusion=running, ended_at=T0, reason="Anaphylaxis at the start",
-                                                cells_administered=0, volume_ml="0", by=nurse())  # fmt: skip
+        infusion = services.infusion_stop_early(
+            infusion=running,
+            ended_at=T0,
+            reason="Anaphylaxis at the start",
+            cells_administered=0,
+            volume_ml="0",
+            by=nurse(),
+        )
     infusion.refresh_from_db()
     assert infusion.status == "stopped_early" and infusion.average_drops_per_minute is None
     assert (infusion.average_rate_min, infusion.average_rate_out_of_range) == (None, False)
@@ -173,10 +194,18 @@ def test_an_infusion_stopped_before_anything_ran_has_no_average_and_no_rate_devi
 def test_a_volume_given_in_no_running_time_is_refused_and_cannot_be_confirmed(running):
     with frozen(T0 + HOUR):
         for confirm in (False, True):
-            error = _refused(lambda c=confirm: services.infusion_stop_early(
-                infusion=running, ended_at=T0, reason="Rigors", cells_administered=1, volume_ml="5",
-                confirm_implausible_rate=c, by=nurse(),
-            ), "no_running_time")  # fmt: skip
+            error = _refused(
+                lambda c=confirm: services.infusion_stop_early(
+                    infusion=running,
+                    ended_at=T0,
+                    reason="Rigors",
+                    cells_administered=1,
+                    volume_ml="5",
+                    confirm_implausible_rate=c,
+                    by=nurse(),
+                ),
+                "no_running_time",
+            )
     assert "5 mL cannot be given in no running time" in error.message and "the interruptions" in error.message
     _nothing_finished(running)
 
@@ -241,8 +270,12 @@ def test_an_implausible_average_is_refused_as_an_entry_error_without_the_nurses_
 def test_the_refusal_names_the_rate_the_volume_the_running_time_the_drop_factor_and_how_to_confirm(running):
     error = _refused(lambda: complete(running, T0 + 3 * MINUTE, volume_ml="100"), "implausible_average_rate")
     assert error.status_code == 400
-    for part in ("666.7 drops/min = 100 mL × 20 drops/mL ÷ 3 min of running time", "less 0 min interrupted",
-                 "10 × the protocol's maximum of 25 drops/min", "confirm_implausible_rate"):  # fmt: skip
+    for part in (
+        "666.7 drops/min = 100 mL × 20 drops/mL ÷ 3 min of running time",
+        "less 0 min interrupted",
+        "10 × the protocol's maximum of 25 drops/min",
+        "confirm_implausible_rate",
+    ):
         assert part in error.message, part
     assert "confirm_implausible_rate" in error.fields
 
@@ -258,8 +291,9 @@ def test_the_confirmation_must_be_true_or_false(running):
 
 def test_an_out_of_range_reading_and_an_out_of_range_average_each_open_their_own_deviation(running):
     with frozen(T0 + 10 * MINUTE):
-        reading = services.drip_rate_record(infusion=running, observed_at=T0 + 10 * MINUTE, drops_per_minute="30",
-                                            by=nurse())  # fmt: skip
+        reading = services.drip_rate_record(
+            infusion=running, observed_at=T0 + 10 * MINUTE, drops_per_minute="30", by=nurse()
+        )
     infusion = complete(running, T0 + 79 * MINUTE, volume_ml="100")
     by_reading = ProtocolDeviation.objects.get(drip_rate_reading=reading)
     average = _rate_deviations(infusion).get()
@@ -278,29 +312,50 @@ def test_the_timeline_shows_the_average_and_warns_when_it_is_off_the_protocol(ru
 
 def test_the_database_opens_one_average_rate_deviation_per_infusion(running):
     with frozen(T0 + 10 * MINUTE):
-        reading = services.drip_rate_record(infusion=running, observed_at=T0 + 10 * MINUTE, drops_per_minute="22",
-                                            by=nurse())  # fmt: skip
+        reading = services.drip_rate_record(
+            infusion=running, observed_at=T0 + 10 * MINUTE, drops_per_minute="22", by=nurse()
+        )
     infusion = complete(running, T0 + 79 * MINUTE, volume_ml="100")
     first = _rate_deviations(infusion).get()
-    copy = {name: getattr(first, name) for name in ("trial_id", "participant_id", "category", "severity",
-                                                    "description", "source", "occurred_on", "detected_at")}  # fmt: skip
+    copy = {
+        name: getattr(first, name)
+        for name in (
+            "trial_id",
+            "participant_id",
+            "category",
+            "severity",
+            "description",
+            "source",
+            "occurred_on",
+            "detected_at",
+        )
+    }
     with pytest.raises(IntegrityError), transaction.atomic():  # deviation_one_average_rate_per_infusion
         ProtocolDeviation.objects.create(**copy, infusion=infusion)
     # The system's reading deviations are one per reading, not caught by it; staff may record their own.
     ProtocolDeviation.objects.create(**copy, infusion=infusion, drip_rate_reading=reading)
     ProtocolDeviation.objects.create(**(copy | {"source": "staff"}), detected_by=nurse(), infusion=infusion)
     # deviation_reading_is_rate still holds: a deviation linked to a reading is a rate deviation of an infusion.
-    reading_two = DripRateReading.objects.create(infusion=infusion, observed_at=T0 + 20 * MINUTE,
-                                                 drops_per_minute=22, rate_min=20, rate_max=25,
-                                                 recorded_by=nurse())  # fmt: skip
+    reading_two = DripRateReading.objects.create(
+        infusion=infusion,
+        observed_at=T0 + 20 * MINUTE,
+        drops_per_minute=22,
+        rate_min=20,
+        rate_max=25,
+        recorded_by=nurse(),
+    )
     for wrong in ({"category": "dose", "infusion": infusion}, {"infusion": None}):
         with pytest.raises(IntegrityError), transaction.atomic():
             ProtocolDeviation.objects.create(**(copy | {"infusion": infusion} | wrong), drip_rate_reading=reading_two)
 
 
-FINISHED = {"average_drops_per_minute": Decimal("22.2"), "average_rate_min": Decimal(20),
-            "average_rate_max": Decimal(25), "average_rate_out_of_range": False,
-            "implausible_rate_confirmed": False}  # fmt: skip
+FINISHED = {
+    "average_drops_per_minute": Decimal("22.2"),
+    "average_rate_min": Decimal(20),
+    "average_rate_max": Decimal(25),
+    "average_rate_out_of_range": False,
+    "implausible_rate_confirmed": False,
+}
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,6 @@ from tests.cohorts.test_infusions_support import (
     T0,
     complete,
     enrolled_cohort,
-    fast_password_hashing,  # noqa: F401 - autouse below
     frozen,
     infuse,
     infuse_cohort,
@@ -34,7 +33,7 @@ from tests.cohorts.test_infusions_support import (
 )
 from tests.factories import UserFactory, eligible_participant
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hashing")]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
@@ -110,8 +109,9 @@ def test_a_reading_derives_ml_per_hour_from_the_giving_set_of_its_infusion(cohor
     _, participants = cohort_of_three
     infusion = start(participants[0], T0, drop_factor=15)
     with frozen(T0 + HOUR):
-        reading = services.drip_rate_record(infusion=infusion, observed_at=T0 + 5 * dt.timedelta(minutes=1),
-                                            drops_per_minute=22, by=nurse())  # fmt: skip
+        reading = services.drip_rate_record(
+            infusion=infusion, observed_at=T0 + 5 * dt.timedelta(minutes=1), drops_per_minute=22, by=nurse()
+        )
     assert reading.ml_per_hour == Decimal("88.0")
 
 
@@ -138,29 +138,43 @@ def test_a_reading_derives_ml_per_hour_from_the_giving_set_of_its_infusion(cohor
 def test_a_rate_that_is_not_a_positive_number_is_refused_and_nothing_is_saved(running, value, code):
     with frozen(T0 + HOUR):
         error = _refused(
-            lambda: services.drip_rate_record(infusion=running, observed_at=T0 + HOUR, drops_per_minute=value,
-                                              by=nurse()),
+            lambda: services.drip_rate_record(
+                infusion=running, observed_at=T0 + HOUR, drops_per_minute=value, by=nurse()
+            ),
             code,
-        )  # fmt: skip
+        )
     assert isinstance(error, InvalidInput) and error.fields
     assert DripRateReading.objects.count() == 0 and ProtocolDeviation.objects.count() == 0
 
 
 def test_a_rate_observed_outside_the_infusion_is_refused(running):
     with frozen(T0 + HOUR):
-        _refused(lambda: services.drip_rate_record(infusion=running, observed_at=T0 - HOUR, drops_per_minute=22,
-                                                   by=nurse()), "observed_outside_infusion")  # fmt: skip
-        _refused(lambda: services.drip_rate_record(infusion=running, observed_at=T0 + 3 * HOUR, drops_per_minute=22,
-                                                   by=nurse()), "date_in_future")  # fmt: skip
+        _refused(
+            lambda: services.drip_rate_record(infusion=running, observed_at=T0 - HOUR, drops_per_minute=22, by=nurse()),
+            "observed_outside_infusion",
+        )
+        _refused(
+            lambda: services.drip_rate_record(
+                infusion=running, observed_at=T0 + 3 * HOUR, drops_per_minute=22, by=nurse()
+            ),
+            "date_in_future",
+        )
     assert DripRateReading.objects.count() == 0
 
 
 def test_the_database_refuses_a_rate_of_zero_and_a_flag_that_does_not_match_the_range(running):
-    base = {"infusion": running, "observed_at": T0, "rate_min": Decimal(20), "rate_max": Decimal(25),
-            "recorded_by": nurse()}  # fmt: skip
-    for values in ({"drops_per_minute": Decimal(0), "out_of_range": True},
-                   {"drops_per_minute": Decimal("25.1"), "out_of_range": False},
-                   {"drops_per_minute": Decimal("22"), "out_of_range": True}):  # fmt: skip
+    base = {
+        "infusion": running,
+        "observed_at": T0,
+        "rate_min": Decimal(20),
+        "rate_max": Decimal(25),
+        "recorded_by": nurse(),
+    }
+    for values in (
+        {"drops_per_minute": Decimal(0), "out_of_range": True},
+        {"drops_per_minute": Decimal("25.1"), "out_of_range": False},
+        {"drops_per_minute": Decimal("22"), "out_of_range": True},
+    ):
         with pytest.raises(IntegrityError), transaction.atomic():
             DripRateReading.objects.create(**base, **values)
 
@@ -250,21 +264,53 @@ def test_the_database_refuses_a_second_infusion_beyond_the_protocol_and_two_runn
     cohort_of_three, running
 ):
     _, participants = cohort_of_three
-    names = ("trial", "cohort", "dose_level", "cells_planned", "product_lot", "product_expiry", "started_at",
-             "drop_factor", "administered_by")  # fmt: skip
+    names = (
+        "trial",
+        "cohort",
+        "dose_level",
+        "cells_planned",
+        "product_lot",
+        "product_expiry",
+        "started_at",
+        "drop_factor",
+        "administered_by",
+    )
     base = {name: getattr(running, name) for name in names}
     with pytest.raises(IntegrityError), transaction.atomic():  # sequence 2 > max_infusions 1
-        Infusion.objects.create(**base, participant=participants[0], sequence=2, max_infusions=1, status="completed",
-                                ended_at=T0 + HOUR, cells_administered=1, volume_ml=1)  # fmt: skip
+        Infusion.objects.create(
+            **base,
+            participant=participants[0],
+            sequence=2,
+            max_infusions=1,
+            status="completed",
+            ended_at=T0 + HOUR,
+            cells_administered=1,
+            volume_ml=1,
+        )
     with pytest.raises(IntegrityError), transaction.atomic():  # a second infusion in progress in the cohort
-        Infusion.objects.create(**base, participant=participants[1], sequence=1, max_infusions=1,
-                                status="in_progress")  # fmt: skip
+        Infusion.objects.create(**base, participant=participants[1], sequence=1, max_infusions=1, status="in_progress")
     with pytest.raises(IntegrityError), transaction.atomic():  # ends before it starts
-        Infusion.objects.create(**base, participant=participants[1], sequence=1, max_infusions=1, status="completed",
-                                ended_at=T0 - HOUR, cells_administered=1, volume_ml=1)  # fmt: skip
+        Infusion.objects.create(
+            **base,
+            participant=participants[1],
+            sequence=1,
+            max_infusions=1,
+            status="completed",
+            ended_at=T0 - HOUR,
+            cells_administered=1,
+            volume_ml=1,
+        )
     with pytest.raises(IntegrityError), transaction.atomic():  # negative volume
-        Infusion.objects.create(**base, participant=participants[2], sequence=1, max_infusions=1, status="completed",
-                                ended_at=T0 + HOUR, cells_administered=1, volume_ml=-1)  # fmt: skip
+        Infusion.objects.create(
+            **base,
+            participant=participants[2],
+            sequence=1,
+            max_infusions=1,
+            status="completed",
+            ended_at=T0 + HOUR,
+            cells_administered=1,
+            volume_ml=-1,
+        )
 
 
 # --- sentinel and stagger --------------------------------------------------------------------------
@@ -313,11 +359,18 @@ def test_a_dlt_candidate_of_the_sentinel_holds_the_cohort_past_the_observation_p
     _, participants = cohort_of_three
     infuse(participants[0], T0)
     AdverseEvent.objects.create(
-        participant=participants[0], verbatim_term="Dyspnoea", ctcae_term_text="Dyspnea",
-        onset_date=dt.date(2026, 11, 26), grade=3,
-        worst_grade=3, relationship="possible", site_aware_at=T0 + DAY, reported_by=nurse(), dlt_status=dlt_status,
+        participant=participants[0],
+        verbatim_term="Dyspnoea",
+        ctcae_term_text="Dyspnea",
+        onset_date=dt.date(2026, 11, 26),
+        grade=3,
+        worst_grade=3,
+        relationship="possible",
+        site_aware_at=T0 + DAY,
+        reported_by=nurse(),
+        dlt_status=dlt_status,
         dlt_decided_by=nurse() if dlt_status == "confirmed" else None,
-    )  # fmt: skip
+    )
     error = _refused(lambda: start(participants[1], T0 + 30 * DAY), "sentinel_hold")
     assert "has a candidate or confirmed DLT" in error.message
 
@@ -328,11 +381,18 @@ def test_a_rejected_dlt_candidate_no_longer_holds_the_cohort(cohort_of_three):
     _, participants = cohort_of_three
     infuse(participants[0], T0)
     AdverseEvent.objects.create(
-        participant=participants[0], verbatim_term="Headache", ctcae_term_text="Headache",
-        onset_date=dt.date(2026, 11, 26), grade=3,
-        worst_grade=3, relationship="possible", site_aware_at=T0 + DAY, reported_by=nurse(), dlt_status="rejected",
+        participant=participants[0],
+        verbatim_term="Headache",
+        ctcae_term_text="Headache",
+        onset_date=dt.date(2026, 11, 26),
+        grade=3,
+        worst_grade=3,
+        relationship="possible",
+        site_aware_at=T0 + DAY,
+        reported_by=nurse(),
+        dlt_status="rejected",
         dlt_decided_by=nurse(),
-    )  # fmt: skip
+    )
     assert start(participants[1], T0 + 8 * DAY).status == Infusion.Status.IN_PROGRESS
 
 
@@ -359,9 +419,16 @@ def test_an_infusion_cannot_be_backdated_into_a_hold(cohort_of_three):
     _, participants = cohort_of_three
     infuse(participants[0], SCHEDULE[0])
     with frozen(T0 + 10 * DAY):
-        error = _refused(lambda: services.infusion_start(
-            participant=participants[1], by=nurse(), started_at=T0 + 2 * DAY, product_lot="L",
-            product_expiry=T0 + 20 * DAY), "sentinel_hold")  # fmt: skip
+        error = _refused(
+            lambda: services.infusion_start(
+                participant=participants[1],
+                by=nurse(),
+                started_at=T0 + 2 * DAY,
+                product_lot="L",
+                product_expiry=T0 + 20 * DAY,
+            ),
+            "sentinel_hold",
+        )
     assert "2026-12-02 09:00" in error.message
 
 
@@ -397,13 +464,23 @@ def test_day_zero_is_the_site_date_even_when_it_is_still_yesterday_in_utc(cohort
 
 def test_duration_is_end_minus_start_minus_interruptions(running):
     with frozen(T0 + 2 * HOUR):
-        services.infusion_interrupt(infusion=running, stopped_at=T0 + dt.timedelta(minutes=20), reason="Chills",
-                                    by=nurse())  # fmt: skip
-        _refused(lambda: services.infusion_complete(infusion=running, ended_at=T0 + HOUR, cells_administered=60_000_000,
-                                                    volume_ml="100", by=nurse()), "infusion_interrupted")  # fmt: skip
+        services.infusion_interrupt(
+            infusion=running, stopped_at=T0 + dt.timedelta(minutes=20), reason="Chills", by=nurse()
+        )
+        _refused(
+            lambda: services.infusion_complete(
+                infusion=running, ended_at=T0 + HOUR, cells_administered=60_000_000, volume_ml="100", by=nurse()
+            ),
+            "infusion_interrupted",
+        )
         services.infusion_resume(infusion=running, restarted_at=T0 + dt.timedelta(minutes=35), by=nurse())
-        services.infusion_complete(infusion=running, ended_at=T0 + dt.timedelta(minutes=95),
-                                   cells_administered=60_000_000, volume_ml="100", by=nurse())  # fmt: skip
+        services.infusion_complete(
+            infusion=running,
+            ended_at=T0 + dt.timedelta(minutes=95),
+            cells_administered=60_000_000,
+            volume_ml="100",
+            by=nurse(),
+        )
     infusion = selectors.infusion_list().get(pk=running.pk)
     assert infusion.duration == dt.timedelta(minutes=80)
     assert infusion.average_ml_per_hour == Decimal("75.0")
@@ -454,10 +531,15 @@ def test_cells_given_outside_the_dose_tolerance_are_saved_and_open_a_major_devia
 
 def test_an_infusion_stopped_early_keeps_why_starts_the_window_and_records_the_partial_dose(running):
     with frozen(T0 + HOUR):
-        infusion = services.infusion_stop_early(infusion=running, ended_at=T0 + dt.timedelta(minutes=25),
-                                                reason="Infusion reaction: rigors", cells_administered=20_000_000,
-                                                volume_ml="30.0", vitals_after={"temperature_c": "38.6"},
-                                                by=nurse())  # fmt: skip
+        infusion = services.infusion_stop_early(
+            infusion=running,
+            ended_at=T0 + dt.timedelta(minutes=25),
+            reason="Infusion reaction: rigors",
+            cells_administered=20_000_000,
+            volume_ml="30.0",
+            vitals_after={"temperature_c": "38.6"},
+            by=nurse(),
+        )
     assert infusion.status == Infusion.Status.STOPPED_EARLY and infusion.stop_reason == "Infusion reaction: rigors"
     participant = Participant.objects.get(pk=running.participant_id)
     assert participant.dlt_window_start == dt.date(2026, 11, 25)
@@ -468,9 +550,12 @@ def test_an_infusion_stopped_early_keeps_why_starts_the_window_and_records_the_p
 
 def test_stopping_early_needs_a_reason(running):
     with frozen(T0 + HOUR):
-        _refused(lambda: services.infusion_stop_early(infusion=running, ended_at=T0 + HOUR, reason=" ",
-                                                      cells_administered=0, volume_ml="0", by=nurse()),
-                 "reason_required")  # fmt: skip
+        _refused(
+            lambda: services.infusion_stop_early(
+                infusion=running, ended_at=T0 + HOUR, reason=" ", cells_administered=0, volume_ml="0", by=nurse()
+            ),
+            "reason_required",
+        )
 
 
 def test_a_finished_infusion_cannot_be_completed_again(cohort_of_three):
@@ -482,9 +567,18 @@ def test_a_finished_infusion_cannot_be_completed_again(cohort_of_three):
 
 def test_vital_signs_before_and_after_are_kept_with_the_infusion(cohort_of_three):
     _, participants = cohort_of_three
-    infusion = start(participants[0], T0, vitals_before={"systolic_bp": 128, "diastolic_bp": 78, "heart_rate": 72,
-                                                         "temperature_c": "36.6", "spo2_pct": 98,
-                                                         "respiratory_rate": 16})  # fmt: skip
+    infusion = start(
+        participants[0],
+        T0,
+        vitals_before={
+            "systolic_bp": 128,
+            "diastolic_bp": 78,
+            "heart_rate": 72,
+            "temperature_c": "36.6",
+            "spo2_pct": 98,
+            "respiratory_rate": 16,
+        },
+    )
     complete(infusion, T0 + HOUR, vitals_after={"systolic_bp": 131, "diastolic_bp": 80, "heart_rate": 75})
     before, after = infusion.vitals.order_by("measured_at")
     assert (before.timepoint, before.measured_at, before.spo2_pct) == ("before", T0, 98)

@@ -13,14 +13,15 @@ from tests.cohorts.test_infusions_support import (
     HOUR,
     T0,
     enrolled_cohort,
-    fast_password_hashing,  # noqa: F401 - used by pytestmark
     frozen,
     infuse,
     nurse,
 )
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True),
-              pytest.mark.usefixtures("fast_password_hashing")]  # fmt: skip
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True),
+]
 
 
 def test_two_infusions_started_at_once_in_one_cohort_let_exactly_one_through(nct_trial):
@@ -33,8 +34,13 @@ def test_two_infusions_started_at_once_in_one_cohort_let_exactly_one_through(nct
     def nurse_starts(participant):
         try:
             barrier.wait(timeout=10)
-            services.infusion_start(participant=participant, by=nurse(), started_at=when, product_lot="HM-2611-02",
-                                    product_expiry=when + 6 * HOUR)  # fmt: skip
+            services.infusion_start(
+                participant=participant,
+                by=nurse(),
+                started_at=when,
+                product_lot="HM-2611-02",
+                product_expiry=when + 6 * HOUR,
+            )
             outcomes.append("started")
         except DomainError as refused:
             outcomes.append(refused.code)

@@ -12,7 +12,6 @@ import datetime as dt
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-import pytest
 import time_machine
 
 from cohorts import services
@@ -24,12 +23,6 @@ T0 = dt.datetime(2026, 11, 25, 8, 0, tzinfo=SH)
 HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)
 VOLUME_PER_HOUR = Decimal("70.0")  # mL: 23.3 drops/min over an hour with a 20 drops/mL set
-
-
-@pytest.fixture
-def fast_password_hashing(settings):
-    """The builders create users often; hashing their passwords at full strength is most of the time."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def frozen(moment: dt.datetime):
@@ -61,18 +54,25 @@ def enrolled_cohort(trial, *, size: int = 3, when: dt.datetime = T0 - HOUR, pref
 def start(participant: Participant, when: dt.datetime, **overrides) -> Infusion:
     with frozen(when):
         kwargs = {
-            "participant": participant, "by": nurse(), "started_at": when, "product_lot": "HM-2611-01",
-            "product_expiry": when + 6 * HOUR, "volume_ml": VOLUME_PER_HOUR,
-        }  # fmt: skip
+            "participant": participant,
+            "by": nurse(),
+            "started_at": when,
+            "product_lot": "HM-2611-01",
+            "product_expiry": when + 6 * HOUR,
+            "volume_ml": VOLUME_PER_HOUR,
+        }
         return services.infusion_start(**(kwargs | overrides))
 
 
 def complete(infusion: Infusion, when: dt.datetime, *, cells: int | None = None, **overrides) -> Infusion:
     with frozen(when):
         kwargs = {
-            "infusion": infusion, "ended_at": when, "volume_ml": VOLUME_PER_HOUR, "by": nurse(),
+            "infusion": infusion,
+            "ended_at": when,
+            "volume_ml": VOLUME_PER_HOUR,
+            "by": nurse(),
             "cells_administered": infusion.cells_planned if cells is None else cells,
-        }  # fmt: skip
+        }
         return services.infusion_complete(**(kwargs | overrides))
 
 
@@ -112,6 +112,21 @@ def refresh(*objects):
     return objects
 
 
-__all__ = ["DAY", "HOUR", "SCHEDULE", "SH", "T0", "VOLUME_PER_HOUR", "Cohort", "complete", "enrolled_cohort",
-           "fast_password_hashing", "frozen", "infuse", "infuse_cohort", "nurse", "record_visits", "refresh",
-           "start"]  # fmt: skip
+__all__ = [
+    "DAY",
+    "HOUR",
+    "SCHEDULE",
+    "SH",
+    "T0",
+    "VOLUME_PER_HOUR",
+    "Cohort",
+    "complete",
+    "enrolled_cohort",
+    "frozen",
+    "infuse",
+    "infuse_cohort",
+    "nurse",
+    "record_visits",
+    "refresh",
+    "start",
+]

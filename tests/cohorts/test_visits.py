@@ -12,13 +12,12 @@ from tests.cohorts.test_infusions_support import (
     SH,
     T0,
     enrolled_cohort,
-    fast_password_hashing,  # noqa: F401 - used by pytestmark
     frozen,
     infuse,
     nurse,
 )
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hashing")]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
@@ -53,16 +52,25 @@ def test_the_schedule_dates_each_visit_and_its_window_from_the_infusion_day(
     sentinel, code, target, window_start, window_end
 ):
     visit = _visit(sentinel, code)
-    assert (str(visit.target_date), str(visit.window_start), str(visit.window_end)) == (target, window_start,
-                                                                                        window_end)  # fmt: skip
+    assert (str(visit.target_date), str(visit.window_start), str(visit.window_end)) == (
+        target,
+        window_start,
+        window_end,
+    )
     assert visit.status == FollowUpVisit.Status.SCHEDULED
     assert visit.history.latest().history_change_reason == "Scheduled from the infusion day"
 
 
 def test_every_visit_of_the_protocol_is_planned_once_when_the_infusion_completes(sentinel):
     assert list(sentinel.visits.order_by("target_date").values_list("code", flat=True)) == [
-        "D1", "D7", "D14", "D28", "M3", "M6", "M12"
-    ]  # fmt: skip
+        "D1",
+        "D7",
+        "D14",
+        "D28",
+        "M3",
+        "M6",
+        "M12",
+    ]
 
 
 def test_the_day_28_visit_is_the_last_day_of_the_dlt_window(sentinel):

@@ -49,22 +49,39 @@ def clone_eligible(template: Participant, *, trial: Trial, count: int, prefix: s
     }
     # Test setup only: bulk_create writes no history rows, which nothing here reads.
     people = Participant.objects.bulk_create(
-        Participant(trial=trial, site=site, screening_number=f"{prefix}{i:03d}", date_of_birth=template.date_of_birth,
-                    sex=template.sex, initials=template.initials)
+        Participant(
+            trial=trial,
+            site=site,
+            screening_number=f"{prefix}{i:03d}",
+            date_of_birth=template.date_of_birth,
+            sex=template.sex,
+            initials=template.initials,
+        )
         for i in range(count)
-    )  # fmt: skip
+    )
     ScreeningRecord.objects.bulk_create(ScreeningRecord(participant=p, **screening_values) for p in people)
     JudgmentConfirmation.objects.bulk_create(
-        JudgmentConfirmation(participant=p, code=j.code, satisfied=j.satisfied, note=j.note,
-                             confirmed_by_id=j.confirmed_by_id, confirmed_at=j.confirmed_at)
+        JudgmentConfirmation(
+            participant=p,
+            code=j.code,
+            satisfied=j.satisfied,
+            note=j.note,
+            confirmed_by_id=j.confirmed_by_id,
+            confirmed_at=j.confirmed_at,
+        )
         for p in people
         for j in judgments
-    )  # fmt: skip
+    )
     ConsentRecord.objects.bulk_create(
-        ConsentRecord(participant=p, document=document, signed_at=consent.signed_at,
-                      obtained_by_id=consent.obtained_by_id, witness_name=consent.witness_name)
+        ConsentRecord(
+            participant=p,
+            document=document,
+            signed_at=consent.signed_at,
+            obtained_by_id=consent.obtained_by_id,
+            witness_name=consent.witness_name,
+        )
         for p in people
-    )  # fmt: skip
+    )
     # The first copy goes through the real evaluation; running it 50 times per repetition would
     # dominate the file's runtime, so the others get the same verdicts, assessments and status it
     # got. Their rows are identical, so they would evaluate identically.
@@ -72,15 +89,17 @@ def clone_eligible(template: Participant, *, trial: Trial, count: int, prefix: s
     assert services.eligibility_evaluate(participant=first).eligible
     assessments = list(CriterionAssessment.objects.filter(screening__participant=first))
     CriterionAssessment.objects.bulk_create(
-        CriterionAssessment(screening_id=record_id, code=a.code, kind=a.kind, verdict=a.verdict, reason=a.reason,
-                            order=a.order)
+        CriterionAssessment(
+            screening_id=record_id, code=a.code, kind=a.kind, verdict=a.verdict, reason=a.reason, order=a.order
+        )
         for record_id in ScreeningRecord.objects.filter(participant__in=rest).values_list("pk", flat=True)
         for a in assessments
-    )  # fmt: skip
+    )
     evaluated = ScreeningRecord.objects.get(participant=first)
     assert evaluated.verdict == ScreeningRecord.Verdict.ELIGIBLE
-    ScreeningRecord.objects.filter(participant__in=rest).update(verdict=evaluated.verdict,
-                                                                evaluated_at=evaluated.evaluated_at)  # fmt: skip
+    ScreeningRecord.objects.filter(participant__in=rest).update(
+        verdict=evaluated.verdict, evaluated_at=evaluated.evaluated_at
+    )
     Participant.objects.filter(pk__in=[p.pk for p in rest]).update(status=Participant.Status.ELIGIBLE)
     ids = [p.pk for p in people]
     assert Participant.objects.filter(pk__in=ids, status=Participant.Status.ELIGIBLE).count() == count

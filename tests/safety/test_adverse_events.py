@@ -20,10 +20,15 @@ pytestmark = pytest.mark.django_db
 
 def _values(**overrides) -> dict:
     return {
-        "verbatim_term": "Fever after infusion", "ctcae_term_text": "Fever", "onset_date": DAY0 + dt.timedelta(days=10),
-        "grade": 3, "relationship": "possible", "expected": False, "outcome": "recovering",
+        "verbatim_term": "Fever after infusion",
+        "ctcae_term_text": "Fever",
+        "onset_date": DAY0 + dt.timedelta(days=10),
+        "grade": 3,
+        "relationship": "possible",
+        "expected": False,
+        "outcome": "recovering",
         "site_aware_at": timezone.now() - dt.timedelta(hours=1),
-    } | overrides  # fmt: skip
+    } | overrides
 
 
 def _record(participant, **overrides) -> AdverseEvent:
@@ -64,8 +69,9 @@ def test_a_follow_up_raising_the_grade_turns_the_event_into_a_candidate_and_keep
     assert event.dlt_status == AdverseEvent.DltStatus.NOT_CANDIDATE
     event = services.adverse_event_update(event=event, values={"grade": 3}, reason="Worsened", by=coordinator)
     assert (event.dlt_status, event.worst_grade) == (AdverseEvent.DltStatus.CANDIDATE, 3)
-    event = services.adverse_event_update(event=event, values={"grade": 1, "outcome": "recovering"},
-                                          reason="Improving", by=coordinator)  # fmt: skip
+    event = services.adverse_event_update(
+        event=event, values={"grade": 1, "outcome": "recovering"}, reason="Improving", by=coordinator
+    )
     assert (event.grade, event.worst_grade) == (1, 3)
     assert event.history.count() == 3
 
@@ -99,8 +105,9 @@ def test_onset_before_consent_is_refused(infused):
 def test_a_serious_event_starts_the_24_hour_sponsor_clock_from_the_site_awareness_time(infused):
     aware = dt.datetime(2026, 11, 20, 23, 30, tzinfo=SHANGHAI)
     with time_machine.travel(dt.datetime(2026, 11, 21, 8, 0, tzinfo=SHANGHAI)):
-        event = _record(infused, serious=True, sae_hospitalisation=True, relationship="not_related",
-                        site_aware_at=aware)  # fmt: skip
+        event = _record(
+            infused, serious=True, sae_hospitalisation=True, relationship="not_related", site_aware_at=aware
+        )
     clocks = {c.kind: c.due_at for c in event.clocks.all()}
     assert clocks == {"sponsor_24h": aware + dt.timedelta(hours=24)}
 
@@ -135,8 +142,9 @@ def test_a_serious_event_starts_exactly_the_clocks_its_relationship_and_expected
     infused, criteria, relationship, expected, clocks
 ):
     with time_machine.travel(dt.datetime(2026, 11, 20, 10, 0, tzinfo=SHANGHAI)):
-        event = _record(infused, serious=True, relationship=relationship, expected=expected, site_aware_at=AWARE,
-                        **criteria)  # fmt: skip
+        event = _record(
+            infused, serious=True, relationship=relationship, expected=expected, site_aware_at=AWARE, **criteria
+        )
     assert {c.kind: c.due_at.astimezone(SHANGHAI) for c in event.clocks.all()} == clocks
 
 
@@ -145,8 +153,12 @@ def test_saving_a_serious_event_again_starts_no_second_clock(infused):
     event = _record(infused, serious=True, sae_hospitalisation=True)
     started = sorted(event.clocks.values_list("kind", flat=True))
     assert started == ["sponsor_24h", "susar_15d"]
-    services.adverse_event_update(event=event, values={"outcome": "recovered", "resolution_date": DAY0 + dt.timedelta(
-        days=12)}, reason="Resolved", by=coordinator)  # fmt: skip
+    services.adverse_event_update(
+        event=event,
+        values={"outcome": "recovered", "resolution_date": DAY0 + dt.timedelta(days=12)},
+        reason="Resolved",
+        by=coordinator,
+    )
     assert sorted(ReportingClock.objects.filter(adverse_event=event).values_list("kind", flat=True)) == started
 
 
@@ -154,8 +166,13 @@ def test_an_overdue_clock_is_listed_until_it_is_reported(infused):
     from safety.selectors import overdue_clocks
 
     coordinator, _ = staff_users()
-    event = _record(infused, serious=True, sae_hospitalisation=True, relationship="not_related",
-                    site_aware_at=timezone.now() - dt.timedelta(hours=30))  # fmt: skip
+    event = _record(
+        infused,
+        serious=True,
+        sae_hospitalisation=True,
+        relationship="not_related",
+        site_aware_at=timezone.now() - dt.timedelta(hours=30),
+    )
     clock = event.clocks.get()
     assert list(overdue_clocks()) == [clock]
     services.clock_complete(clock=clock, done_at=timezone.now(), reported_to="Help Therapeutics PV", by=coordinator)
@@ -205,8 +222,12 @@ def test_only_an_investigator_confirms_a_dlt_and_needs_a_reason(infused):
     with pytest.raises(DomainError) as refused:
         services.dlt_decide(event=event, confirm=False, reason=" ", by=investigator)
     assert refused.value.code == "reason_required"
-    rejected = services.dlt_decide(event=event, confirm=False, reason="Fever from a urinary infection",
-                                   by=UserFactory(username="inv2", role=INVESTIGATOR))  # fmt: skip
+    rejected = services.dlt_decide(
+        event=event,
+        confirm=False,
+        reason="Fever from a urinary infection",
+        by=UserFactory(username="inv2", role=INVESTIGATOR),
+    )
     assert rejected.dlt_status == AdverseEvent.DltStatus.REJECTED and rejected.dlt_decided_by.username == "inv2"
 
 

@@ -28,20 +28,32 @@ def _form(participant, term, **overrides) -> dict:
     """What a coordinator fills in on the add page (booleans: present means ticked)."""
     aware = timezone.localtime(timezone.now() - dt.timedelta(hours=1), SHANGHAI)
     data = {
-        "participant": participant.pk, "verbatim_term": "Fever after infusion", "ctcae_term": term.pk,
-        "ctcae_term_text": "", "onset_date": str(DAY0 + dt.timedelta(days=10)), "resolution_date": "", "grade": "3",
-        "relationship": "possible", "outcome": "recovering", "action_taken": "none",
-        "site_aware_at_0": aware.strftime("%Y-%m-%d"), "site_aware_at_1": aware.strftime("%H:%M:%S"),
-    } | overrides  # fmt: skip
+        "participant": participant.pk,
+        "verbatim_term": "Fever after infusion",
+        "ctcae_term": term.pk,
+        "ctcae_term_text": "",
+        "onset_date": str(DAY0 + dt.timedelta(days=10)),
+        "resolution_date": "",
+        "grade": "3",
+        "relationship": "possible",
+        "outcome": "recovering",
+        "action_taken": "none",
+        "site_aware_at_0": aware.strftime("%Y-%m-%d"),
+        "site_aware_at_1": aware.strftime("%H:%M:%S"),
+    } | overrides
     return {k: v for k, v in data.items() if v is not False}
 
 
 def _record(participant, by, **overrides) -> AdverseEvent:
     values = {
-        "verbatim_term": "Fever after infusion", "ctcae_term_text": "Fever", "onset_date": DAY0 + dt.timedelta(days=10),
-        "grade": 3, "relationship": "possible", "outcome": "recovering",
+        "verbatim_term": "Fever after infusion",
+        "ctcae_term_text": "Fever",
+        "onset_date": DAY0 + dt.timedelta(days=10),
+        "grade": 3,
+        "relationship": "possible",
+        "outcome": "recovering",
         "site_aware_at": timezone.now() - dt.timedelta(hours=1),
-    } | overrides  # fmt: skip
+    } | overrides
     return services.adverse_event_record(participant=participant, values=values, by=by)
 
 
@@ -83,8 +95,11 @@ def test_a_related_grade_3_event_on_day_10_shows_as_a_dlt_candidate_in_the_admin
 def test_a_serious_event_shows_its_24_hour_clock_in_the_admin_and_turns_red_when_overdue(client, infused, fever):
     coordinator, _ = staff_users()
     client.force_login(coordinator)
-    response = client.post(reverse(ADD), _form(infused, fever, serious="on", sae_hospitalisation="on",
-                                               relationship="not_related"), follow=True)  # fmt: skip
+    response = client.post(
+        reverse(ADD),
+        _form(infused, fever, serious="on", sae_hospitalisation="on", relationship="not_related"),
+        follow=True,
+    )
     assert any(m.startswith("Sponsor notification (24 h) due by") for m in _messages(response))
     event = AdverseEvent.objects.get()
     clock = event.clocks.get()
@@ -105,8 +120,9 @@ def test_a_serious_event_shows_its_24_hour_clock_in_the_admin_and_turns_red_when
 def test_a_related_death_entered_in_the_admin_pauses_the_cohort_and_says_so(client, infused, fever):
     coordinator, _ = staff_users()
     client.force_login(coordinator)
-    response = client.post(reverse(ADD), _form(infused, fever, grade="5", outcome="fatal", serious="on",
-                                               sae_death="on"), follow=True)  # fmt: skip
+    response = client.post(
+        reverse(ADD), _form(infused, fever, grade="5", outcome="fatal", serious="on", sae_death="on"), follow=True
+    )
     assert Cohort.objects.get().state == Cohort.State.PAUSED
     assert any(m.startswith("Stopping rule:") and "paused" in m for m in _messages(response))
 
@@ -167,15 +183,21 @@ def test_an_investigator_confirms_a_dlt_through_a_page_asking_for_the_reason(cli
     assert asked.status_code == 200
     page = asked.content.decode()
     assert 'name="reason"' in page and "day 10" in page
-    blank = client.post(changelist, {"action": "confirm_dlt", "_selected_action": [event.pk], "apply": "yes",
-                                     "reason": ""})  # fmt: skip
+    blank = client.post(
+        changelist, {"action": "confirm_dlt", "_selected_action": [event.pk], "apply": "yes", "reason": ""}
+    )
     assert blank.status_code == 200 and "This field is required" in blank.content.decode()
-    done = client.post(changelist, {"action": "confirm_dlt", "_selected_action": [event.pk], "apply": "yes",
-                                    "reason": "Grade 3 fever, related"}, follow=True)  # fmt: skip
+    done = client.post(
+        changelist,
+        {"action": "confirm_dlt", "_selected_action": [event.pk], "apply": "yes", "reason": "Grade 3 fever, related"},
+        follow=True,
+    )
     event.refresh_from_db()
     assert (event.dlt_status, event.dlt_decided_by, event.dlt_reason) == (
-        AdverseEvent.DltStatus.CONFIRMED, investigator, "Grade 3 fever, related",
-    )  # fmt: skip
+        AdverseEvent.DltStatus.CONFIRMED,
+        investigator,
+        "Grade 3 fever, related",
+    )
     assert any("DLT confirmed" in m for m in _messages(done))
     again = client.post(changelist, {"action": "reject_dlt", "_selected_action": [event.pk], "index": 0}, follow=True)
     assert "None of the selected events is a DLT candidate" in _messages(again)[0]
@@ -193,11 +215,18 @@ def test_the_report_action_records_who_reported_to_whom_and_when(client, infused
     asked = client.post(changelist, {"action": "record_report", "_selected_action": [clock.pk], "index": 0})
     assert asked.status_code == 200 and 'name="reported_to"' in asked.content.decode()
     when = timezone.localtime(timezone.now() - dt.timedelta(minutes=30), SHANGHAI)
-    done = client.post(changelist, {
-        "action": "record_report", "_selected_action": [clock.pk], "apply": "yes",
-        "reported_to": "Help Therapeutics PV", "done_at_0": when.strftime("%Y-%m-%d"),
-        "done_at_1": when.strftime("%H:%M:%S"),
-    }, follow=True)  # fmt: skip
+    done = client.post(
+        changelist,
+        {
+            "action": "record_report",
+            "_selected_action": [clock.pk],
+            "apply": "yes",
+            "reported_to": "Help Therapeutics PV",
+            "done_at_0": when.strftime("%Y-%m-%d"),
+            "done_at_1": when.strftime("%H:%M:%S"),
+        },
+        follow=True,
+    )
     clock.refresh_from_db()
     assert (clock.done_by, clock.reported_to) == (coordinator, "Help Therapeutics PV")
     assert clock.done_at == when.replace(microsecond=0)
@@ -210,10 +239,18 @@ def test_a_report_time_in_the_future_is_refused_with_a_message(client, infused):
     clock = _record(infused, coordinator, serious=True, sae_hospitalisation=True).clocks.first()
     client.force_login(coordinator)
     later = timezone.localtime(timezone.now() + dt.timedelta(days=1), SHANGHAI)
-    done = client.post(reverse("admin:safety_reportingclock_changelist"), {
-        "action": "record_report", "_selected_action": [clock.pk], "apply": "yes", "reported_to": "PV",
-        "done_at_0": later.strftime("%Y-%m-%d"), "done_at_1": later.strftime("%H:%M:%S"),
-    }, follow=True)  # fmt: skip
+    done = client.post(
+        reverse("admin:safety_reportingclock_changelist"),
+        {
+            "action": "record_report",
+            "_selected_action": [clock.pk],
+            "apply": "yes",
+            "reported_to": "PV",
+            "done_at_0": later.strftime("%Y-%m-%d"),
+            "done_at_1": later.strftime("%H:%M:%S"),
+        },
+        follow=True,
+    )
     assert done.status_code == 200
     assert any("not recorded" in m and "between awareness and now" in m for m in _messages(done))
     clock.refresh_from_db()
@@ -238,8 +275,10 @@ def test_the_ctcae_term_autocomplete_finds_terms_for_the_ae_page(client, infused
     CtcaeTerm.objects.create(term="Chills", soc=GENERAL)
     coordinator, _ = staff_users()
     client.force_login(coordinator)
-    found = client.get(reverse("admin:autocomplete"), {"app_label": "safety", "model_name": "adverseevent",
-                                                       "field_name": "ctcae_term", "term": "fev"}).json()  # fmt: skip
+    found = client.get(
+        reverse("admin:autocomplete"),
+        {"app_label": "safety", "model_name": "adverseevent", "field_name": "ctcae_term", "term": "fev"},
+    ).json()
     assert [r["text"] for r in found["results"]] == [str(fever)]
 
 
@@ -248,13 +287,25 @@ def test_safety_changelists_take_a_constant_number_of_queries(client, django_ass
     coordinator, investigator = staff_users()
     for n in range(events):
         term = CtcaeTerm.objects.create(term=f"Term {n}", soc=GENERAL)
-        _record(infused, coordinator, ctcae_term=term, ctcae_term_text="", onset_date=DAY0 + dt.timedelta(days=n),
-                grade=1 + n % 3, serious=n % 2 == 0, sae_hospitalisation=n % 2 == 0)  # fmt: skip
+        _record(
+            infused,
+            coordinator,
+            ctcae_term=term,
+            ctcae_term_text="",
+            onset_date=DAY0 + dt.timedelta(days=n),
+            grade=1 + n % 3,
+            serious=n % 2 == 0,
+            sae_hospitalisation=n % 2 == 0,
+        )
     assert ReportingClock.objects.exists()
     for user in (coordinator, investigator):
         client.force_login(user)
-        for name, query in (("adverseevent", ""), ("adverseevent", "?worst=3%2B&report=due&serious__exact=1"),
-                            ("reportingclock", ""), ("ctcaeterm", "")):  # fmt: skip
+        for name, query in (
+            ("adverseevent", ""),
+            ("adverseevent", "?worst=3%2B&report=due&serious__exact=1"),
+            ("reportingclock", ""),
+            ("ctcaeterm", ""),
+        ):
             with django_assert_max_num_queries(10):
                 response = client.get(reverse(f"admin:safety_{name}_changelist") + query)
             assert response.status_code == 200, (name, query)
@@ -290,8 +341,14 @@ def test_the_participant_timeline_gives_each_event_on_the_infusion_axis_in_one_q
     from safety.selectors import participant_ae_timeline
 
     coordinator, investigator = staff_users()
-    late = _record(infused, coordinator, grade=2, onset_date=DAY0 + dt.timedelta(days=20),
-                   resolution_date=DAY0 + dt.timedelta(days=25), outcome="recovered")  # fmt: skip
+    late = _record(
+        infused,
+        coordinator,
+        grade=2,
+        onset_date=DAY0 + dt.timedelta(days=20),
+        resolution_date=DAY0 + dt.timedelta(days=25),
+        outcome="recovered",
+    )
     early = _record(infused, coordinator, ctcae_term=fever, ctcae_term_text="", onset_date=DAY0)
     services.dlt_decide(event=early, confirm=False, reason="Not related after all", by=investigator)
     with django_assert_num_queries(1):
@@ -299,12 +356,27 @@ def test_the_participant_timeline_gives_each_event_on_the_infusion_axis_in_one_q
     assert [item["id"] for item in timeline] == [early.pk, late.pk]
     first, second = timeline
     assert first == {
-        "id": early.pk, "term": "Fever", "verbatim_term": "Fever after infusion",
-        "soc": "General disorders and administration site conditions", "onset": DAY0, "resolution": None,
-        "ongoing": True, "onset_day": 0, "grade": 3, "worst_grade": 3, "serious": False, "relationship": "possible",
-        "infusion_reaction": False, "dlt_status": "rejected", "dlt_status_display": "DLT rejected",
+        "id": early.pk,
+        "term": "Fever",
+        "verbatim_term": "Fever after infusion",
+        "soc": "General disorders and administration site conditions",
+        "onset": DAY0,
+        "resolution": None,
+        "ongoing": True,
+        "onset_day": 0,
+        "grade": 3,
+        "worst_grade": 3,
+        "serious": False,
+        "relationship": "possible",
+        "infusion_reaction": False,
+        "dlt_status": "rejected",
+        "dlt_status_display": "DLT rejected",
         "in_dlt_window": True,
-    }  # fmt: skip
+    }
     assert (second["term"], second["onset_day"], second["resolution"], second["ongoing"], second["soc"]) == (
-        "Fever", 20, DAY0 + dt.timedelta(days=25), False, "",
-    )  # fmt: skip
+        "Fever",
+        20,
+        DAY0 + dt.timedelta(days=25),
+        False,
+        "",
+    )

@@ -27,10 +27,14 @@ def _client(user) -> APIClient:
 
 def _body(who, **overrides) -> dict:
     return {
-        "participant": who.pk, "verbatim_term": "Fever after infusion", "ctcae_term_text": "Fever",
-        "onset_date": str(DAY0 + dt.timedelta(days=10)), "grade": 3, "relationship": "possible",
+        "participant": who.pk,
+        "verbatim_term": "Fever after infusion",
+        "ctcae_term_text": "Fever",
+        "onset_date": str(DAY0 + dt.timedelta(days=10)),
+        "grade": 3,
+        "relationship": "possible",
         "outcome": "recovering",
-    } | overrides  # fmt: skip
+    } | overrides
 
 
 def _post(client, who, **overrides):
@@ -81,8 +85,14 @@ def test_a_related_grade_3_event_on_day_10_recorded_over_the_api_is_a_dlt_candid
 def test_a_serious_event_shows_its_24_hour_sponsor_clock_and_turns_overdue_after_24_hours(infused, coordinator):
     client = _client(coordinator)
     aware = timezone.now() - dt.timedelta(hours=2)
-    event = _post(client, infused, serious=True, sae_hospitalisation=True, relationship="not_related",
-                  site_aware_at=aware.isoformat()).json()  # fmt: skip
+    event = _post(
+        client,
+        infused,
+        serious=True,
+        sae_hospitalisation=True,
+        relationship="not_related",
+        site_aware_at=aware.isoformat(),
+    ).json()
     assert [(c["kind"], c["overdue"]) for c in event["clocks"]] == [("sponsor_24h", False)]
     assert dt.datetime.fromisoformat(event["clocks"][0]["due_at"]) == aware + dt.timedelta(hours=24)
     clocks = client.get("/api/v1/reporting-clocks/").json()["results"]
@@ -98,16 +108,25 @@ def test_a_serious_event_shows_its_24_hour_sponsor_clock_and_turns_overdue_after
 
 def test_recording_the_report_stops_the_clock_and_a_second_report_is_a_409(infused, coordinator):
     client = _client(coordinator)
-    _post(client, infused, serious=True, sae_hospitalisation=True, relationship="not_related",
-          site_aware_at=(timezone.now() - dt.timedelta(hours=30)).isoformat())  # fmt: skip
+    _post(
+        client,
+        infused,
+        serious=True,
+        sae_hospitalisation=True,
+        relationship="not_related",
+        site_aware_at=(timezone.now() - dt.timedelta(hours=30)).isoformat(),
+    )
     clock = ReportingClock.objects.get()
     assert client.get("/api/v1/reporting-clocks/?overdue=true").json()["count"] == 1
-    answer = client.post(f"/api/v1/reporting-clocks/{clock.pk}/report/", {"reported_to": "Help Therapeutics PV"},
-                         format="json")  # fmt: skip
+    answer = client.post(
+        f"/api/v1/reporting-clocks/{clock.pk}/report/", {"reported_to": "Help Therapeutics PV"}, format="json"
+    )
     assert answer.status_code == 200, answer.json()
     assert (answer.json()["done_by"], answer.json()["reported_to"], answer.json()["overdue"]) == (
-        "coordinator", "Help Therapeutics PV", False,
-    )  # fmt: skip
+        "coordinator",
+        "Help Therapeutics PV",
+        False,
+    )
     assert client.get("/api/v1/reporting-clocks/?overdue=true").json()["count"] == 0
     assert client.get("/api/v1/reporting-clocks/?done=true").json()["count"] == 1
     again = client.post(f"/api/v1/reporting-clocks/{clock.pk}/report/", {"reported_to": "x"}, format="json")
@@ -148,10 +167,11 @@ def test_a_sponsor_token_reads_adverse_events_by_study_id_without_identifiers_an
     writes = [
         client.post("/api/v1/adverse-events/", _body(infused), format="json"),
         client.patch(f"/api/v1/adverse-events/{event['id']}/", {"grade": 4, "reason": "x"}, format="json"),
-        client.post(f"/api/v1/adverse-events/{event['id']}/dlt-decision/", {"confirm": True, "reason": "x"},
-                    format="json"),
+        client.post(
+            f"/api/v1/adverse-events/{event['id']}/dlt-decision/", {"confirm": True, "reason": "x"}, format="json"
+        ),
         client.post(f"/api/v1/reporting-clocks/{clock.pk}/report/", {"reported_to": "x"}, format="json"),
-    ]  # fmt: skip
+    ]
     assert [w.status_code for w in writes] == [403, 403, 403, 403]
     assert all(w.json()["code"] == "permission_denied" for w in writes)
     assert AdverseEvent.objects.count() == 1 and AdverseEvent.objects.get().grade == 3
@@ -216,8 +236,10 @@ def test_a_missing_or_oversized_id_in_the_url_is_a_404(infused, coordinator):
     client = _client(coordinator)
     for bad in ("abc", str(10**30), "999999"):
         assert client.get(f"/api/v1/adverse-events/{bad}/").status_code == 404
-        assert client.post(f"/api/v1/reporting-clocks/{bad}/report/", {"reported_to": "x"},
-                           format="json").status_code == 404  # fmt: skip
+        assert (
+            client.post(f"/api/v1/reporting-clocks/{bad}/report/", {"reported_to": "x"}, format="json").status_code
+            == 404
+        )
 
 
 def test_a_bad_filter_value_is_a_400(infused, coordinator):
@@ -272,8 +294,10 @@ def test_only_an_investigator_confirms_a_dlt_over_the_api_and_with_a_reason(infu
     assert confirmed.status_code == 200, confirmed.json()
     body = confirmed.json()
     assert (body["dlt_status"], body["dlt_decided_by"], body["dlt_reason"]) == (
-        "confirmed", "investigator", "Grade 3 fever, related",
-    )  # fmt: skip
+        "confirmed",
+        "investigator",
+        "Grade 3 fever, related",
+    )
     again = client.post(url, {"confirm": False, "reason": "changed my mind"}, format="json")
     assert (again.status_code, again.json()["code"]) == (409, "not_a_dlt_candidate")
 
@@ -281,8 +305,9 @@ def test_only_an_investigator_confirms_a_dlt_over_the_api_and_with_a_reason(infu
 def test_adverse_events_filter_by_cohort_grade_seriousness_and_onset_dates(infused, coordinator):
     client = _client(coordinator)
     mild = _post(client, infused, grade=1, onset_date=str(DAY0 + dt.timedelta(days=2))).json()
-    severe = _post(client, infused, grade=3, serious=True, sae_hospitalisation=True,
-                   onset_date=str(DAY0 + dt.timedelta(days=20))).json()  # fmt: skip
+    severe = _post(
+        client, infused, grade=3, serious=True, sae_hospitalisation=True, onset_date=str(DAY0 + dt.timedelta(days=20))
+    ).json()
     cohort = Cohort.objects.get().pk
 
     def ids(query: str) -> list[int]:
@@ -309,12 +334,21 @@ def test_adverse_event_and_clock_lists_take_a_constant_number_of_queries(
     django_assert_max_num_queries, infused, coordinator, sponsor, events
 ):
     for n in range(events):
-        services.adverse_event_record(participant=infused, values={
-            "verbatim_term": f"Event {n}", "ctcae_term": CtcaeTerm.objects.get_or_create(
-                term="Fever", defaults={"soc": "General disorders and administration site conditions"})[0],
-            "onset_date": DAY0 + dt.timedelta(days=n), "grade": 1 + n % 3, "relationship": "possible",
-            "serious": n % 2 == 0, "sae_hospitalisation": n % 2 == 0,
-        }, by=coordinator)  # fmt: skip
+        services.adverse_event_record(
+            participant=infused,
+            values={
+                "verbatim_term": f"Event {n}",
+                "ctcae_term": CtcaeTerm.objects.get_or_create(
+                    term="Fever", defaults={"soc": "General disorders and administration site conditions"}
+                )[0],
+                "onset_date": DAY0 + dt.timedelta(days=n),
+                "grade": 1 + n % 3,
+                "relationship": "possible",
+                "serious": n % 2 == 0,
+                "sae_hospitalisation": n % 2 == 0,
+            },
+            by=coordinator,
+        )
     for user in (coordinator, sponsor):
         client = _client(user)
         with django_assert_max_num_queries(7):

@@ -22,10 +22,15 @@ BERLIN = ZoneInfo("Europe/Berlin")
 
 def _candidacy(grade, min_grade=3):
     return dlt.dlt_candidacy(
-        grade=grade, relationship="possible", onset=dt.date(2026, 1, 5), infusion_reaction=False,
-        window_start=dt.date(2026, 1, 1), window_end=dt.date(2026, 1, 29), min_grade=min_grade,
+        grade=grade,
+        relationship="possible",
+        onset=dt.date(2026, 1, 5),
+        infusion_reaction=False,
+        window_start=dt.date(2026, 1, 1),
+        window_end=dt.date(2026, 1, 29),
+        min_grade=min_grade,
         min_relationship="possible",
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.parametrize("grade", [0, 6, -1, True, 3.0, "3", None])
@@ -50,9 +55,15 @@ def test_the_dlt_rule_refuses_a_protocol_threshold_outside_the_grades():
 def _clocks(known_at, *, fatal=True, relationship="possible", expected=False, zone="Asia/Shanghai"):
     return {
         c.kind: c.due_at
-        for c in dlt.reporting_clocks(serious=True, relationship=relationship, expected=expected,
-                                      fatal_or_life_threatening=fatal, known_at=known_at, site_time_zone=zone)
-    }  # fmt: skip
+        for c in dlt.reporting_clocks(
+            serious=True,
+            relationship=relationship,
+            expected=expected,
+            fatal_or_life_threatening=fatal,
+            known_at=known_at,
+            site_time_zone=zone,
+        )
+    }
 
 
 def _end_of(day: dt.date, zone=SHANGHAI) -> dt.datetime:
@@ -105,8 +116,10 @@ def test_a_dst_change_in_the_site_zone_does_not_move_the_calendar_day():
     ],
 )
 def test_only_a_related_unexpected_serious_event_is_a_susar(relationship, expected, kinds):
-    assert set(_clocks(dt.datetime(2026, 11, 20, 9, 0, tzinfo=SHANGHAI), relationship=relationship,
-                       expected=expected)) == kinds  # fmt: skip
+    assert (
+        set(_clocks(dt.datetime(2026, 11, 20, 9, 0, tzinfo=SHANGHAI), relationship=relationship, expected=expected))
+        == kinds
+    )
 
 
 # --- 3+3: the protocol's variant, and no MTD on 3 patients -------------------------------------------------------
@@ -214,8 +227,9 @@ def test_the_boin_mtd_is_boin_select_mtd_among_treated_doses(outcomes, dose):
     ],
 )
 def test_evaluability_follows_the_protocols_rule(rule, infused, full_dose, has_dlt, window_over, replaced, status):
-    verdict = dlt.evaluability(rule=rule, infused=infused, full_dose=full_dose, has_dlt=has_dlt,
-                               window_over=window_over, replaced=replaced)  # fmt: skip
+    verdict = dlt.evaluability(
+        rule=rule, infused=infused, full_dose=full_dose, has_dlt=has_dlt, window_over=window_over, replaced=replaced
+    )
     assert verdict.status == status
     assert verdict.needs_replacement is (status == "not_evaluable")
 

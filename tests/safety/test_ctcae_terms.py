@@ -119,8 +119,10 @@ def test_the_shipped_table_uses_ctcae_v5_names_and_covers_what_this_trial_sees()
         "Death NOS": GENERAL,
     }
     assert {term: terms[term]["soc"] for term in expected} == expected
-    assert all(row["meddra_code"] == "" or (len(row["meddra_code"]) == 8 and row["meddra_code"].isdigit())
-               for row in terms.values())  # fmt: skip
+    assert all(
+        row["meddra_code"] == "" or (len(row["meddra_code"]) == 8 and row["meddra_code"].isdigit())
+        for row in terms.values()
+    )
 
 
 def test_make_run_loads_the_terms_right_after_the_protocol():

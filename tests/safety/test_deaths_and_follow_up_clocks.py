@@ -20,11 +20,15 @@ NOW = dt.datetime(2026, 12, 2, 9, 0, tzinfo=SHANGHAI)  # the `infused` fixture's
 
 def _values(**overrides) -> dict:
     return {
-        "verbatim_term": "Cardiac arrest", "ctcae_term_text": "Cardiac arrest",
-        "onset_date": DAY0 + dt.timedelta(days=5), "grade": 3, "relationship": "possible", "expected": False,
+        "verbatim_term": "Cardiac arrest",
+        "ctcae_term_text": "Cardiac arrest",
+        "onset_date": DAY0 + dt.timedelta(days=5),
+        "grade": 3,
+        "relationship": "possible",
+        "expected": False,
         "outcome": "not_recovered",
         "site_aware_at": NOW - dt.timedelta(hours=2),
-    } | overrides  # fmt: skip
+    } | overrides
 
 
 def _record(participant, **overrides) -> AdverseEvent:
@@ -151,16 +155,33 @@ def test_a_death_reported_over_the_api_as_not_serious_comes_back_serious(infused
     coordinator, _ = staff_users()
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(coordinator)}")
-    created = client.post("/api/v1/adverse-events/", {
-        "participant": infused.pk, "verbatim_term": "Fever", "ctcae_term_text": "Fever", "grade": 3,
-        "onset_date": str(DAY0 + dt.timedelta(days=4)), "relationship": "unlikely", "outcome": "not_recovered",
-        "site_aware_at": (NOW - dt.timedelta(hours=5)).isoformat(),
-    }, format="json").json()  # fmt: skip
+    created = client.post(
+        "/api/v1/adverse-events/",
+        {
+            "participant": infused.pk,
+            "verbatim_term": "Fever",
+            "ctcae_term_text": "Fever",
+            "grade": 3,
+            "onset_date": str(DAY0 + dt.timedelta(days=4)),
+            "relationship": "unlikely",
+            "outcome": "not_recovered",
+            "site_aware_at": (NOW - dt.timedelta(hours=5)).isoformat(),
+        },
+        format="json",
+    ).json()
     assert created["serious"] is False and created["clocks"] == []
     received = (NOW - dt.timedelta(hours=3)).isoformat()
-    answer = client.patch(f"/api/v1/adverse-events/{created['id']}/", {
-        "grade": 5, "outcome": "fatal", "serious": False, "information_received_at": received, "reason": "Died",
-    }, format="json")  # fmt: skip
+    answer = client.patch(
+        f"/api/v1/adverse-events/{created['id']}/",
+        {
+            "grade": 5,
+            "outcome": "fatal",
+            "serious": False,
+            "information_received_at": received,
+            "reason": "Died",
+        },
+        format="json",
+    )
     assert answer.status_code == 200, answer.json()
     body = answer.json()
     assert (body["serious"], body["sae_death"]) == (True, True)
@@ -177,6 +198,7 @@ def test_the_follow_up_form_asks_when_its_information_arrived_and_never_reuses_t
     client.force_login(admin)
     page = client.get(reverse("admin:safety_adverseevent_change", args=[event.pk])).content.decode()
     assert "Latest information received at" in page
-    assert event.information_received_at.astimezone(SHANGHAI).strftime("%Y-%m-%d") not in page.split(
-        'name="information_received_at'
-    )[1][:200]
+    assert (
+        event.information_received_at.astimezone(SHANGHAI).strftime("%Y-%m-%d")
+        not in page.split('name="information_received_at')[1][:200]
+    )

@@ -29,8 +29,10 @@ AFTER_WINDOWS = T0 + 40 * DAY
 
 
 def committee(n: int = 3) -> list:
-    members = [UserFactory(username=f"src{i}", first_name="Member", last_name=f"Number{i}", role=SAFETY_COMMITTEE)
-               for i in range(n)]  # fmt: skip
+    members = [
+        UserFactory(username=f"src{i}", first_name="Member", last_name=f"Number{i}", role=SAFETY_COMMITTEE)
+        for i in range(n)
+    ]
     members[0].user_permissions.add(Permission.objects.get(codename="chair_review"))
     return members
 
@@ -56,8 +58,10 @@ def reviewed(nct_trial):
 
 def _sign_all(review, members, meanings=("approve", "approve", "approve")):
     with frozen(AFTER_WINDOWS + HOUR):
-        return [services.review_sign(review=review, user=m, password=PASSWORD, meaning=meaning)
-                for m, meaning in zip(members, meanings, strict=False)]  # fmt: skip
+        return [
+            services.review_sign(review=review, user=m, password=PASSWORD, meaning=meaning)
+            for m, meaning in zip(members, meanings, strict=False)
+        ]
 
 
 def test_the_whole_loop_opens_the_medium_dose_only_after_three_signatures(reviewed, nct_trial):
@@ -92,8 +96,11 @@ def test_the_whole_loop_opens_the_medium_dose_only_after_three_signatures(review
 def test_no_cohort_opens_by_a_direct_service_call_without_an_effective_decision(reviewed, nct_trial):
     _, investigator = staff_users()
     with pytest.raises(DomainError) as refused:
-        cohort_services.cohort_open_next(trial=nct_trial, dose_level=nct_trial.dose_levels.get(level=2),
-                                         by=UserFactory(username="root", is_superuser=True))  # fmt: skip
+        cohort_services.cohort_open_next(
+            trial=nct_trial,
+            dose_level=nct_trial.dose_levels.get(level=2),
+            by=UserFactory(username="root", is_superuser=True),
+        )
     assert refused.value.code == "escalation_decision_required"
     with pytest.raises(DomainError) as refused:
         cohort_services.cohort_open_first(trial=nct_trial, by=investigator)
@@ -148,13 +155,15 @@ def test_a_non_member_cannot_sign_and_a_token_alone_is_not_a_signature(reviewed)
     api.credentials(HTTP_AUTHORIZATION=f"Token {token_for(members[1])}")
     response = api.post(f"/api/v1/reviews/{reviewed.pk}/sign/", {"meaning": "approve"}, format="json")
     assert response.status_code == 400 and "password" in response.json()["fields"]
-    response = api.post(f"/api/v1/reviews/{reviewed.pk}/sign/", {"meaning": "approve", "password": "guess"},
-                        format="json")  # fmt: skip
+    response = api.post(
+        f"/api/v1/reviews/{reviewed.pk}/sign/", {"meaning": "approve", "password": "guess"}, format="json"
+    )
     assert response.status_code == 403 and response.json()["code"] == "wrong_password"
     assert SignOff.objects.count() == 0
     assert SignatureFailure.objects.filter(user=members[1]).count() == 1
-    response = api.post(f"/api/v1/reviews/{reviewed.pk}/sign/", {"meaning": "approve", "password": PASSWORD},
-                        format="json")  # fmt: skip
+    response = api.post(
+        f"/api/v1/reviews/{reviewed.pk}/sign/", {"meaning": "approve", "password": PASSWORD}, format="json"
+    )
     assert response.status_code == 201 and response.json()["signer"] == "Member Number1"
 
 
@@ -259,8 +268,12 @@ def test_sponsors_read_the_decision_and_signatures_in_the_escalation_history(rev
     history = api.get(f"/api/v1/trials/{nct_trial.registry_id}/escalation-history/").json()
     assert [(h["decision"], h["from_dose_level"], h["to_dose_level"]) for h in history] == [("escalate", 1, 2)]
     assert [s["signer"] for s in history[0]["signatures"]] == ["Member Number0", "Member Number1", "Member Number2"]
-    assert api.post(f"/api/v1/reviews/{reviewed.pk}/sign/", {"meaning": "approve", "password": "x"},
-                    format="json").status_code == 403  # fmt: skip
+    assert (
+        api.post(
+            f"/api/v1/reviews/{reviewed.pk}/sign/", {"meaning": "approve", "password": "x"}, format="json"
+        ).status_code
+        == 403
+    )
 
 
 def test_the_database_refuses_a_later_cohort_inserted_without_an_effective_decision(reviewed, nct_trial):
@@ -270,15 +283,25 @@ def test_the_database_refuses_a_later_cohort_inserted_without_an_effective_decis
     # A shell user closing it by hand.
     Cohort.objects.filter(sequence=1).update(state=Cohort.State.CLOSED, closed_at=timezone.now())
     with pytest.raises(DatabaseError), transaction.atomic():
-        Cohort.objects.create(trial=nct_trial, dose_level=nct_trial.dose_levels.get(level=2), sequence=2,
-                              capacity=3, state=Cohort.State.OPEN)  # fmt: skip
+        Cohort.objects.create(
+            trial=nct_trial,
+            dose_level=nct_trial.dose_levels.get(level=2),
+            sequence=2,
+            capacity=3,
+            state=Cohort.State.OPEN,
+        )
     members = committee()
     with frozen(AFTER_WINDOWS):
         services.review_propose(review=reviewed, decision="escalate", by=members[0])
     _sign_all(reviewed, members[:2])  # below quorum: still refused
     with pytest.raises(DatabaseError), transaction.atomic():
-        Cohort.objects.create(trial=nct_trial, dose_level=nct_trial.dose_levels.get(level=2), sequence=2,
-                              capacity=3, state=Cohort.State.OPEN)  # fmt: skip
+        Cohort.objects.create(
+            trial=nct_trial,
+            dose_level=nct_trial.dose_levels.get(level=2),
+            sequence=2,
+            capacity=3,
+            state=Cohort.State.OPEN,
+        )
     with pytest.raises(DatabaseError), transaction.atomic():
         Cohort.objects.filter(sequence=1).update(dose_level=nct_trial.dose_levels.get(level=3))
     assert Cohort.objects.count() == 1
@@ -291,36 +314,59 @@ def test_after_the_committee_resumes_a_paused_cohort_a_later_event_does_not_paus
     infuse(people[0], T0)
     record_visits(people[:1], until=(T0 + DAY).date())  # her day-1 visit, the day before she died
     coordinator, _ = staff_users()
-    death = {"verbatim_term": "Sudden death", "ctcae_term_text": "Death NOS", "grade": 5, "outcome": "fatal",
-             "serious": True, "sae_death": True, "relationship": "possible"}  # fmt: skip
+    death = {
+        "verbatim_term": "Sudden death",
+        "ctcae_term_text": "Death NOS",
+        "grade": 5,
+        "outcome": "fatal",
+        "serious": True,
+        "sae_death": True,
+        "relationship": "possible",
+    }
     with frozen(T0 + 2 * DAY):
-        event = services.adverse_event_record(participant=people[0], by=coordinator,
-                                              values=death | {"onset_date": (T0 + 2 * DAY).date()})  # fmt: skip
+        event = services.adverse_event_record(
+            participant=people[0], by=coordinator, values=death | {"onset_date": (T0 + 2 * DAY).date()}
+        )
     cohort.refresh_from_db()
     assert (cohort.state, cohort.state_before_pause) == (Cohort.State.PAUSED, Cohort.State.FULL)
     members = committee()
     with frozen(T0 + 3 * DAY):
         # The autopsy finds an unrelated stroke: the follow-up removes the DLT candidacy; the chair
         # calls a review on the corrected data (the first one would show a pending candidate).
-        services.adverse_event_update(event=event, values={"relationship": "not_related"}, reason="Autopsy report",
-                                      by=coordinator)  # fmt: skip
+        services.adverse_event_update(
+            event=event, values={"relationship": "not_related"}, reason="Autopsy report", by=coordinator
+        )
         review = services.review_open_by_chair(cohort=cohort, reason="Autopsy: unrelated stroke", by=members[0])
-        services.review_propose(review=review, decision="resume", by=members[0],
-                                rationale="Death from an unrelated stroke per autopsy; DLT rule not met")  # fmt: skip
+        services.review_propose(
+            review=review,
+            decision="resume",
+            by=members[0],
+            rationale="Death from an unrelated stroke per autopsy; DLT rule not met",
+        )
         for member in members:
             services.review_sign(review=review, user=member, password=PASSWORD, meaning="approve")
     cohort.refresh_from_db()
     assert cohort.state == Cohort.State.FULL
     Participant.objects.filter(pk=people[1].pk).update(status=Participant.Status.ENROLLED)
     with frozen(T0 + 4 * DAY):
-        services.adverse_event_record(participant=people[1], by=coordinator, values={
-            "verbatim_term": "Headache", "ctcae_term_text": "Headache", "grade": 1, "relationship": "not_related",
-            "onset_date": (T0 + 4 * DAY).date(), "outcome": "recovered"})  # fmt: skip
+        services.adverse_event_record(
+            participant=people[1],
+            by=coordinator,
+            values={
+                "verbatim_term": "Headache",
+                "ctcae_term_text": "Headache",
+                "grade": 1,
+                "relationship": "not_related",
+                "onset_date": (T0 + 4 * DAY).date(),
+                "outcome": "recovered",
+            },
+        )
     cohort.refresh_from_db()
     assert cohort.state == Cohort.State.FULL
     assert list(SafetyReview.objects.order_by("pk").values_list("kind", "state")) == [
-        ("unscheduled", "withdrawn"), ("chair", "effective"),
-    ]  # fmt: skip
+        ("unscheduled", "withdrawn"),
+        ("chair", "effective"),
+    ]
 
 
 def test_the_trial_summary_gives_a_sponsor_each_cohort_at_a_glance(reviewed, nct_trial, django_assert_max_num_queries):
@@ -354,9 +400,18 @@ def test_a_dlt_candidate_recorded_after_the_review_opened_blocks_signing(reviewe
     coordinator, _ = staff_users()
     sentinel = Participant.objects.get(study_id="9137-001")
     with frozen(AFTER_WINDOWS + HOUR):  # a late report: grade 3, related, onset on day 3 of the window
-        services.adverse_event_record(participant=sentinel, by=coordinator, values={
-            "verbatim_term": "Hepatitis", "ctcae_term_text": "ALT increased", "grade": 3, "relationship": "probable",
-            "onset_date": sentinel.dlt_window_start + 3 * DAY, "outcome": "recovering"})  # fmt: skip
+        services.adverse_event_record(
+            participant=sentinel,
+            by=coordinator,
+            values={
+                "verbatim_term": "Hepatitis",
+                "ctcae_term_text": "ALT increased",
+                "grade": 3,
+                "relationship": "probable",
+                "onset_date": sentinel.dlt_window_start + 3 * DAY,
+                "outcome": "recovering",
+            },
+        )
     with pytest.raises(DomainError) as refused:
         _sign_all(reviewed, members[1:2])
     assert refused.value.code == "dlt_pending"
@@ -386,9 +441,14 @@ def test_a_dose_level_never_takes_more_than_the_protocols_maximum(reviewed, nct_
     Cohort.objects.filter(pk=second.pk).update(state=Cohort.State.IN_REVIEW)
     # A third cohort at dose 1 would make 9 > 6: refused whatever the committee writes.
     third_review = SafetyReview.objects.create(
-        trial=nct_trial, cohort=second, kind="chair", reason="test", opened_at=reviewed.opened_at,
-        snapshot=reviewed.snapshot, snapshot_digest=reviewed.snapshot_digest,
-    )  # fmt: skip
+        trial=nct_trial,
+        cohort=second,
+        kind="chair",
+        reason="test",
+        opened_at=reviewed.opened_at,
+        snapshot=reviewed.snapshot,
+        snapshot_digest=reviewed.snapshot_digest,
+    )
     with frozen(AFTER_WINDOWS), pytest.raises(DomainError) as refused:
         services.review_propose(review=third_review, decision="expand", rationale="again", by=members[0])
     assert refused.value.code == "dose_level_full"

@@ -46,9 +46,12 @@ def test_boin_escalates_after_zero_of_three_and_stops_when_the_lowest_dose_is_to
 def test_bad_input_exits_with_code_2_and_a_clear_message(args, message):
     result = subprocess.run(
         [sys.executable, "manage.py", "recommend_dose", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**__import__("os").environ, "DEBUG": "true"},
-    )  # fmt: skip
+    )
     assert result.returncode == 2
     assert result.stdout == ""
     assert message in result.stderr

@@ -28,11 +28,19 @@ def _dlt(participant, *, on: dt.datetime):
     coordinator, _ = staff_users()
     participant.refresh_from_db()
     with frozen(on):
-        return services.adverse_event_record(participant=participant, by=coordinator, values={
-            "verbatim_term": "Febrile neutropenia", "ctcae_term_text": "Febrile neutropenia", "grade": 3,
-            "relationship": "possible", "onset_date": participant.dlt_window_start + dt.timedelta(days=2),
-            "outcome": "recovered", "resolution_date": participant.dlt_window_start + dt.timedelta(days=4),
-        })  # fmt: skip
+        return services.adverse_event_record(
+            participant=participant,
+            by=coordinator,
+            values={
+                "verbatim_term": "Febrile neutropenia",
+                "ctcae_term_text": "Febrile neutropenia",
+                "grade": 3,
+                "relationship": "possible",
+                "onset_date": participant.dlt_window_start + dt.timedelta(days=2),
+                "outcome": "recovered",
+                "resolution_date": participant.dlt_window_start + dt.timedelta(days=4),
+            },
+        )
 
 
 def run_cohort(cohort: Cohort, pattern: str, begin: dt.datetime) -> SafetyReview:
@@ -86,8 +94,10 @@ def test_after_1nnn_2ntt_the_protocol_confirms_dose_1_on_six_and_then_records_it
     assert second.kind == SafetyReview.Kind.UNSCHEDULED  # two DLTs at dose 2: the stopping rule
     assert second.snapshot["outcomes"] == "1NNN 2NTT"
     assert second.snapshot["recommendations"]["3+3"] == {
-        "recommended_dose": 1, "continue": True, "reason": second.snapshot["recommendations"]["3+3"]["reason"],
-    }  # fmt: skip
+        "recommended_dose": 1,
+        "continue": True,
+        "reason": second.snapshot["recommendations"]["3+3"]["reason"],
+    }
     assert services.protocol_recommendation(second) == "deescalate"  # not "MTD = dose 1 on 0 of 3"
     assert second.snapshot["mtd_selection"]["3+3"]["status"] == "not_determined"
     with frozen(T0 + 81 * DAY), pytest.raises(DomainError) as refused:
@@ -149,8 +159,9 @@ def test_without_a_declared_dose_the_mtd_after_1nnn_is_recorded_as_not_reached(r
 def test_a_committee_may_declare_a_treated_dose_with_a_rationale_and_the_review_shows_the_departure(
     reviewed,  # noqa: F811
 ):
-    review = decide(reviewed, committee(), "mtd", AFTER_WINDOWS, mtd_level=1,
-                    rationale="Efficacy reached at the low dose")  # fmt: skip
+    review = decide(
+        reviewed, committee(), "mtd", AFTER_WINDOWS, mtd_level=1, rationale="Efficacy reached at the low dose"
+    )
     assert (review.mtd_dose_level.level, review.mtd_departs_from_rule) == (1, True)
     assert "departing from the 3+3 selection (MTD not reached" in review.mtd_statement
     assert {s.mtd_level for s in review.signatures.all()} == {1}  # the declared dose is what they signed
@@ -179,9 +190,13 @@ def _cohort_with_one_stopped_early(trial, *, cells: int, dlt: bool):
     infusion = start(people[1], T0 + 8 * DAY)
     with frozen(T0 + 8 * DAY + 30 * HOUR / 60):
         cohort_services.infusion_stop_early(
-            infusion=infusion, ended_at=T0 + 8 * DAY + 30 * HOUR / 60, reason="Chills and rigors", by=staff_users()[0],
-            cells_administered=cells, volume_ml=Decimal("30.0"),
-        )  # fmt: skip
+            infusion=infusion,
+            ended_at=T0 + 8 * DAY + 30 * HOUR / 60,
+            reason="Chills and rigors",
+            by=staff_users()[0],
+            cells_administered=cells,
+            volume_ml=Decimal("30.0"),
+        )
     infuse(people[2], T0 + 9 * DAY + 2 * HOUR)
     if dlt:
         event = _dlt(people[1], on=T0 + 12 * DAY)
@@ -203,8 +218,13 @@ def test_a_participant_stopped_early_without_a_dlt_is_not_evaluable_and_needs_a_
     assert review.snapshot["outcomes"] == "1NN"  # she is not counted as an N
     assert review.snapshot["needs_replacement"] == [people[1].study_id]
     assert review.snapshot["dose_levels"][0] | {"label": None, "cells": None} == {
-        "dose_level": 1, "label": None, "cells": None, "treated": 3, "evaluable": 2, "dlts": 0,
-    }  # fmt: skip
+        "dose_level": 1,
+        "label": None,
+        "cells": None,
+        "treated": 3,
+        "evaluable": 2,
+        "dlts": 0,
+    }
     assert services.protocol_recommendation(review) == "expand"  # the cohort of 3 is not complete
     assert f"{people[1].study_id}: NEEDS REPLACEMENT" in page.content.decode()
 
@@ -234,30 +254,47 @@ def test_the_review_lists_serious_events_and_dlt_decisions_with_the_investigator
     _cohort, people = enrolled_cohort(nct_trial)
     infuse(people[0], T0)
     with frozen(T0 + 3 * DAY):
-        services.adverse_event_record(participant=people[0], by=coordinator, values={
-            "verbatim_term": "Pneumonia", "ctcae_term_text": "Lung infection", "grade": 2, "serious": True,
-            "sae_hospitalisation": True, "relationship": "unlikely", "expected": False,
-            "onset_date": (T0 + 2 * DAY).date(), "outcome": "recovering",
-        })  # fmt: skip
+        services.adverse_event_record(
+            participant=people[0],
+            by=coordinator,
+            values={
+                "verbatim_term": "Pneumonia",
+                "ctcae_term_text": "Lung infection",
+                "grade": 2,
+                "serious": True,
+                "sae_hospitalisation": True,
+                "relationship": "unlikely",
+                "expected": False,
+                "onset_date": (T0 + 2 * DAY).date(),
+                "outcome": "recovering",
+            },
+        )
     infuse(people[1], T0 + 8 * DAY)
     infuse(people[2], T0 + 9 * DAY + 2 * HOUR)
     candidate = _dlt(people[1], on=T0 + 12 * DAY)
     with frozen(T0 + 12 * DAY):
-        services.dlt_decide(event=candidate, confirm=False, reason="Neutropenia predates the infusion",
-                            by=investigator)  # fmt: skip
+        services.dlt_decide(event=candidate, confirm=False, reason="Neutropenia predates the infusion", by=investigator)
     record_visits(people, until=(T0 + WINDOWS).date())
     with frozen(T0 + WINDOWS):
         (review,) = services.reviews_open_due()
     people[0].refresh_from_db()
     (serious,) = review.snapshot["serious_events"]
     assert serious | {"id": None} == {
-        "id": None, "study_id": people[0].study_id, "term": "Lung infection", "grade": 2, "relationship": "unlikely",
-        "expected": False, "outcome": "recovering", "onset_date": str((T0 + 2 * DAY).date()),
-    }  # fmt: skip
+        "id": None,
+        "study_id": people[0].study_id,
+        "term": "Lung infection",
+        "grade": 2,
+        "relationship": "unlikely",
+        "expected": False,
+        "outcome": "recovering",
+        "onset_date": str((T0 + 2 * DAY).date()),
+    }
     (dlt,) = review.snapshot["dlt_candidates"]
     assert (dlt["status"], dlt["decided_by"], dlt["reason"]) == (
-        "rejected", investigator.get_full_name(), "Neutropenia predates the infusion",
-    )  # fmt: skip
+        "rejected",
+        investigator.get_full_name(),
+        "Neutropenia predates the infusion",
+    )
 
 
 def _review_with_visits(nct_trial, *, skip: tuple[int, str], open_at: dt.datetime):
@@ -289,8 +326,14 @@ def test_an_overdue_day_7_visit_holds_the_decision_until_it_is_recorded_or_addre
     with frozen(AFTER_WINDOWS), pytest.raises(DomainError) as refused:
         services.review_propose(review=review, decision="escalate", acknowledge_visits=True, by=members[0])
     assert refused.value.code == "rationale_required"
-    review = decide(review, members, "escalate", AFTER_WINDOWS, acknowledge_visits=True,
-                    rationale="Day 7 visit done by telephone; source document follows")  # fmt: skip
+    review = decide(
+        review,
+        members,
+        "escalate",
+        AFTER_WINDOWS,
+        acknowledge_visits=True,
+        rationale="Day 7 visit done by telephone; source document follows",
+    )
     assert review.acknowledged_visits == [visit.pk]
     assert review.resulting_cohort.dose_level.level == 2
 
@@ -336,8 +379,13 @@ def test_the_review_page_shows_the_committee_the_lists(reviewed, client, admin_u
     with frozen(AFTER_WINDOWS):
         client.force_login(admin_user)
         page = client.get(reverse("admin:safety_safetyreview_change", args=[reviewed.pk])).content.decode()
-    for heading in ("MTD selection", "Participants (evaluability)", "Serious adverse events",
-                    "DLT candidates and decisions", "Safety visits in DLT windows"):  # fmt: skip
+    for heading in (
+        "MTD selection",
+        "Participants (evaluability)",
+        "Serious adverse events",
+        "DLT candidates and decisions",
+        "Safety visits in DLT windows",
+    ):
         assert heading in page
     assert "MTD not reached; highest dose cleared: 1" in page
     assert AdverseEvent.objects.count() == 0

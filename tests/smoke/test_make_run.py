@@ -34,8 +34,9 @@ def test_make_run_starts_web_worker_and_beat_and_ctrl_c_stops_them(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY"}}
     env |= {"VAR_DIR": str(tmp_path / "var"), "PORT": str(port), "HEARTBEAT_SECONDS": "2", "DEBUG": "true"}
     log = (tmp_path / "run.log").open("w+")
-    process = subprocess.Popen(["make", "run"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)  # fmt: skip
+    process = subprocess.Popen(
+        ["make", "run"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 180
         login = health = None

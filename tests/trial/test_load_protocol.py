@@ -77,8 +77,10 @@ def test_a_parameter_edited_since_the_load_is_kept_and_reported_unless_sync_is_a
     report, _ = _run("--sync")
     assert Trial.objects.get().dlt_window_days == 28
     assert report["changes"] == ["trial.dlt_window_days: 35 → 28"]
-    assert Trial.history.filter(dlt_window_days=28).first().history_change_reason.startswith(
-        "Loaded from protocol file NCT06949137.json"
+    assert (
+        Trial.history.filter(dlt_window_days=28)
+        .first()
+        .history_change_reason.startswith("Loaded from protocol file NCT06949137.json")
     )
 
 

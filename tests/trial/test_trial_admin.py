@@ -13,15 +13,39 @@ def _change_form_data(trial: Trial, **overrides) -> dict:
     data = {
         field: getattr(trial, field)
         for field in (
-            "title", "short_title", "phase", "design", "product", "sponsor", "protocol_version", "status",
-            "planned_enrollment", "eligible_sex", "min_age_years", "max_age_years", "escalation_design",
-            "three_plus_three_variant", "evaluability_rule",
-            "boin_target_rate", "cohort_size", "max_per_dose_level", "review_quorum", "dlt_window_days",
-            "sentinel_observation_days", "stagger_hours", "infusion_rate_min", "infusion_rate_max",
-            "default_drop_factor", "dose_tolerance_pct", "max_infusions_per_participant", "dlt_min_grade",
-            "dlt_min_relationship", "dlt_stop_count", "stop_on_related_death",
+            "title",
+            "short_title",
+            "phase",
+            "design",
+            "product",
+            "sponsor",
+            "protocol_version",
+            "status",
+            "planned_enrollment",
+            "eligible_sex",
+            "min_age_years",
+            "max_age_years",
+            "escalation_design",
+            "three_plus_three_variant",
+            "evaluability_rule",
+            "boin_target_rate",
+            "cohort_size",
+            "max_per_dose_level",
+            "review_quorum",
+            "dlt_window_days",
+            "sentinel_observation_days",
+            "stagger_hours",
+            "infusion_rate_min",
+            "infusion_rate_max",
+            "default_drop_factor",
+            "dose_tolerance_pct",
+            "max_infusions_per_participant",
+            "dlt_min_grade",
+            "dlt_min_relationship",
+            "dlt_stop_count",
+            "stop_on_related_death",
         )
-    }  # fmt: skip
+    }
     for prefix, related in (
         ("sites", trial.sites.all()),
         ("dose_levels", trial.dose_levels.all()),
@@ -29,16 +53,20 @@ def _change_form_data(trial: Trial, **overrides) -> dict:
         ("criteria", trial.criteria.all()),
     ):
         rows = list(related)
-        data |= {f"{prefix}-TOTAL_FORMS": len(rows), f"{prefix}-INITIAL_FORMS": len(rows),
-                 f"{prefix}-MIN_NUM_FORMS": 0, f"{prefix}-MAX_NUM_FORMS": 1000}  # fmt: skip
+        data |= {
+            f"{prefix}-TOTAL_FORMS": len(rows),
+            f"{prefix}-INITIAL_FORMS": len(rows),
+            f"{prefix}-MIN_NUM_FORMS": 0,
+            f"{prefix}-MAX_NUM_FORMS": 1000,
+        }
         for i, row in enumerate(rows):
             data[f"{prefix}-{i}-id"] = row.pk
             data[f"{prefix}-{i}-trial"] = trial.pk
             for field in row._meta.fields:
                 if field.name not in {"id", "trial"}:
                     value = getattr(row, field.name)
-                    data[f"{prefix}-{i}-{field.name}"] = "" if value is None else (
-                        __import__("json").dumps(value) if field.name == "params" else value
+                    data[f"{prefix}-{i}-{field.name}"] = (
+                        "" if value is None else (__import__("json").dumps(value) if field.name == "params" else value)
                     )
     return data | overrides
 
@@ -47,8 +75,12 @@ def test_an_admin_edit_leaves_a_history_row_with_the_user_and_the_reason(client,
     manager = UserFactory(username="dm", role=DATA_MANAGER)
     client.force_login(manager)
     url = reverse("admin:trial_trial_change", args=[nct_trial.pk])
-    response = client.post(url, _change_form_data(nct_trial, sentinel_observation_days=10,
-                                                   change_reason="SRC asked for a longer sentinel period"))
+    response = client.post(
+        url,
+        _change_form_data(
+            nct_trial, sentinel_observation_days=10, change_reason="SRC asked for a longer sentinel period"
+        ),
+    )
     assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
     nct_trial.refresh_from_db()
     assert nct_trial.sentinel_observation_days == 10
@@ -97,8 +129,9 @@ def test_criteria_changelist_stays_at_a_constant_number_of_queries(
 
     for n in range(extra):
         other = TrialFactory()
-        EligibilityCriterion.objects.create(trial=other, code="I1", kind="inclusion", text=f"t{n}", rule="consent",
-                                            order=1)
+        EligibilityCriterion.objects.create(
+            trial=other, code="I1", kind="inclusion", text=f"t{n}", rule="consent", order=1
+        )
     client.force_login(UserFactory(username="dm", role=DATA_MANAGER))
     with django_assert_max_num_queries(12):
         assert client.get(reverse("admin:trial_eligibilitycriterion_changelist")).status_code == 200

@@ -2,9 +2,10 @@ import json
 import secrets
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from rest_framework.authtoken.models import Token
 
 from core.roles import ROLES, SAFETY_COMMITTEE, SPONSOR
 
@@ -40,14 +41,11 @@ class Command(BaseCommand):
             )
             user.groups.add(Group.objects.get(name=role))
             if chair:
-                from django.contrib.auth.models import Permission
-
-                user.user_permissions.add(Permission.objects.get(content_type__app_label="safety",
-                                                                 codename="chair_review"))  # fmt: skip
+                user.user_permissions.add(
+                    Permission.objects.get(content_type__app_label="safety", codename="chair_review")
+                )
             key = None
             if token:
-                from rest_framework.authtoken.models import Token
-
                 key = Token.objects.create(user=user).key
         self.stdout.write(
             json.dumps({"username": username, "role": role, "chair": chair, "password": password, "token": key})

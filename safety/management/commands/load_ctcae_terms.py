@@ -17,36 +17,59 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from rest_framework import serializers
 
+from api.serializers import StrictSerializer
 from core.history import audit
 from safety.models import CtcaeTerm
-from trial.protocol_file import _flatten, _Strict
+from trial.protocol_file import error_paths
 
 DEFAULT_FILE = Path(settings.BASE_DIR) / "safety" / "data" / "ctcae_v5_terms.json"
 
 # The 26 system organ classes exactly as CTCAE v5.0 names them (a typo in the file is an error).
-CTCAE_V5_SOCS = frozenset({
-    "Blood and lymphatic system disorders", "Cardiac disorders", "Congenital, familial and genetic disorders",
-    "Ear and labyrinth disorders", "Endocrine disorders", "Eye disorders", "Gastrointestinal disorders",
-    "General disorders and administration site conditions", "Hepatobiliary disorders", "Immune system disorders",
-    "Infections and infestations", "Injury, poisoning and procedural complications", "Investigations",
-    "Metabolism and nutrition disorders", "Musculoskeletal and connective tissue disorders",
-    "Neoplasms benign, malignant and unspecified (incl cysts and polyps)", "Nervous system disorders",
-    "Pregnancy, puerperium and perinatal conditions", "Psychiatric disorders", "Renal and urinary disorders",
-    "Reproductive system and breast disorders", "Respiratory, thoracic and mediastinal disorders",
-    "Skin and subcutaneous tissue disorders", "Social circumstances", "Surgical and medical procedures",
-    "Vascular disorders",
-})  # fmt: skip
+CTCAE_V5_SOCS = frozenset(
+    {
+        "Blood and lymphatic system disorders",
+        "Cardiac disorders",
+        "Congenital, familial and genetic disorders",
+        "Ear and labyrinth disorders",
+        "Endocrine disorders",
+        "Eye disorders",
+        "Gastrointestinal disorders",
+        "General disorders and administration site conditions",
+        "Hepatobiliary disorders",
+        "Immune system disorders",
+        "Infections and infestations",
+        "Injury, poisoning and procedural complications",
+        "Investigations",
+        "Metabolism and nutrition disorders",
+        "Musculoskeletal and connective tissue disorders",
+        "Neoplasms benign, malignant and unspecified (incl cysts and polyps)",
+        "Nervous system disorders",
+        "Pregnancy, puerperium and perinatal conditions",
+        "Psychiatric disorders",
+        "Renal and urinary disorders",
+        "Reproductive system and breast disorders",
+        "Respiratory, thoracic and mediastinal disorders",
+        "Skin and subcutaneous tissue disorders",
+        "Social circumstances",
+        "Surgical and medical procedures",
+        "Vascular disorders",
+    }
+)
 
 FIELDS = ("soc", "meddra_code")
 
 
-class TermSchema(_Strict):
+class TermSchema(StrictSerializer):
     term = serializers.CharField(max_length=200)
     soc = serializers.CharField(max_length=200)
     meddra_code = serializers.RegexField(
-        r"^[0-9]{8}$", max_length=16, required=False, allow_blank=True, default="",
+        r"^[0-9]{8}$",
+        max_length=16,
+        required=False,
+        allow_blank=True,
+        default="",
         error_messages={"invalid": "A MedDRA code is 8 digits (or blank when not known)."},
-    )  # fmt: skip
+    )
 
     def validate_soc(self, value: str) -> str:
         if value not in CTCAE_V5_SOCS:
@@ -54,7 +77,7 @@ class TermSchema(_Strict):
         return value
 
 
-class TermFileSchema(_Strict):
+class TermFileSchema(StrictSerializer):
     ctcae_version = serializers.CharField(max_length=16)
     source = serializers.CharField(required=False, allow_blank=True)
     notes = serializers.ListField(child=serializers.CharField(), required=False)
@@ -85,7 +108,7 @@ def read_term_file(path: Path) -> dict:
         raise CommandError(f"{name}: the top level must be a JSON object with a 'terms' list.")
     schema = TermFileSchema(data=raw)
     if not schema.is_valid():
-        raise CommandError(f"{name}: " + "; ".join(_flatten(schema.errors)))
+        raise CommandError(f"{name}: " + "; ".join(error_paths(schema.errors)))
     return schema.validated_data
 
 
@@ -93,11 +116,19 @@ def ctcae_terms_load(*, path: Path, sync: bool = False, by=None) -> dict:
     """Create the file's terms that are missing; report the rest. One transaction, every save audited."""
     data = read_term_file(path)
     reason = f"Loaded from {path.name} (CTCAE v{data['ctcae_version']})"
-    report = {"source": path.name, "ctcae_version": data["ctcae_version"], "created": [], "updated": [],
-              "unchanged": 0, "differences_kept": []}  # fmt: skip
+    report = {
+        "source": path.name,
+        "ctcae_version": data["ctcae_version"],
+        "created": [],
+        "updated": [],
+        "unchanged": 0,
+        "differences_kept": [],
+    }
     with transaction.atomic():
-        existing = {t.term: t for t in CtcaeTerm.objects.select_for_update().filter(
-            term__in=[row["term"] for row in data["terms"]])}  # fmt: skip
+        existing = {
+            t.term: t
+            for t in CtcaeTerm.objects.select_for_update().filter(term__in=[row["term"] for row in data["terms"]])
+        }
         for row in data["terms"]:
             term = existing.get(row["term"])
             if term is None:
@@ -131,9 +162,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--file", type=Path, default=DEFAULT_FILE, help="CTCAE term JSON file")
         parser.add_argument(
-            "--sync", action="store_true",
+            "--sync",
+            action="store_true",
             help="also overwrite terms whose SOC or MedDRA code differs from the file (each change audited)",
-        )  # fmt: skip
+        )
 
     def handle(self, *args, file: Path, sync: bool, **options):
         report = ctcae_terms_load(path=file, sync=sync)

@@ -20,10 +20,11 @@ class Command(BaseCommand):
         parser.add_argument("--doses", type=int, default=3, help="number of dose levels (default 3)")
         parser.add_argument("--allow-deescalate", action="store_true", help="3+3 with de-escalation")
         parser.add_argument(
-            "--confirm-on-six", action="store_true",
+            "--confirm-on-six",
+            action="store_true",
             help="3+3 in the variant that confirms the MTD on 6 patients (a trial's review uses its protocol's "
             "variant; without this flag the answers are R escalation's)",
-        )  # fmt: skip
+        )
 
     def handle(self, *args, design, outcomes, target, doses, allow_deescalate, confirm_on_six, **options):
         try:

@@ -3,6 +3,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
+from safety.models import SignOff
 from safety.services import verify_signatures
 from trial.models import Trial
 
@@ -23,10 +24,11 @@ class Command(BaseCommand):
             if selected is None:
                 raise CommandError(f"No trial {trial!r}.")
         problems = verify_signatures(trial=selected)
-        from safety.models import SignOff
-
         checked = SignOff.objects.filter(trial=selected).count() if selected else SignOff.objects.count()
-        self.stdout.write(json.dumps({"signatures_checked": checked, "intact": not problems, "problems": problems},
-                                     ensure_ascii=False))  # fmt: skip
+        self.stdout.write(
+            json.dumps(
+                {"signatures_checked": checked, "intact": not problems, "problems": problems}, ensure_ascii=False
+            )
+        )
         if problems:
             sys.exit(1)

@@ -1,0 +1,35 @@
+"""What the OpenAPI schema says about errors (the exception handler in ``api.exceptions`` writes them)."""
+
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers
+
+from core.errors import ErrorCode
+
+
+def _every_code() -> str:
+    """The ``code`` field's description: every code of the registry, by HTTP status."""
+    statuses = sorted({status for code in ErrorCode for status in code.statuses})
+    by_status = "; ".join(
+        f"{status}: " + ", ".join(f"`{code}`" for code in ErrorCode.for_status(status)) for status in statuses
+    )
+    return f"Stable machine code (clients branch on it; docs/api.md says what each means). {by_status}."
+
+
+class ErrorSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text=_every_code())
+    message = serializers.CharField(help_text="Human-readable explanation.")
+    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+
+ERROR_RESPONSES = {
+    400: OpenApiResponse(ErrorSerializer, description="Malformed request (code `invalid` with field messages)."),
+    401: OpenApiResponse(ErrorSerializer, description="No or bad token."),
+    403: OpenApiResponse(ErrorSerializer, description="The role lacks the permission (`permission_denied`)."),
+    404: OpenApiResponse(ErrorSerializer, description="No such record."),
+    409: OpenApiResponse(ErrorSerializer, description="A rule forbids it now (e.g. `cohort_full`, `no_consent`)."),
+}
+
+
+def error_responses(*statuses: int) -> dict:
+    """The documented error responses of an operation, e.g. ``{201: …, **error_responses(400, 403, 409)}``."""
+    return {status: ERROR_RESPONSES[status] for status in statuses}

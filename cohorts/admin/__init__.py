@@ -1,0 +1,7 @@
+"""Admin for site staff, one module per concept; importing this package registers every page.
+
+Every write calls a service (``cohorts.services``); a refusal comes back on the form
+(``core.admin.ServiceRefusalMixin``) or, for actions, with ``message_user``.
+"""
+
+from cohorts.admin import cohorts, consent, follow_up, infusions, participants, screening  # noqa: F401

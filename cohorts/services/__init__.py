@@ -1,0 +1,96 @@
+"""Every write to participants, screening, consent, cohorts, enrollment, infusions, visits and deviations.
+
+One module per concept; every public name is re-exported here, so callers keep writing
+``from cohorts import services; services.enroll_participant(...)``.
+
+Each function runs in one transaction, validates first and acts second, and writes its audit rows
+(simple-history, with the acting user and the reason) in the same transaction.
+"""
+
+from cohorts.services.consent import consent_record
+from cohorts.services.deviations import (
+    deviation_record,
+    deviation_update,
+)
+from cohorts.services.enrollment import enroll_participant
+from cohorts.services.infusion_finish import (
+    infusion_complete,
+    infusion_stop_early,
+)
+from cohorts.services.infusions import (
+    VITAL_FIELDS,
+    drip_rate_record,
+    infusion_interrupt,
+    infusion_resume,
+    infusion_start,
+    vital_signs_record,
+)
+from cohorts.services.lifecycle import (
+    TRANSITIONS,
+    Activity,
+    Transition,
+    cohort_open,
+    cohort_open_first,
+    cohort_open_next,
+    cohort_refusal,
+    cohort_transition,
+    transition_allowed,
+)
+from cohorts.services.participants import (
+    PARTICIPANT_EDITABLE,
+    participant_mark_replaced,
+    participant_register,
+    participant_update,
+    participant_withdraw,
+)
+from cohorts.services.screening import (
+    SCREENING_FIELDS,
+    SCREENING_STATUSES,
+    eligibility_evaluate,
+    gilbert_diagnosis_record,
+    judgment_confirm,
+    judgments_confirm,
+    screening_record_save,
+)
+from cohorts.services.visits import (
+    visit_complete,
+    visit_miss,
+)
+
+__all__ = [
+    "PARTICIPANT_EDITABLE",
+    "SCREENING_FIELDS",
+    "SCREENING_STATUSES",
+    "TRANSITIONS",
+    "VITAL_FIELDS",
+    "Activity",
+    "Transition",
+    "cohort_open",
+    "cohort_open_first",
+    "cohort_open_next",
+    "cohort_refusal",
+    "cohort_transition",
+    "consent_record",
+    "deviation_record",
+    "deviation_update",
+    "drip_rate_record",
+    "eligibility_evaluate",
+    "enroll_participant",
+    "gilbert_diagnosis_record",
+    "infusion_complete",
+    "infusion_interrupt",
+    "infusion_resume",
+    "infusion_start",
+    "infusion_stop_early",
+    "judgment_confirm",
+    "judgments_confirm",
+    "participant_mark_replaced",
+    "participant_register",
+    "participant_update",
+    "participant_withdraw",
+    "screening_record_save",
+    "transition_allowed",
+    "visit_complete",
+    "visit_miss",
+    "vital_signs_record",
+]

@@ -1,0 +1,123 @@
+"""REST API for expedited-reporting clocks: each with ``overdue``; ``{id}/report/`` records the report."""
+
+from django.db.models import BooleanField, Case, QuerySet, Value, When
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
+
+from api.fields import MAX_ID, optional_boolean
+from api.filters import validated_query
+from api.permissions import RoleActionPermissions
+from api.schema import error_responses
+from api.serializers import StrictSerializer
+from safety import services
+from safety.models import ReportingClock
+
+
+class ReportingClockSerializer(serializers.ModelSerializer):
+    """An expedited-reporting clock (also nested in its adverse event): ``overdue`` is true while it is
+    unreported past its due time."""
+
+    adverse_event = serializers.IntegerField(source="adverse_event_id", read_only=True)
+    study_id = serializers.CharField(source="adverse_event.participant.study_id", read_only=True, allow_null=True)
+    kind_display = serializers.CharField(source="get_kind_display", read_only=True)
+    done_by = serializers.CharField(source="done_by.username", read_only=True, allow_null=True)
+    overdue = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ReportingClock
+        fields = (
+            "id",
+            "adverse_event",
+            "study_id",
+            "kind",
+            "kind_display",
+            "started_at",
+            "due_at",
+            "recipient",
+            "overdue",
+            "done_at",
+            "done_by",
+            "reported_to",
+        )
+        read_only_fields = fields
+
+    def get_overdue(self, obj: ReportingClock) -> bool:
+        return obj.done_at is None and obj.due_at < timezone.now()
+
+
+class ClockReportSerializer(StrictSerializer):
+    reported_to = serializers.CharField(max_length=200, help_text="Who received the report.")
+    done_at = serializers.DateTimeField(required=False, help_text="When it was reported (default: now).")
+
+
+class ReportingClockFilterSerializer(serializers.Serializer):
+    overdue = optional_boolean("Only overdue clocks (true) or only those not overdue (false).")
+    done = optional_boolean("Only reported clocks (true) or only open ones (false).")
+    kind = serializers.ChoiceField(choices=ReportingClock.Kind.choices, required=False)
+    adverse_event = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
+    trial = serializers.CharField(max_length=32, required=False, help_text="Registry ID of the trial.")
+
+
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[ReportingClockFilterSerializer],
+        description="Expedited-reporting clocks by due time; `overdue` is true while unreported past the due time.",
+    ),
+)
+class ReportingClockViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Expedited-reporting deadlines of serious events (sponsor 24 h; SUSAR 7 or 15 days)."""
+
+    serializer_class = ReportingClockSerializer
+    permission_classes = [RoleActionPermissions]
+    action_perms = {"report": ("safety.change_reportingclock",)}
+    parser_classes = [JSONParser]
+
+    def get_queryset(self) -> QuerySet[ReportingClock]:
+        overdue = Case(
+            When(done_at__isnull=True, due_at__lt=timezone.now(), then=Value(True)),
+            default=Value(False),
+            output_field=BooleanField(),
+        )
+        return (
+            ReportingClock.objects.select_related("adverse_event__participant", "done_by")
+            .annotate(is_overdue=overdue)
+            .order_by("due_at", "pk")
+        )
+
+    def filter_queryset(self, queryset):
+        if self.action != "list":
+            return queryset
+        wanted = validated_query(ReportingClockFilterSerializer, self.request, skip_none=True)
+        if "overdue" in wanted:
+            queryset = queryset.filter(is_overdue=wanted.pop("overdue"))
+        if "done" in wanted:
+            queryset = queryset.filter(done_at__isnull=not wanted.pop("done"))
+        lookups = {
+            "kind": "kind",
+            "adverse_event": "adverse_event_id",
+            "trial": "adverse_event__participant__trial__registry_id",
+        }
+        return queryset.filter(**{lookups[name]: value for name, value in wanted.items()})
+
+    @extend_schema(
+        request=ClockReportSerializer,
+        responses={200: ReportingClockSerializer, **error_responses(400, 401, 403, 404, 409)},
+        description="Record that the report was made: to whom and when (by the requesting user). 409 "
+        "`already_reported`; 400 `invalid_time` for a time before awareness or in the future.",
+    )
+    @action(detail=True, methods=["post"])
+    def report(self, request, pk=None):
+        clock = self.get_object()
+        body = ClockReportSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        clock = services.clock_complete(
+            clock=clock,
+            done_at=body.validated_data.get("done_at") or timezone.now(),
+            reported_to=body.validated_data["reported_to"],
+            by=request.user,
+        )
+        return Response(self.get_serializer(self.get_queryset().get(pk=clock.pk)).data)

@@ -1,0 +1,230 @@
+"""Safety reviews over the API: sponsors read decisions and signatures; committee members propose
+and sign with their password in the request (a token alone never signs); the chair opens a review."""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.generics import ListAPIView
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from api.permissions import ReadPermissionForWrites
+from cohorts.models import Cohort
+from safety import services
+from safety.models import SafetyReview, SignOff
+from safety.selectors import trial_summary
+from trial.models import Trial
+
+
+class SignatureSerializer(serializers.ModelSerializer):
+    signer = serializers.CharField(source="signer_full_name", read_only=True)
+
+    class Meta:
+        model = SignOff
+        fields = ("sequence", "signer", "meaning", "decision", "mtd_level", "signed_at", "comment", "digest")
+
+
+class SignResultSerializer(SignatureSerializer):
+    """The signature just given, and what it did: whether the review's decision took effect at it (quorum
+    with the chair and no rejection), the review's state now, and the cohort the decision opened."""
+
+    decision_effective = serializers.SerializerMethodField(
+        help_text="True when this signature reached quorum and the decision took effect."
+    )
+    review_state = serializers.CharField(
+        source="review.state",
+        read_only=True,
+        help_text="The review's state now: open (waiting for more signatures), effective or rejected.",
+    )
+    resulting_cohort = serializers.IntegerField(
+        source="review.resulting_cohort_id",
+        read_only=True,
+        allow_null=True,
+        help_text="Id of the cohort the decision opened (escalate, expand, de-escalate); null otherwise.",
+    )
+
+    class Meta(SignatureSerializer.Meta):
+        fields = (*SignatureSerializer.Meta.fields, "decision_effective", "review_state", "resulting_cohort")
+
+    def get_decision_effective(self, obj: SignOff) -> bool:
+        return obj.review.state == SafetyReview.State.EFFECTIVE
+
+
+class ReviewSerializer(serializers.ModelSerializer):
+    cohort_sequence = serializers.IntegerField(source="cohort.sequence", read_only=True)
+    dose_level = serializers.IntegerField(source="cohort.dose_level.level", read_only=True)
+    protocol_recommends = serializers.SerializerMethodField()
+    signatures = SignatureSerializer(many=True, read_only=True)
+    resulting_cohort = serializers.PrimaryKeyRelatedField(read_only=True)
+
+    class Meta:
+        model = SafetyReview
+        fields = (
+            "id",
+            "trial",
+            "cohort",
+            "cohort_sequence",
+            "dose_level",
+            "kind",
+            "reason",
+            "state",
+            "opened_at",
+            "snapshot",
+            "snapshot_digest",
+            "protocol_recommends",
+            "decision",
+            "rationale",
+            "proposed_at",
+            "decided_at",
+            "resulting_cohort",
+            "declared_mtd_level",
+            "mtd_dose_level",
+            "mtd_statement",
+            "mtd_departs_from_rule",
+            "acknowledged_visits",
+            "signatures",
+        )
+
+    def get_protocol_recommends(self, obj) -> str:
+        return services.protocol_recommendation(obj)
+
+
+class ReviewFilterSerializer(serializers.Serializer):
+    trial = serializers.RegexField(r"^[A-Za-z0-9_-]{1,32}$", required=False)
+    state = serializers.ChoiceField(choices=SafetyReview.State.choices, required=False)
+
+
+class OpenReviewSerializer(serializers.Serializer):
+    cohort = serializers.PrimaryKeyRelatedField(queryset=Cohort.objects.all())
+    reason = serializers.CharField(max_length=2000)
+
+
+class ProposeSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=SafetyReview.Decision.choices)
+    rationale = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+    mtd_level = serializers.IntegerField(
+        min_value=1,
+        max_value=100,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="With decision `mtd` only: the treated dose level the committee declares the MTD, when it "
+        "departs from the design's MTD selection (needs a rationale). Omit it to record the design's selection.",
+    )
+    acknowledge_visits = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="The rationale addresses the overdue DLT-window visits the review lists; without it a decision "
+        "other than `stop` is refused (409 `visits_unrecorded`) until they are recorded.",
+    )
+
+
+class SignSerializer(serializers.Serializer):
+    password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
+    meaning = serializers.ChoiceField(choices=SignOff.Meaning.choices)
+    comment = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+
+
+class SafetyReviewViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Safety reviews with the frozen snapshot, the proposal, the decision and the signatures."""
+
+    serializer_class = ReviewSerializer
+    queryset = SafetyReview.objects.select_related("cohort__dose_level", "trial").prefetch_related("signatures")
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        filters = ReviewFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)  # a bad value (a NUL byte, an unknown state) is a 400
+        if filters.validated_data.get("trial"):
+            queryset = queryset.filter(trial__registry_id=filters.validated_data["trial"])
+        if filters.validated_data.get("state"):
+            queryset = queryset.filter(state=filters.validated_data["state"])
+        return queryset.order_by("-opened_at")
+
+    @extend_schema(request=OpenReviewSerializer, responses={201: ReviewSerializer})
+    def create(self, request, *args, **kwargs):
+        """The committee chair calls a review of an active cohort."""
+        body = OpenReviewSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        review = services.review_open_by_chair(
+            cohort=body.validated_data["cohort"], reason=body.validated_data["reason"], by=request.user
+        )
+        return Response(ReviewSerializer(review).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ProposeSerializer, responses={200: ReviewSerializer})
+    @action(detail=True, methods=["post"])
+    def propose(self, request, pk=None):
+        """Set the decision the committee will sign (before the first signature)."""
+        body = ProposeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        review = services.review_propose(review=self.get_object(), by=request.user, **body.validated_data)
+        return Response(ReviewSerializer(review).data)
+
+    @extend_schema(request=SignSerializer, responses={201: SignResultSerializer})
+    @action(detail=True, methods=["post"])
+    def sign(self, request, pk=None):
+        """Sign with the password re-entered (21 CFR Part 11 §11.200): the token alone is not a signature.
+        The answer says whether the decision took effect at this signature and which cohort it opened."""
+        body = SignSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        signature = services.review_sign(review=self.get_object(), user=request.user, **body.validated_data)
+        return Response(SignResultSerializer(signature).data, status=status.HTTP_201_CREATED)
+
+    # Reads need safety.view_safetyreview; writes are checked by the services themselves (committee
+    # membership, the chair), so a POST needs only the view permission here.
+    permission_classes = [ReadPermissionForWrites]
+
+
+class EscalationStepSerializer(serializers.ModelSerializer):
+    review = serializers.IntegerField(source="pk", read_only=True)
+    from_cohort = serializers.IntegerField(source="cohort.sequence", read_only=True)
+    from_dose_level = serializers.IntegerField(source="cohort.dose_level.level", read_only=True)
+    to_cohort = serializers.IntegerField(source="resulting_cohort.sequence", read_only=True, allow_null=True)
+    to_dose_level = serializers.IntegerField(
+        source="resulting_cohort.dose_level.level", read_only=True, allow_null=True
+    )
+    signatures = SignatureSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = SafetyReview
+        fields = (
+            "review",
+            "decision",
+            "decided_at",
+            "from_cohort",
+            "from_dose_level",
+            "to_cohort",
+            "to_dose_level",
+            "rationale",
+            "signatures",
+        )
+
+
+class EscalationHistoryView(ListAPIView):
+    """Every effective decision of a trial, oldest first: which cohort closed, which opened, who signed."""
+
+    serializer_class = EscalationStepSerializer
+    pagination_class = None
+    queryset = SafetyReview.objects.none()  # for the permission class; the real queryset is below
+
+    def get_queryset(self):
+        trial = get_object_or_404(Trial, registry_id=self.kwargs["registry_id"])
+        return (
+            SafetyReview.objects.filter(trial=trial, state=SafetyReview.State.EFFECTIVE)
+            .select_related("cohort__dose_level", "resulting_cohort__dose_level")
+            .prefetch_related("signatures")
+            .order_by("decided_at")
+        )
+
+
+class TrialSummaryView(APIView):
+    """Per cohort: dose, state, capacity, enrolled, infused, in DLT window, DLTs, AEs by grade, serious
+    AEs and the next review — what a sponsor dashboard shows. Reading it needs trial.view_trial."""
+
+    queryset = Trial.objects.none()  # for the permission class (trial.view_trial)
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request, registry_id: str):
+        return Response(trial_summary(get_object_or_404(Trial, registry_id=registry_id)))
