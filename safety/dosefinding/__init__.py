@@ -21,11 +21,11 @@ from safety.dosefinding.pathways import (
     flatten_paths,
     render_paths,
 )
+from safety.dosefinding.report import render_operating_characteristics
 from safety.dosefinding.simulation import (
     MTD_STATUSES,
     OperatingCharacteristics,
     exact_operating_characteristics,
-    render_operating_characteristics,
     simulate_operating_characteristics,
 )
 from safety.dosefinding.tite_boin import (
