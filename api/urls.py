@@ -42,3 +42,8 @@ urlpatterns += infusion_router.urls
 from safety.api import router as safety_router  # noqa: E402
 
 urlpatterns += safety_router.urls
+
+# Exports: FHIR R4 Bundle, SDTM-shaped CSV and its define listing, escalation dossiers (issue 14).
+from exports.urls import urlpatterns as export_urls  # noqa: E402
+
+urlpatterns += export_urls

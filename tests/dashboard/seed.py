@@ -9,7 +9,8 @@ cohorts and safety suites. NCT06949137 ends up with:
   them): escalation effective, cohort 2 opened;
 * cohort 2 (dose 2, Medium): three participants, the second with a confirmed DLT (grade 3 febrile
   neutropenia); its review open, the decision proposed (expand) and signed by the chair only;
-* reporting clocks: one reported on time, one reported late, one open and overdue.
+* reporting clocks: one reported on time, one reported late, one open and overdue;
+* one screen failure (an exclusion criterion present), screening number SCR-FAIL-1.
 
 ``VIEW`` is when the pages are looked at: every DLT window is over, cohort 2 is in review.
 """
@@ -24,7 +25,7 @@ from cohorts.models import Cohort, FollowUpVisit, Participant
 from safety import services
 from safety.models import AdverseEvent, CtcaeTerm, ReportingClock, SafetyReview
 from tests.cohorts.test_infusions_support import DAY, HOUR, T0, enrolled_cohort, frozen, infuse_cohort, record_visits
-from tests.factories import staff_users
+from tests.factories import eligible_participant, staff_users
 from tests.safety.test_escalation_gate import PASSWORD, committee
 from tests.safety.test_review_decisions import WINDOWS, decide, run_cohort
 
@@ -59,6 +60,9 @@ def _report(clock: ReportingClock, *, at: dt.datetime) -> None:
 def seed_trial(trial) -> Seeded:
     call_command("load_ctcae_terms", verbosity=0, stdout=open("/dev/null", "w"))  # noqa: SIM115
     members = committee()
+    with frozen(T0 - 3 * HOUR):  # a screen failure: HIV antibody positive (an exclusion criterion present)
+        screen_failure = eligible_participant(trial, number="SCR-FAIL-1", hiv_antibody_positive=True)
+    assert screen_failure.status == Participant.Status.SCREEN_FAILED
     first, people = enrolled_cohort(trial)
     infuse_cohort(people)
     for person in people:
