@@ -386,11 +386,11 @@ ROWS = {"DM": dm_rows, "EX": ex_rows, "AE": ae_rows, "DS": ds_rows, "IE": ie_row
 
 
 def record_count(domain: str, trial: Trial, audience: Audience) -> int:
-    """How many source records the domain walks (subjects, infusions, events, unmet criteria): the unit
-    its progress is counted in, known before the first row is written."""
+    """How many rows the domain will hold, known before the first is written (one COUNT; DS, whose
+    subjects give 0 to 2 rows each, is walked once without writing)."""
     return {
         "DM": lambda: selectors.subjects(trial, audience).count(),
-        "DS": lambda: selectors.subjects(trial, audience).count(),
+        "DS": lambda: sum(1 for _ in ds_rows(trial, audience)),
         "EX": lambda: selectors.infusions(trial, audience).count(),
         "AE": lambda: selectors.adverse_events(trial, audience).count(),
         "IE": lambda: selectors.unmet_criteria(trial, audience).count(),
