@@ -6,28 +6,22 @@ logs in through its own page (Django's ``LoginView``), not the admin's staff-onl
 """
 
 from django.contrib.auth.decorators import login_required, permission_required
+from django.db.models import Count
 from django.shortcuts import get_object_or_404, render
 
-from core.roles import ROLES
 from dashboard import selectors, svg
 from exports import permissions as export_permissions
+from exports.permissions import role_label
 from trial.models import Trial
 
 HALF = 600  # the plots drawn side by side at 1280 px
 
 
-def role_label(user) -> str:
-    """The user's role as a plain label (never a username)."""
-    names = set(user.groups.values_list("name", flat=True))
-    role = next((r for r in ROLES if r in names), "")
-    return role or ("Administrator" if user.is_superuser else "No role")
-
-
 @login_required
 @permission_required("trial.view_trial", raise_exception=True)
 def index(request):
-    summaries = [(trial, selectors.cohort_rows(trial)) for trial in Trial.objects.order_by("registry_id")]
-    return render(request, "dashboard/index.html", {"summaries": summaries, "role": role_label(request.user)})
+    trials = Trial.objects.annotate(cohort_count=Count("cohorts")).order_by("registry_id")
+    return render(request, "dashboard/index.html", {"trials": trials, "role": role_label(request.user)})
 
 
 @login_required

@@ -8,7 +8,7 @@ identifier (date of birth, initials, screening number). No export ever carries a
 
 from dataclasses import dataclass
 
-from core.roles import SPONSOR
+from core.roles import ROLES, SPONSOR
 
 SDTM_DOMAINS = ("DM", "EX", "AE", "DS", "IE")
 
@@ -35,13 +35,18 @@ class Audience:
     label: str  # the reader's role, printed on the export ("prepared for")
 
 
+def role_label(user) -> str:
+    """The user's role as a plain label, printed on pages and exports instead of any username."""
+    names = set(user.groups.values_list("name", flat=True))
+    role = next((r for r in ROLES if r in names), "")
+    return role or ("Administrator" if user.is_superuser else "No role")
+
+
 def is_sponsor(user) -> bool:
     return user.groups.filter(name=SPONSOR).exists()
 
 
 def audience_for(user) -> Audience:
-    from dashboard.views import role_label
-
     sponsor = is_sponsor(user)
     return Audience(
         identified=user.has_perm("cohorts.change_participant") and not sponsor,

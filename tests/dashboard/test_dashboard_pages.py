@@ -69,3 +69,29 @@ def test_the_cohort_table_equals_the_api_trial_summary_for_each_role(client, see
                      "serious_adverse_events"):  # fmt: skip
             assert re.search(rf'data-field="{name}">{row[name]}<', block), (name, row[name])
         assert f'data-value="{row["state"]}"' in block
+
+
+@pytest.mark.parametrize("size", ["one cohort", "the seeded trial"])
+def test_the_trial_page_takes_a_constant_number_of_queries(client, nct_trial, django_assert_max_num_queries, size):
+    if size == "one cohort":
+        from tests.cohorts.test_infusions_support import enrolled_cohort, infuse_cohort
+
+        _, people = enrolled_cohort(nct_trial)
+        infuse_cohort(people)
+    else:
+        seed_trial(nct_trial)
+    with frozen(VIEW):
+        client.force_login(UserFactory(username="reader", role=SAFETY_COMMITTEE))
+        with django_assert_max_num_queries(30):
+            assert client.get("/dashboard/NCT06949137/").status_code == 200
+
+
+def test_the_index_lists_each_trial_with_a_link_to_its_page(client, nct_trial):
+    client.force_login(sponsor())
+    html = client.get("/dashboard/").content.decode()
+    assert 'href="/dashboard/NCT06949137/"' in html and "0 cohorts opened" in html
+
+
+def test_a_user_without_a_role_is_refused(client, nct_trial):
+    client.force_login(UserFactory(username="nobody", is_staff=False))
+    assert client.get("/dashboard/NCT06949137/").status_code == 403

@@ -15,13 +15,24 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
+def eager_celery():
+    """Run the task in-process even when REDIS_URL points Celery at a real broker (CI has no worker here)."""
+    from config.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
+
+
+@pytest.fixture
 def seeded(nct_trial, settings, tmp_path):
     settings.VAR_DIR = tmp_path  # the files go to var/exports/ in production
     return seed_trial(nct_trial)
 
 
 def test_a_data_manager_exports_every_sdtm_domain_as_a_zip_from_the_admin(
-    seeded, client, django_capture_on_commit_callbacks
+    seeded, client, django_capture_on_commit_callbacks, eager_celery
 ):
     user = UserFactory(username="dm1", role=DATA_MANAGER)
     with frozen(VIEW):
