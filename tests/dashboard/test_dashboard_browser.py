@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 import time_machine
 from django.conf import settings
+from django.db import connections
 from rest_framework.test import APIClient
 
 from core.roles import DATA_MANAGER, SAFETY_COMMITTEE, SPONSOR
@@ -54,8 +55,8 @@ def _log_in(page, live_server, user):
 
 
 def test_each_role_reads_the_dashboard_offline_with_the_api_numbers(
-    chromium, live_server, nct_trial, plain_http_cookies, flushable_reviews
-):
+    nct_trial, flushable_reviews, plain_http_cookies, live_server, chromium
+):  # the database first, so that it is torn down after the live server has stopped
     seeded = seed_trial(nct_trial)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     server = urlsplit(live_server.url).netloc
@@ -115,3 +116,7 @@ def test_each_role_reads_the_dashboard_offline_with_the_api_numbers(
             assert sum(int(r["late"]) for r in shown_clocks.values()) == 1
             assert sum(int(r["on_time"]) for r in shown_clocks.values()) >= 1
             page.close()
+    # Playwright's sync API runs an event loop in this thread, so Django gave the ORM calls above their own
+    # (context-local) connection, which the test teardown does not see: close it, or PostgreSQL keeps a
+    # session on the test database and refuses to drop it.
+    connections.close_all()
