@@ -153,12 +153,19 @@ def markup(text) -> str:
     return "".join(out).replace("\n", "<br/>")
 
 
+def _when(iso: str | None) -> str:
+    """An ISO time of the JSON as the PDF prints it: ``2027-01-04 01:00:00 UTC``."""
+    from datetime import UTC, datetime
+
+    return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if iso else ""
+
+
 def dossier_pdf(data: dict) -> bytes:
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.styles import ParagraphStyle
     from reportlab.lib.units import mm
-    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+    from reportlab.platypus import Paragraph, Preformatted, SimpleDocTemplate, Spacer, Table, TableStyle
 
     _fonts()
     body = ParagraphStyle("body", fontName="Vera", fontSize=9, leading=12)
@@ -188,12 +195,12 @@ def dossier_pdf(data: dict) -> bytes:
     story = [
         p(f"Escalation dossier — safety review {review['id']}", h1),
         p(f"{trial['registry_id']} — {trial['title']} (protocol version {trial['protocol_version']})"),
-        p(f"Generated {data['dossier']['generated_at']} for: {data['dossier']['prepared_for']}. Times are UTC "
-          f"unless a zone is named; the site's zone is {data['dossier']['time_zone']}.", small),
+        p(f"Generated {_when(data['dossier']['generated_at'])} for: {data['dossier']['prepared_for']}. The site's "
+          f"time zone is {data['dossier']['time_zone']}.", small),
         p("1. The review", h2),
         table([["Cohort", "Dose level", "Kind", "Opened", "Data cut", "State"],
                [str(cohort["sequence"]), f"{cohort['dose_level']} ({cohort['dose_label']}, {cohort['cells']} cells)",
-                review["kind_display"], review["opened_at"], data["data_cut"] or "", review["state_display"]]],
+                review["kind_display"], _when(review["opened_at"]), data["data_cut"] or "", review["state_display"]]],
               [16, 42, 34, 36, 22, 30]),
         p(f"Reason: {review['reason']}", small),
         p("2. The frozen snapshot and its digest", h2),
@@ -241,8 +248,8 @@ def dossier_pdf(data: dict) -> bytes:
               p(f"Decision: {decision['display'] or 'none proposed'} ({decision['decision'] or '—'})"
                 + (" — departs from the recommendation" if decision["departs_from_recommendation"] else "")),
               p(f"Rationale: {decision['rationale'] or '—'}"),
-              p(f"Proposed {decision['proposed_at'] or '—'} by {decision['proposed_by'] or '—'}; effective "
-                f"{decision['decided_at'] or 'not (yet)'}."
+              p(f"Proposed {_when(decision['proposed_at']) or '—'} by {decision['proposed_by'] or '—'}; effective "
+                f"{_when(decision['decided_at']) or 'not (yet)'}."
                 + (f" {decision['mtd_statement']}" if decision["mtd_statement"] else ""), small),
               p("5. Signatures (21 CFR 11.50)", h2), p(data["manifestation"], small), Spacer(1, 3)]  # fmt: skip
     sigs = data["signatures"]
@@ -250,7 +257,7 @@ def dossier_pdf(data: dict) -> bytes:
         story.append(table([["#", "Printed name", "Meaning", "Date and time (site)", "Date and time (UTC)",
                              "Decision signed", "Digest verified"]]
                            + [[str(s["sequence"]), s["printed_name"], s["meaning_display"], s["signed_at_site"],
-                               s["signed_at"], s["decision_signed"], "yes" if s["digest_verified"] else "NO"]
+                               _when(s["signed_at"]), s["decision_signed"], "yes" if s["digest_verified"] else "NO"]
                               for s in sigs], [8, 34, 18, 38, 38, 22, 22]))  # fmt: skip
         for s in sigs:
             story.append(p(f"Signed by {s['printed_name']} on {s['signed_at_site']} — meaning: "
@@ -268,12 +275,12 @@ def dossier_pdf(data: dict) -> bytes:
               p(chain["method"], small),
               p("7. The cohort it opened", h2),
               p(f"Cohort {opened['sequence']} at dose level {opened['dose_level']} ({opened['dose_label']}, "
-                f"{opened['cells']} cells), opened {opened['opened_at']}." if opened else
+                f"{opened['cells']} cells), opened {_when(opened['opened_at'])}." if opened else
                 "None: the decision opened no cohort (or has not taken effect)."),
               p("Appendix: the frozen snapshot (canonical JSON; non-ASCII written as \\u escapes, the same JSON "
                 "value the digest was computed over)", h2)]  # fmt: skip
     text = json.dumps(snap, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    story += [Paragraph(markup(text[i : i + 150]), mono) for i in range(0, len(text), 150)]
+    story.append(Preformatted("\n".join(text[i : i + 125] for i in range(0, len(text), 125)), mono))
 
     out = io.BytesIO()
 
