@@ -5,6 +5,8 @@ carries no direct identifier and no staff username. Sponsors have no admin acces
 logs in through its own page (Django's ``LoginView``), not the admin's staff-only login.
 """
 
+import zoneinfo
+
 from django.contrib.auth.decorators import login_required, permission_required
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, render
@@ -34,7 +36,7 @@ def trial_page(request, registry_id: str):
         with_reviews=user.has_perms(["safety.view_safetyreview", "safety.view_signoff"]),
         with_clocks=user.has_perm("safety.view_reportingclock"),
     )
-    zone = selectors.zoneinfo.ZoneInfo(data.zone)
+    zone = zoneinfo.ZoneInfo(data.zone)
     plots = {
         "swimmer": svg.swimmer(data.lanes, today=data.as_of),
         "grades": svg.grade_bars(data.grades_by_dose, width=HALF),

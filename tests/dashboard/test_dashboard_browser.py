@@ -2,8 +2,9 @@
 
 For a sponsor, a committee member and a data manager: they log in through the dashboard's own page,
 the page raises no console error, every request it makes goes to the live server and nowhere else
-(a hospital network has no internet), it fits 1280 px, and the numbers it shows equal the API's for
-the seeded trial. Screenshots are saved under var/screenshots/ (CI keeps them as artifacts).
+(a hospital network has no internet), it fits 1280 px, the numbers it shows equal the API's for the
+seeded trial, and every export it offers downloads with the reader's session (IE only for roles that
+read screening data). Screenshots are saved under var/screenshots/ (CI keeps them as artifacts).
 """
 
 from pathlib import Path
@@ -115,6 +116,14 @@ def test_each_role_reads_the_dashboard_offline_with_the_api_numbers(
                 assert int(row["on_time"]) + int(row["late"]) == sum(1 for c in mine if c["done_at"]), (name, kind)
             assert sum(int(r["late"]) for r in shown_clocks.values()) == 1
             assert sum(int(r["on_time"]) for r in shown_clocks.values()) >= 1
+
+            # Every export the page offers downloads with the reader's session, and only those her role allows.
+            links = page.eval_on_selector_all("#exports a", "links => links.map(a => a.getAttribute('href'))")
+            assert any("/export/fhir/" in link for link in links) and any("dossier.pdf" in link for link in links)
+            assert any(link.endswith("/IE.csv") for link in links) is (role != SPONSOR)
+            for link in links:
+                response = page.request.get(f"{live_server.url}{link}")
+                assert response.status == 200, (name, link, response.status)
             page.close()
     # Playwright's sync API runs an event loop in this thread, so Django gave the ORM calls above their own
     # (context-local) connection, which the test teardown does not see: close it, or PostgreSQL keeps a
