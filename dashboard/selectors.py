@@ -12,7 +12,7 @@ from datetime import date, datetime
 
 from django.utils import timezone
 
-from cohorts.models import Enrollment, FollowUpVisit, Infusion
+from cohorts.models import Cohort, Enrollment, FollowUpVisit, Infusion
 from safety import selectors as safety_selectors
 from safety import services as safety_services
 from safety.models import AdverseEvent, ReportingClock, SafetyReview
@@ -173,8 +173,6 @@ def _visit_status(visit: FollowUpVisit, today: date) -> str:
 
 def cohort_rows(trial: Trial) -> list[CohortRow]:
     """The API's trial summary per cohort, plus the evaluable count under the protocol's rule."""
-    from cohorts.models import Cohort
-
     summary = safety_selectors.trial_summary(trial)
     verdicts = safety_selectors.participant_evaluability(trial)
     cohort_of = dict(Enrollment.objects.filter(trial=trial).values_list("participant_id", "cohort_id"))

@@ -17,6 +17,7 @@ one URL in every export). The bundle is of type ``collection``. The tests valida
 import json
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC
 
 from django.utils import timezone
@@ -164,7 +165,7 @@ def adverse_event(trial: Trial, event, study_url: str, infusion_url: str | None)
 
 def record_count(trial: Trial, audience: Audience) -> int:
     """Resources in the bundle: the study, the subjects, the infusions and the adverse events."""
-    enrolled = audience.__class__(identified=False, screening=False, consent=False, label=audience.label)
+    enrolled = replace(audience, screening=False)
     return (
         1
         + selectors.subjects(trial, enrolled).count()
@@ -176,7 +177,7 @@ def record_count(trial: Trial, audience: Audience) -> int:
 def bundle_json(trial: Trial, audience: Audience) -> Iterator[str]:
     """The Bundle as JSON text, one entry at a time. Only enrolled participants (known by study ID) are
     in it, for every reader: FHIR has no place here for the screen failures' pseudonyms."""
-    enrolled = audience.__class__(identified=False, screening=False, consent=False, label=audience.label)
+    enrolled = replace(audience, screening=False)  # no screen failures: nobody is in FHIR by a pseudonym
     study_url = urn(trial.registry_id, "study")
     head = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "meta": {"lastUpdated": instant(timezone.now())},
             "identifier": {"system": "urn:cohort-manager:export", "value": f"{trial.registry_id}-fhir"},
