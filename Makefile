@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint install migrate bench clean
+.PHONY: run test lint install migrate bench clean browser-deps
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -34,6 +34,13 @@ test: install
 	SECRET_KEY="$${SECRET_KEY:-test-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz}" \
 	SECURE_SSL_REDIRECT="$${SECURE_SSL_REDIRECT:-false}" \
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+## make browser-deps: Debian's Chromium for the dashboard's browser tests (Playwright drives /usr/bin/chromium;
+## never `playwright install`, which downloads a browser build). Needs root (or sudo) when Chromium is missing.
+browser-deps:
+	@if [ -x /usr/bin/chromium ]; then echo "Chromium: $$(/usr/bin/chromium --version 2>/dev/null)"; else \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq chromium fonts-dejavu-core; fi
 
 lint: install
 	$(VENV)/bin/ruff check .

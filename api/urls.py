@@ -14,6 +14,7 @@ from cohorts.api import (
     ParticipantViewSet,
     ProtocolDeviationViewSet,
 )
+from exports.api import DefineExportView, DossierJsonView, DossierPdfView, FhirExportView, SdtmExportView
 from safety.api import (
     AdverseEventViewSet,
     EscalationHistoryView,
@@ -43,5 +44,11 @@ urlpatterns = [
     path("trials/<str:registry_id>/open-first-cohort/", OpenFirstCohortView.as_view(), name="trial-open-first-cohort"),
     path("trials/<slug:registry_id>/escalation-history/", EscalationHistoryView.as_view(), name="escalation-history"),
     path("trials/<slug:registry_id>/summary/", TrialSummaryView.as_view(), name="trial-summary"),
+    # Exports: FHIR R4 Bundle, SDTM-shaped CSV and its define listing, escalation dossiers.
+    path("trials/<slug:registry_id>/export/fhir/", FhirExportView.as_view(), name="export-fhir"),
+    path("trials/<slug:registry_id>/export/sdtm/<slug:domain>.csv", SdtmExportView.as_view(), name="export-sdtm"),
+    path("trials/<slug:registry_id>/export/define/", DefineExportView.as_view(), name="export-define"),
+    path("reviews/<int:pk>/dossier.json", DossierJsonView.as_view(), name="review-dossier-json"),
+    path("reviews/<int:pk>/dossier.pdf", DossierPdfView.as_view(), name="review-dossier-pdf"),
     *router.urls,
 ]

@@ -45,6 +45,8 @@ INSTALLED_APPS = [
     "cohorts",
     "safety",
     "api",
+    "dashboard",
+    "exports",
 ]
 
 MIDDLEWARE = [
@@ -88,6 +90,11 @@ if env_str("TEST_DATABASE_NAME"):  # parallel test runs on one PostgreSQL server
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Wait for a lock instead of failing at once when web, worker and beat share the file.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+
+# The dashboard's own login (sponsors have no admin access, so the admin's staff-only login would refuse them).
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard:index"
+LOGOUT_REDIRECT_URL = "login"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

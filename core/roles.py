@@ -68,9 +68,19 @@ _SPONSOR_READS = _perms(
     ),
 ) | _perms("safety", ("view",), ("adverseevent", "reportingclock", "safetyreview", "signoff", "ctcaeterm"))
 
+# Staff roles start exports in the admin (a background job per export); what an export holds follows the view
+# permissions above (exports/permissions.py). Sponsors export through the API only: they have no admin.
+_EXPORT_JOBS = _perms("exports", ("add", "view"), ("exportjob",))
+
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     SITE_STAFF: frozenset(
-        _READ_PROTOCOL | _READ_COHORTS | _READ_SAFETY | SCREENING_WRITES | BEDSIDE_WRITES | {"cohorts.add_enrollment"}
+        _READ_PROTOCOL
+        | _READ_COHORTS
+        | _READ_SAFETY
+        | SCREENING_WRITES
+        | BEDSIDE_WRITES
+        | _EXPORT_JOBS
+        | {"cohorts.add_enrollment"}
     ),
     # Investigators do what staff do, confirm judgment criteria, document Gilbert's syndrome (E14) and open a
     # trial's first cohort.
@@ -80,6 +90,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         | _READ_SAFETY
         | SCREENING_WRITES
         | BEDSIDE_WRITES
+        | _EXPORT_JOBS
         | {
             "cohorts.add_enrollment",
             "cohorts.add_judgmentconfirmation",
@@ -91,7 +102,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         }
     ),
     # The committee reads everything and signs reviews (safety.sign_review; the password is re-entered).
-    SAFETY_COMMITTEE: frozenset(_READ_PROTOCOL | _READ_COHORTS | _READ_SAFETY | {"safety.sign_review"}),
+    SAFETY_COMMITTEE: frozenset(_READ_PROTOCOL | _READ_COHORTS | _READ_SAFETY | _EXPORT_JOBS | {"safety.sign_review"}),
     SPONSOR: frozenset(_READ_PROTOCOL | _SPONSOR_READS),
     # The data manager keeps the protocol's parameters and consent versions current (each change audited).
     DATA_MANAGER: frozenset(
@@ -101,6 +112,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         | _perms("trial", ("add", "change"), PROTOCOL_MODELS)
         | _perms("safety", ("add", "change"), ("ctcaeterm",))
         | _perms("cohorts", ("add", "change"), ("consentdocument",))
+        | _EXPORT_JOBS
         | {"core.view_heartbeat"}
     ),
 }
