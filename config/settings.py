@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "api",
     "dashboard",
     "exports",
+    "reminders",
 ]
 
 MIDDLEWARE = [
@@ -142,6 +143,11 @@ if not DEBUG:
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30)
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))  # for the filebased backend
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "cohort-manager@localhost")
 
 LOGGING = {
@@ -189,6 +195,10 @@ if not REDIS_URL:
     }
     for _folder in (_queue_dir, _processed_dir, _control_dir, VAR_DIR / "celery" / "results"):
         _folder.mkdir(parents=True, exist_ok=True)
+else:
+    # An unacknowledged task (acks_late) returns to the queue after the visibility timeout: it must be longer
+    # than the longest task (CELERY_TASK_TIME_LIMIT), or a slow task would run twice while it still runs.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_RESULT_BACKEND = REDIS_URL or f"file://{VAR_DIR / 'celery' / 'results'}"
 CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_TASK_SERIALIZER = "json"
@@ -206,8 +216,21 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 HEARTBEAT_SECONDS = env_int("HEARTBEAT_SECONDS", 60)
 REVIEW_CHECK_SECONDS = env_int("REVIEW_CHECK_SECONDS", 15 * 60)
+# Reminders (reminders/services/delivery.py): the sweep claims due rows in batches; a row claimed longer than
+# the claim timeout ago (its task lost) is claimed again; a failed send is retried with exponential backoff.
+REMINDER_SWEEP_SECONDS = env_int("REMINDER_SWEEP_SECONDS", 60)
+REMINDER_SWEEP_BATCH = env_int("REMINDER_SWEEP_BATCH", 500)
+REMINDER_CLAIM_TIMEOUT_SECONDS = env_int("REMINDER_CLAIM_TIMEOUT_SECONDS", 15 * 60)
+REMINDER_RETRY_SECONDS = env_int("REMINDER_RETRY_SECONDS", 60)
+REMINDER_MAX_ATTEMPTS = env_int("REMINDER_MAX_ATTEMPTS", 8)
 CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "core.tasks.heartbeat", "schedule": float(HEARTBEAT_SECONDS)},
     # A cohort whose last DLT window has ended goes to review without anyone hunting for it.
     "open-due-safety-reviews": {"task": "safety.tasks.open_due_reviews", "schedule": float(REVIEW_CHECK_SECONDS)},
+    # A sweep that waited longer than its interval is dropped: the next one claims the same rows.
+    "sweep-due-reminders": {
+        "task": "reminders.tasks.sweep_due_reminders",
+        "schedule": float(REMINDER_SWEEP_SECONDS),
+        "options": {"expires": float(REMINDER_SWEEP_SECONDS)},
+    },
 }

@@ -128,6 +128,8 @@ class ErrorCode(enum.StrEnum):
     SIGNER_NAME_MISSING = "signer_name_missing", (409,), "the signer's account has no full name"
     MTD_NOT_TREATED = "mtd_not_treated", (409,), "a declared MTD nobody was treated at"
     VISITS_UNRECORDED = "visits_unrecorded", (409,), "an overdue DLT-window visit is neither recorded nor acknowledged"
+    REMINDER_NOT_MUTABLE = "reminder_not_mutable", (409,), "a safety reminder kind cannot be muted"
+    REMINDER_NOT_FINISHED = "reminder_not_finished", (409,), "only a sent or failed reminder can be sent again"
     # fmt: on
 
     @classmethod
