@@ -15,6 +15,7 @@ from cohorts.api import (
     ProtocolDeviationViewSet,
 )
 from exports.api import DefineExportView, DossierJsonView, DossierPdfView, FhirExportView, SdtmExportView
+from reminders.api import ReminderViewSet
 from safety.api import (
     AdverseEventViewSet,
     EscalationHistoryView,
@@ -39,6 +40,8 @@ router.register("deviations", ProtocolDeviationViewSet, basename="deviation")
 # Adverse events, DLT decisions and expedited-reporting clocks.
 router.register("adverse-events", AdverseEventViewSet, basename="adverse-event")
 router.register("reporting-clocks", ReportingClockViewSet, basename="reporting-clock")
+# Reminders addressed to the reader (her user or her roles); sponsors have none.
+router.register("reminders", ReminderViewSet, basename="reminder")
 
 urlpatterns = [
     path("trials/<str:registry_id>/open-first-cohort/", OpenFirstCohortView.as_view(), name="trial-open-first-cohort"),

@@ -42,6 +42,9 @@ class Reminder(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True, editable=False)
     cancelled_at = models.DateTimeField(null=True, blank=True, editable=False)
     cancel_reason = models.CharField(max_length=300, blank=True, editable=False)
+    resolved_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When its subject stopped needing it (a sent reminder)"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     history = audited_history()
@@ -85,6 +88,15 @@ class Reminder(models.Model):
     @property
     def recipient_display(self) -> str:
         return self.recipient_user.get_username() if self.recipient_user_id else f"role: {self.recipient_role}"
+
+
+class MyReminder(Reminder):
+    """The reminders addressed to the reader (herself or her role): "My reminders" in the admin."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "my reminder"
+        verbose_name_plural = "my reminders"
 
 
 class ReminderDelivery(models.Model):

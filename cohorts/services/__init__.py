@@ -43,6 +43,12 @@ from cohorts.services.participants import (
     participant_update,
     participant_withdraw,
 )
+from cohorts.services.reminding import (
+    DAY_REMINDER_HOUR,
+    at_site_hour,
+    sentinel_subject,
+    visit_subject,
+)
 from cohorts.services.screening import (
     SCREENING_FIELDS,
     SCREENING_STATUSES,
@@ -58,6 +64,7 @@ from cohorts.services.visits import (
 )
 
 __all__ = [
+    "DAY_REMINDER_HOUR",
     "PARTICIPANT_EDITABLE",
     "SCREENING_FIELDS",
     "SCREENING_STATUSES",
@@ -65,6 +72,7 @@ __all__ = [
     "VITAL_FIELDS",
     "Activity",
     "Transition",
+    "at_site_hour",
     "cohort_open",
     "cohort_open_first",
     "cohort_open_next",
@@ -89,8 +97,10 @@ __all__ = [
     "participant_update",
     "participant_withdraw",
     "screening_record_save",
+    "sentinel_subject",
     "transition_allowed",
     "visit_complete",
     "visit_miss",
+    "visit_subject",
     "vital_signs_record",
 ]

@@ -25,6 +25,7 @@ from cohorts.models import (
 from cohorts.services.deviations import deviation_open_by_system
 from cohorts.services.infusions import clean_vital_signs, lock_infusion, save_vital_signs
 from cohorts.services.lifecycle import Transition, cohort_transition, transition_allowed
+from cohorts.services.reminding import hold_reminders_schedule, visit_reminders_schedule
 from core.cleaning import (
     clean_cell_count,
     clean_flag,
@@ -310,7 +311,18 @@ def _infusion_finish(
             window_end=target + timedelta(days=definition.window_after_days),
         )
         audit(visit, by=by, reason="Scheduled from the infusion day").save()
+        visit_reminders_schedule(visit=visit, zone=zone, by=by)
 
+    cohort_infusions = list(
+        Infusion.objects.filter(cohort=cohort).order_by("started_at", "pk").values_list("pk", flat=True)
+    )
+    hold_reminders_schedule(
+        cohort=cohort,
+        infusion=infusion,
+        is_first=cohort_infusions[0] == infusion.pk,
+        still_to_dose=cohort.capacity - len(cohort_infusions),
+        by=by,
+    )
     _cohort_observe_if_all_infused(cohort=cohort, by=by)
     return infusion
 

@@ -13,6 +13,7 @@ from cohorts.models import (
 )
 from cohorts.selectors import site_today
 from cohorts.services.deviations import deviation_open_by_system
+from cohorts.services.reminding import visit_reminders_cancel
 from core.cleaning import clean_text
 from core.errors import ErrorCode, InvalidInput, RuleViolation, require_permission
 from core.history import audit
@@ -62,6 +63,7 @@ def visit_complete(*, visit: FollowUpVisit, on: date, by) -> FollowUpVisit:
         visit.recorded_by = by
         visit.recorded_at = timezone.now()
         audit(visit, by=by, reason=f"Visit done on {on}").save()
+        visit_reminders_cancel(visit=visit, why=f"visit done on {on}", by=by)
         if visit.out_of_window:
             deviation_open_by_system(
                 participant=participant,
@@ -90,5 +92,6 @@ def visit_miss(*, visit: FollowUpVisit, reason: str, by) -> FollowUpVisit:
         visit.recorded_by = by
         visit.recorded_at = timezone.now()
         audit(visit, by=by, reason=f"Visit missed: {reason}").save()
+        visit_reminders_cancel(visit=visit, why="visit recorded as missed", by=by)
         _participant_in_follow_up(visit.participant, by=by, why=f"Follow-up: {visit.name} missed")
     return visit

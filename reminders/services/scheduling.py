@@ -41,71 +41,72 @@ def reminder_schedule(
         raise ValueError(f"{kind} is sent to one user: give recipient_user")
     key = dedupe_key(subject, kind, user_id=recipient_user.pk if spec.per_user else None, stage=stage)
     label = subject_label[:300]
-    with transaction.atomic():
+    reminder = Reminder(
+        kind=kind,
+        dedupe_key=key,
+        subject=subject,
+        subject_label=label,
+        trial=trial,
+        site=site,
+        recipient_user=recipient_user if spec.per_user else None,
+        recipient_role=spec.role,
+        safety=spec.safety,
+        channel=channel,
+        event_at=event_at,
+        due_at=due_at,
+    )
+    try:
+        with transaction.atomic():  # a savepoint: the key may exist already
+            audit(reminder, by=by, reason="Scheduled").save()
+        return reminder
+    except IntegrityError:
         existing = Reminder.objects.select_for_update().filter(dedupe_key=key).first()
-        if existing is None:
-            reminder = Reminder(
-                kind=kind,
-                dedupe_key=key,
-                subject=subject,
-                subject_label=label,
-                trial=trial,
-                site=site,
-                recipient_user=recipient_user if spec.per_user else None,
-                recipient_role=spec.role,
-                safety=spec.safety,
-                channel=channel,
-                event_at=event_at,
-                due_at=due_at,
-            )
-            try:
-                with transaction.atomic():
-                    audit(reminder, by=by, reason="Scheduled").save()
-                return reminder
-            except IntegrityError:  # a concurrent transaction created it first: the key decides
-                existing = Reminder.objects.select_for_update().get(dedupe_key=key)
-        if existing.state == Reminder.State.PENDING and (
-            existing.due_at != due_at or existing.event_at != event_at or existing.subject_label != label
-        ):
-            existing.due_at, existing.event_at, existing.subject_label = due_at, event_at, label
-            audit(existing, by=by, reason="Due time updated").save()
-        return existing
+        if existing is None:  # the IntegrityError was something else
+            raise
+    if existing.state == Reminder.State.PENDING and (
+        existing.due_at != due_at or existing.event_at != event_at or existing.subject_label != label
+    ):
+        existing.due_at, existing.event_at, existing.subject_label = due_at, event_at, label
+        audit(existing, by=by, reason="Due time updated").save()
+    return existing
 
 
 def reminder_cancel(
-    *, reason: str, subject: str | None = None, dedupe_key: str | None = None, kinds: Iterable[str] = (), by=None
+    *,
+    reason: str,
+    subject: str | None = None,
+    dedupe_keys: Iterable[str] = (),
+    kinds: Iterable[str] = (),
+    by=None,
 ) -> int:
-    """Cancel the open reminders of ``subject`` (optionally of ``kinds`` only), or the one with ``dedupe_key``.
+    """Cancel the open reminders of ``subject`` (optionally of ``kinds`` only), or those with ``dedupe_keys``;
+    a reminder of theirs already sent is marked resolved (no longer open in-app). Two UPDATEs, whatever the
+    number of rows: the cancellation is on the row itself (``cancelled_at``, ``cancel_reason``).
 
-    A row being sent right now is locked by its delivery; this waits for it and leaves it sent. Returns how
-    many were cancelled.
+    A row being sent right now is locked by its delivery: the UPDATE waits for it, then finds it sent and
+    leaves it so (PostgreSQL re-checks the condition after the wait). Returns how many were cancelled.
     """
-    if (subject is None) == (dedupe_key is None):
-        raise ValueError("give subject or dedupe_key")
-    rows = Reminder.objects.select_for_update().filter(state__in=OPEN_STATES)
-    rows = rows.filter(subject=subject) if subject is not None else rows.filter(dedupe_key=dedupe_key)
-    kinds = list(kinds)
+    dedupe_keys, kinds = list(dedupe_keys), list(kinds)
+    if (subject is None) == (not dedupe_keys):
+        raise ValueError("give subject or dedupe_keys")
+    rows = (
+        Reminder.objects.filter(subject=subject)
+        if subject is not None
+        else Reminder.objects.filter(dedupe_key__in=dedupe_keys)
+    )
     if kinds:
         rows = rows.filter(kind__in=kinds)
     now = timezone.now()
-    cancelled = 0
-    with transaction.atomic():
-        for reminder in rows.order_by("pk"):
-            reminder.state = Reminder.State.CANCELLED
-            reminder.cancelled_at = now
-            reminder.cancel_reason = reason[:300]
-            reminder.claimed_at = None
-            audit(reminder, by=by, reason=f"Cancelled: {reason}"[:300]).save()
-            cancelled += 1
-    return cancelled
+    rows.filter(state=Reminder.State.SENT, resolved_at__isnull=True).update(resolved_at=now)
+    return rows.filter(state__in=OPEN_STATES).update(
+        state=Reminder.State.CANCELLED, cancelled_at=now, cancel_reason=reason[:300], claimed_at=None
+    )
 
 
 def reminder_cancel_for_user(*, subject: str, kinds: Iterable[str], user, reason: str, by=None) -> int:
     """Cancel the per-user reminders of ``subject`` addressed to ``user`` (e.g. after she signed)."""
-    count = 0
-    for kind in kinds:
-        count += reminder_cancel(reason=reason, dedupe_key=dedupe_key(subject, kind, user_id=user.pk), by=by)
-    return count
+    keys = [dedupe_key(subject, kind, user_id=user.pk) for kind in kinds]
+    return reminder_cancel(reason=reason, dedupe_keys=keys, by=by)
 
 
 def reminder_mute(*, user, kind: str, by) -> ReminderMute:

@@ -19,6 +19,7 @@ from core.history import audit
 from safety import dlt
 from safety.models import AdverseEvent
 from safety.services.clocks import start_reporting_clocks
+from safety.services.reminding import dlt_decision_reminders_cancel, event_reminders_update
 from safety.services.stopping import apply_stopping_rules, is_related_death
 
 AE_FIELDS = (
@@ -171,6 +172,7 @@ def adverse_event_record(*, participant: Participant, values: Mapping[str, Any],
         reason = "Adverse event reported" + (DEATH_IS_SERIOUS if made_serious else "")
         audit(event, by=by, reason=reason).save()
         start_reporting_clocks(event, known_at=event.site_aware_at, by=by)
+        event_reminders_update(event=event, by=by)
         apply_stopping_rules(event, by=by, new_related_death=is_related_death(event.grade, event.relationship))
     return event
 
@@ -222,6 +224,7 @@ def adverse_event_update(
         _assess_dlt(event)
         audit(event, by=by, reason=reason + (DEATH_IS_SERIOUS if made_serious else "")).save()
         start_reporting_clocks(event, known_at=received, by=by)
+        event_reminders_update(event=event, by=by)
         apply_stopping_rules(
             event, by=by, new_related_death=not was_related_death and is_related_death(event.grade, event.relationship)
         )
@@ -248,6 +251,7 @@ def dlt_decide(*, event: AdverseEvent, confirm: bool, reason: str, by) -> Advers
         event.dlt_decided_by = by
         event.dlt_decided_at = timezone.now()
         audit(event, by=by, reason=f"DLT {'confirmed' if confirm else 'rejected'}: {reason}").save()
+        dlt_decision_reminders_cancel(event=event, by=by)
         if confirm:
             apply_stopping_rules(event, by=by, new_confirmed_dlt=True)
     return event

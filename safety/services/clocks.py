@@ -9,6 +9,7 @@ from core.errors import ErrorCode, InvalidInput, RuleViolation, require_permissi
 from core.history import audit
 from safety import dlt
 from safety.models import AdverseEvent, ReportingClock
+from safety.services.reminding import clock_reminders_cancel, clock_reminders_schedule
 
 
 def start_reporting_clocks(event: AdverseEvent, *, known_at: datetime, by) -> list[ReportingClock]:
@@ -32,6 +33,7 @@ def start_reporting_clocks(event: AdverseEvent, *, known_at: datetime, by) -> li
             adverse_event=event, kind=due.kind, started_at=due.started_at, due_at=due.due_at, recipient=due.recipient
         )
         audit(clock, by=by, reason="Expedited-reporting clock started").save()
+        clock_reminders_schedule(clock=clock, event=event, by=by)
         started.append(clock)
     return started
 
@@ -54,4 +56,5 @@ def clock_complete(*, clock: ReportingClock, done_at: datetime, reported_to: str
             raise InvalidInput(ErrorCode.INVALID_TIME, "The report time must lie between awareness and now.")
         clock.done_at, clock.done_by, clock.reported_to = done_at, by, reported_to
         audit(clock, by=by, reason=f"Reported to {reported_to}").save()
+        clock_reminders_cancel(clock=clock, by=by)
     return clock

@@ -8,6 +8,7 @@ from cohorts.services import Transition, cohort_open, cohort_transition
 from core.history import audit
 from safety.models import SafetyReview
 from safety.services.gate import check_decision_possible
+from safety.services.reminding import decision_effective_reminder, review_closed_reminders_cancel
 from safety.services.reviews import review_mtd_selection
 from trial.models import Trial
 
@@ -55,6 +56,8 @@ def review_make_effective(review: SafetyReview, *, trial: Trial, cohort: Cohort,
         audit(trial, by=by, reason=f"Escalation ended by safety review {review.pk}: {review.mtd_statement}").save()
     review.state, review.decided_at = SafetyReview.State.EFFECTIVE, now
     audit(review, by=by, reason="Quorum reached with the chair and no rejection: decision effective").save()
+    review_closed_reminders_cancel(review=review, by=by)
+    decision_effective_reminder(review=review, by=by)
 
 
 def _record_mtd(review: SafetyReview, trial: Trial) -> None:

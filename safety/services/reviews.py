@@ -16,6 +16,11 @@ from safety.selectors import (
     sha256_hex,
 )
 from safety.services.gate import check_decision_possible, is_chair, overdue_visits
+from safety.services.reminding import (
+    review_closed_reminders_cancel,
+    review_opened_reminder,
+    review_signature_reminders,
+)
 
 
 def _new_review(*, cohort: Cohort, kind: str, reason: str, by) -> SafetyReview:
@@ -31,6 +36,7 @@ def _new_review(*, cohort: Cohort, kind: str, reason: str, by) -> SafetyReview:
         snapshot_digest=sha256_hex(canonical_json(snapshot)),
     )
     audit(review, by=by, reason=f"Safety review opened: {reason}").save()
+    review_opened_reminder(review=review, by=by)
     return review
 
 
@@ -38,6 +44,7 @@ def _withdraw_open_reviews(cohort: Cohort, *, by, reason: str) -> None:
     for stale in SafetyReview.objects.select_for_update().filter(cohort=cohort, state=SafetyReview.State.OPEN):
         stale.state = SafetyReview.State.WITHDRAWN
         audit(stale, by=by, reason=reason).save()
+        review_closed_reminders_cancel(review=stale, by=by)
 
 
 def review_open_scheduled(*, cohort: Cohort, by=None) -> SafetyReview:
@@ -198,6 +205,7 @@ def review_propose(
         review.proposed_by, review.proposed_at = by, timezone.now()
         what = f"{decision} (MTD declared: dose {mtd_level})" if mtd_level is not None else decision
         audit(review, by=by, reason=f"Decision proposed: {what}").save()
+        review_signature_reminders(review=review, by=by)
     return review
 
 

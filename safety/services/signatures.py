@@ -14,6 +14,11 @@ from safety.selectors import (
 )
 from safety.services.decisions import review_make_effective
 from safety.services.gate import check_review_data_current
+from safety.services.reminding import (
+    review_closed_reminders_cancel,
+    review_signed_reminders_cancel,
+    signing_lockout_reminder,
+)
 from trial.models import Trial
 
 SIGNING_LOCKOUT_FAILURES = 5
@@ -75,7 +80,14 @@ def review_sign(*, review: SafetyReview, user, password: str, meaning: str, comm
             f"{SIGNING_LOCKOUT_MINUTES} minutes. Contact the administrator.",
         )
     if not password or not user.check_password(password):
-        SignatureFailure.objects.create(user=user, review=review, at=timezone.now())  # kept: outside the signing txn
+        with transaction.atomic():  # kept: outside the signing transaction
+            failure = SignatureFailure.objects.create(user=user, review=review, at=timezone.now())
+            if _signing_locked(user):
+                signing_lockout_reminder(
+                    user=user,
+                    failure_id=failure.pk,
+                    until=failure.at + timezone.timedelta(minutes=SIGNING_LOCKOUT_MINUTES),
+                )
         raise PermissionDenied(
             ErrorCode.WRONG_PASSWORD, "The password is not correct: nothing was signed.", {"password": ["Incorrect."]}
         )
@@ -130,10 +142,12 @@ def review_sign(*, review: SafetyReview, user, password: str, meaning: str, comm
                 mtd_level=review.declared_mtd_level,
             ),
         )
+        review_signed_reminders_cancel(review=review, signer=user)
         if meaning == SignOff.Meaning.REJECT:
             review.state = SafetyReview.State.REJECTED
             review.decided_at = signed_at
             audit(review, by=user, reason=f"Rejected by {full_name}: the decision does not take effect").save()
+            review_closed_reminders_cancel(review=review, by=user)
         elif _quorum_reached(review, trial):
             review_make_effective(review, trial=trial, cohort=cohort, by=user)
     return signature

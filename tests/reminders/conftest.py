@@ -2,6 +2,8 @@ import pytest
 from django.core import mail
 
 from tests.factories import SiteFactory, UserFactory
+from tests.safety.conftest import infused  # noqa: F401 - shared fixture
+from tests.safety.test_escalation_gate import reviewed  # noqa: F401 - shared fixture
 
 
 @pytest.fixture
