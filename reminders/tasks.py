@@ -9,12 +9,18 @@ def deliver_reminder(reminder_id: int) -> str:
     return services.reminder_deliver(reminder_id=reminder_id)
 
 
-def _publish(reminder_id: int) -> None:
-    deliver_reminder.apply_async((reminder_id,), retry=False)
+def sweep(*, batch_size: int | None = None) -> services.SweepResult:
+    """One sweep, publishing every delivery task through one producer (one broker connection)."""
+    with deliver_reminder.app.producer_or_acquire() as producer:
+
+        def publish(reminder_id: int) -> None:
+            deliver_reminder.apply_async((reminder_id,), retry=False, producer=producer)
+
+        return services.reminders_sweep(publish=publish, batch_size=batch_size)
 
 
 @shared_task(name="reminders.tasks.sweep_due_reminders", ignore_result=True)
 def sweep_due_reminders() -> dict:
     """The beat sweep: claim due reminders in batches, one delivery task per row after each batch commits."""
-    result = services.reminders_sweep(publish=_publish)
+    result = sweep()
     return {"claimed": result.claimed, "batches": result.batches, "published": result.published}

@@ -10,7 +10,7 @@ import pytest
 from celery import Celery
 from django.utils import timezone
 
-from reminders import services
+from reminders import services, tasks
 from reminders.models import Reminder
 from reminders.tasks import deliver_reminder
 from tests.factories import SiteFactory, UserFactory
@@ -41,10 +41,6 @@ def _due(site, subject, **kwargs):
     )  # fmt: skip
 
 
-def _publish(reminder_id):
-    deliver_reminder.apply_async((reminder_id,), retry=False)
-
-
 def _all_sent(ids):
     return Reminder.objects.filter(pk__in=ids, state=Reminder.State.SENT).count() == len(ids)
 
@@ -60,7 +56,7 @@ def test_a_visit_due_tomorrow_produces_exactly_one_email_across_five_sweeps_and_
     ):
         published = 0
         for _ in range(5):
-            published += services.reminders_sweep(publish=_publish).published
+            published += tasks.sweep().published
             time.sleep(0.4)
         wait_for(lambda: _all_sent([reminder.pk]), timeout=60, what="the reminder to be sent")
         time.sleep(2)  # let every duplicate task run to its end
@@ -75,7 +71,7 @@ def test_cancelled_reminders_are_never_sent(site, mail_dir, tmp_path):
     cancelled = _due(site, "visit:2")
     services.reminder_cancel(subject="visit:2", reason="visit recorded")
     with workers(start_worker("remC", mail_dir, tmp_path)):
-        services.reminders_sweep(publish=_publish)
+        tasks.sweep()  # what the beat task runs: one producer for the whole sweep
         deliver_reminder.apply_async((cancelled.pk,))  # even a stray task for it sends nothing
         wait_for(lambda: _all_sent([kept.pk]), timeout=60, what="the kept reminder to be sent")
         time.sleep(1)
@@ -88,7 +84,7 @@ def test_a_worker_killed_during_delivery_delivers_once_after_a_restart(site, mai
     reminder = _due(site, "visit:1")
     slow = start_worker("remSlow", mail_dir, tmp_path, TEST_MAIL_DELAY="30")
     with workers(slow):
-        services.reminders_sweep(publish=_publish)
+        tasks.sweep()  # what the beat task runs: one producer for the whole sweep
         wait_for(lambda: list(mail_dir.glob("STARTED-*")), timeout=60, what="the delivery to start")
         os.kill(slow.pid, signal.SIGKILL)
         slow.wait(timeout=10)
@@ -96,7 +92,7 @@ def test_a_worker_killed_during_delivery_delivers_once_after_a_restart(site, mai
     assert Reminder.objects.get(pk=reminder.pk).state == Reminder.State.SENDING
     with workers(start_worker("remRestarted", mail_dir, tmp_path)):
         time.sleep(2.5)  # past the claim timeout: the sweep takes the row back from the dead worker
-        assert services.reminders_sweep(publish=_publish).claimed == 1
+        assert tasks.sweep().claimed == 1
         wait_for(lambda: _all_sent([reminder.pk]), timeout=60, what="the reminder to be sent after the restart")
     assert sent_keys(mail_dir) == [reminder.dedupe_key]
 
