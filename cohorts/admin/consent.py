@@ -16,6 +16,9 @@ class ConsentDocumentAdmin(AuditedAdmin):
     list_filter = ("trial",)
     list_select_related = ("trial",)
 
+    def save_model(self, request, obj, form, change):
+        services.consent_document_save(document=obj, reason=self._reason(form, change), by=request.user)
+
 
 @admin.register(ConsentRecord)
 class ConsentRecordAdmin(ServiceRefusalMixin, AuditedAdmin):

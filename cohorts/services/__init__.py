@@ -7,7 +7,7 @@ Each function runs in one transaction, validates first and acts second, and writ
 (simple-history, with the acting user and the reason) in the same transaction.
 """
 
-from cohorts.services.consent import consent_record
+from cohorts.services.consent import consent_document_save, consent_record
 from cohorts.services.deviations import (
     deviation_record,
     deviation_update,
@@ -78,6 +78,7 @@ __all__ = [
     "cohort_open_next",
     "cohort_refusal",
     "cohort_transition",
+    "consent_document_save",
     "consent_record",
     "deviation_record",
     "deviation_update",

@@ -11,6 +11,7 @@ from cohorts.models import (
     ConsentRecord,
     Participant,
 )
+from cohorts.services.reminding import reconsent_reminders_cancel, reconsent_reminders_schedule
 from cohorts.services.screening import eligibility_evaluate
 from core.cleaning import clean_text
 from core.errors import ErrorCode, InvalidInput, RuleViolation, require_permission
@@ -42,5 +43,17 @@ def consent_record(
             participant=participant, document=document, signed_at=signed_at, obtained_by=by, witness_name=witness_name
         )
         audit(record, by=by, reason=f"Consent v{document.version} signed").save()
+        reconsent_reminders_cancel(participant=participant, document=document, by=by)
         eligibility_evaluate(participant=participant, by=by)
     return record
+
+
+def consent_document_save(*, document: ConsentDocument, reason: str, by) -> ConsentDocument:
+    """Add or change a consent-form version (the data manager), audited with the reason. A version in force from
+    a later date than a participant's consent asks the site to consent her again (a reminder per participant)."""
+    perm = "cohorts.change_consentdocument" if document.pk else "cohorts.add_consentdocument"
+    require_permission(by, perm, "keep the consent-form versions")
+    with transaction.atomic():
+        audit(document, by=by, reason=reason).save()
+        reconsent_reminders_schedule(document=document, by=by)
+    return document

@@ -11,7 +11,7 @@
 import zoneinfo
 from datetime import date, datetime, time, timedelta
 
-from cohorts.models import Cohort, FollowUpVisit, Infusion
+from cohorts.models import Cohort, ConsentDocument, FollowUpVisit, Infusion, Participant
 from reminders import services as reminders
 from reminders.kinds import lead_days
 
@@ -45,6 +45,49 @@ def visit_reminders_schedule(*, visit: FollowUpVisit, zone: zoneinfo.ZoneInfo, b
 def visit_reminders_cancel(*, visit: FollowUpVisit, why: str, by) -> None:
     reminders.reminder_cancel(
         subject=visit_subject(visit), kinds=("visit-window-opens", "visit-window-closes"), reason=why, by=by
+    )
+
+
+def consent_subject(participant: Participant) -> str:
+    return f"participant:{participant.pk}:consent"
+
+
+# Who must consent again when a new version comes into force: everyone still in the study.
+RECONSENT_STATUSES = (
+    Participant.Status.ELIGIBLE,
+    Participant.Status.ENROLLED,
+    Participant.Status.INFUSED,
+    Participant.Status.IN_FOLLOW_UP,
+)
+
+
+def reconsent_reminders_schedule(*, document: ConsentDocument, by) -> int:
+    """A consent version in force from ``document.effective_from``: each participant still in the study whose
+    latest consent is on an older version is to consent again (08:00 site time on the first day)."""
+    participants = (
+        Participant.objects.filter(trial_id=document.trial_id, status__in=RECONSENT_STATUSES)
+        .exclude(consents__document__effective_from__gte=document.effective_from)
+        .filter(consents__isnull=False)
+        .select_related("site", "trial")
+        .distinct()
+    )
+    count = 0
+    for participant in participants:
+        zone = zoneinfo.ZoneInfo(participant.site.time_zone)
+        due = at_site_hour(document.effective_from, zone)
+        reminders.reminder_schedule(
+            kind="reconsent", subject=consent_subject(participant), stage=f"doc{document.pk}",
+            subject_label=f"{participant.study_id or participant}: consent v{document.version}", due_at=due,
+            event_at=datetime.combine(document.effective_from, time(0), tzinfo=zone), trial=participant.trial,
+            site=participant.site, by=by,
+        )  # fmt: skip
+        count += 1
+    return count
+
+
+def reconsent_reminders_cancel(*, participant: Participant, document: ConsentDocument, by) -> None:
+    reminders.reminder_cancel(
+        subject=consent_subject(participant), kinds=("reconsent",), reason=f"consent v{document.version} signed", by=by
     )
 
 

@@ -72,3 +72,54 @@ def test_the_sentinels_infusion_schedules_the_end_of_her_observation_and_later_o
     assert stagger.due_at == second.ended_at + dt.timedelta(hours=24)
     infuse(participants[2], SCHEDULE[2])
     assert Reminder.objects.filter(kind="stagger-ended").count() == 1, "nobody waits after the last infusion"
+
+
+def test_a_new_consent_version_asks_for_each_participants_reconsent_until_she_signs_it(cohort_of_three, nct_trial):
+    from cohorts.models import ConsentDocument
+    from tests.factories import UserFactory
+
+    _, participants = cohort_of_three
+    manager = UserFactory(role="Data manager")
+    document = ConsentDocument(trial=nct_trial, version="2.0", title="ICF v2", effective_from=dt.date(2026, 12, 10))
+    services.consent_document_save(document=document, reason="Amendment 1", by=manager)
+    rows = Reminder.objects.filter(kind="reconsent")
+    assert rows.count() == 3
+    first = rows.get(subject=f"participant:{participants[0].pk}:consent")
+    assert first.due_at == dt.datetime(2026, 12, 10, 8, 0, tzinfo=SH)
+    assert first.recipient_role == "Site staff"
+    with frozen(dt.datetime(2026, 12, 10, 10, 0, tzinfo=SH)):
+        services.consent_record(
+            participant=participants[0], document=document, signed_at=dt.datetime(2026, 12, 10, 9, 30, tzinfo=SH),
+            by=nurse(),
+        )  # fmt: skip
+    assert Reminder.objects.get(pk=first.pk).state == Reminder.State.CANCELLED
+    assert rows.filter(state=Reminder.State.PENDING).count() == 2
+    services.consent_document_save(document=document, reason="typo in the title", by=manager)
+    assert Reminder.objects.filter(kind="reconsent").count() == 3, "saving the version again adds nobody"
+
+
+def test_only_the_data_manager_keeps_the_consent_versions(nct_trial):
+    from cohorts.models import ConsentDocument
+    from core.errors import DomainError
+
+    document = ConsentDocument(trial=nct_trial, version="9.0", effective_from=dt.date(2026, 12, 10))
+    with pytest.raises(DomainError) as refused:
+        services.consent_document_save(document=document, reason="x", by=nurse())
+    assert refused.value.code == "permission_denied"
+
+
+def test_a_consent_version_added_in_the_admin_goes_through_the_service_and_asks_for_reconsent(
+    cohort_of_three, nct_trial, client
+):
+    from cohorts.models import ConsentDocument
+    from tests.factories import UserFactory
+
+    client.force_login(UserFactory(role="Data manager"))
+    response = client.post(
+        "/admin/cohorts/consentdocument/add/",
+        {"trial": nct_trial.pk, "version": "2.0", "title": "ICF v2", "effective_from": "2026-12-10"},
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    document = ConsentDocument.objects.get(version="2.0")
+    assert document.history.first().history_change_reason == "Created in the admin"
+    assert Reminder.objects.filter(kind="reconsent").count() == 3
