@@ -202,7 +202,64 @@ def first_cohort_through_the_services(trial, users: dict, begin: dt.datetime, *,
 # --- the bulk part ---------------------------------------------------------------------------------------
 
 
-def bulk_cohort(trial, cohort, users: dict, *, size: int, first_infusion: dt.datetime) -> list:
+def bulk_follow_up(trial, people: list, infusions: dict, users: dict, *, template) -> None:
+    """Each bulk participant's screening record (the template's values, eligible), her protocol visits (done
+    up to today, scheduled after) and, for every tenth, a minor procedure deviation recorded by staff."""
+    from django.utils import timezone
+
+    from cohorts.models import FollowUpVisit, ProtocolDeviation, ScreeningRecord
+
+    screening = template.screening
+    values = {
+        f.attname: getattr(screening, f.attname)
+        for f in ScreeningRecord._meta.concrete_fields
+        if f.name not in {"id", "participant"}
+    }
+    ScreeningRecord.objects.bulk_create(ScreeningRecord(**{**values, "participant_id": p.pk}) for p in people)
+    today, now = timezone.localdate(), timezone.now()
+    visits = []
+    for person in people:
+        infusion = infusions[person.pk]
+        day0 = person.dlt_window_start
+        for definition in trial.visit_schedule.all():
+            target = day0 + dt.timedelta(days=definition.day_offset)
+            done = target < today
+            visits.append(
+                FollowUpVisit(
+                    participant=person,
+                    infusion=infusion,
+                    definition=definition,
+                    code=definition.code,
+                    name=definition.name,
+                    day_offset=definition.day_offset,
+                    target_date=target,
+                    window_start=target - dt.timedelta(days=definition.window_before_days),
+                    window_end=target + dt.timedelta(days=definition.window_after_days),
+                    status="completed" if done else "scheduled",
+                    done_on=target if done else None,
+                    recorded_by=users["coordinator"] if done else None,
+                    recorded_at=dt.datetime.combine(target, dt.time(12), tzinfo=dt.UTC) if done else None,
+                )
+            )
+    FollowUpVisit.objects.bulk_create(visits, batch_size=5000)
+    ProtocolDeviation.objects.bulk_create(
+        ProtocolDeviation(
+            trial=trial,
+            participant=person,
+            category="procedure",
+            severity="minor",
+            source="staff",
+            description="Vital signs taken 20 minutes late (bench data)",
+            detected_by=users["coordinator"],
+            occurred_on=person.dlt_window_start,
+            detected_at=min(now, infusions[person.pk].ended_at + HOUR),
+            infusion=infusions[person.pk],
+        )
+        for person in people[::10]
+    )
+
+
+def bulk_cohort(trial, cohort, users: dict, *, size: int, first_infusion: dt.datetime, template) -> list:
     """``size`` participants enrolled into ``cohort`` (open), infused one a day after the sentinel's week."""
     from cohorts.models import Cohort, ConsentRecord, Enrollment, Infusion, Participant
     from cohorts.services import Transition, cohort_transition
@@ -269,6 +326,8 @@ def bulk_cohort(trial, cohort, users: dict, *, size: int, first_infusion: dt.dat
         )
         for n, p in enumerate(people)
     )
+    infusions = {i.participant_id: i for i in Infusion.objects.filter(cohort=cohort)}
+    bulk_follow_up(trial, people, infusions, users, template=template)
     cohort = Cohort.objects.select_related("trial", "dose_level").get(pk=cohort.pk)
     cohort_transition(cohort=cohort, transition=Transition.FILL, by=coordinator, reason="Cohort full (bench data)")
     cohort_transition(
@@ -297,7 +356,7 @@ def bulk_events(trial, people: list, users: dict, *, count: int, rng: random.Ran
             span = max((today - person.dlt_window_start).days, 0)
             onset = person.dlt_window_start + dt.timedelta(days=rng.randint(0, span))
             grade = rng.choices((1, 2, 3, 4), weights=(60, 30, 8, 2))[0]
-            serious = (grade >= 3 and rng.random() < 0.5) or rng.random() < 0.02
+            serious = (grade >= 3 and rng.random() < 0.5) or i % 50 == 0  # the first event of a trial too
             resolved = rng.random() < 0.7 and onset < today
             in_window = onset <= person.dlt_window_end
             relationship = rng.choice(("not_related", "unlikely", "possible", "probable"))
@@ -361,7 +420,6 @@ def generate(
     prefix: str = "GEN",
 ) -> dict:
     """Build the data set in the configured database (Django set up) and return what was made."""
-    from django.conf import settings
     from django.core.management import call_command
     from django.db import connection, transaction
     from django.utils import timezone
@@ -371,7 +429,6 @@ def generate(
     per_trial = participants // trials
     if per_trial < 4:
         raise ValueError("Give at least 4 participants per trial (3 in the first cohort, 1 in the second).")
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # bench only, this process
     started = time.monotonic()
     if not CtcaeTerm.objects.exists():
         call_command("load_ctcae_terms", stdout=io.StringIO(), stderr=io.StringIO())
@@ -389,7 +446,9 @@ def generate(
             with transaction.atomic():
                 trial = load_trial(Path(directory), f"{prefix}{t:05d}")
                 second, people = first_cohort_through_the_services(trial, users, begin, bulk_size=bulk_size)
-                bulk = bulk_cohort(trial, second, users, size=bulk_size, first_infusion=begin + 50 * DAY)
+                bulk = bulk_cohort(
+                    trial, second, users, size=bulk_size, first_infusion=begin + 50 * DAY, template=people[0]
+                )
                 made["adverse_events"] += bulk_events(
                     trial, [*people, *bulk] if len(bulk) < 3 else bulk, users, count=events[t], rng=rng, terms=terms
                 )
@@ -408,7 +467,10 @@ def main(argv=None) -> int:
     os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz")
     sys.path.insert(0, str(ROOT))
     django.setup()
+    from django.conf import settings
     from django.core.management import call_command
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # bench only, this process
 
     call_command("migrate", verbosity=0, interactive=False)
     report = generate(

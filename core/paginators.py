@@ -3,9 +3,9 @@
 Two costs grow with a table's size on the admin's changelist, and this paginator removes both:
 
 * **the sort over the full join**: the admin joins every ``list_select_related`` table and then sorts and
-  cuts the page. Here a page is two steps: the page's primary keys, sorted and cut on the model's own table
-  (the joins a filter needs stay, the display joins go, so PostgreSQL walks the sort's index), then those
-  rows with their joins and prefetches, in that order;
+  cuts the page. Here the page's primary keys are sorted and cut on the model's own table in a subquery (the
+  joins a filter needs stay, the display joins go, so PostgreSQL walks the sort's index), and only those
+  rows are joined and sorted again: one query, as a single-page changelist takes;
 * **the exact count of an unfiltered changelist**: ``COUNT(*)`` scans the table. On PostgreSQL the
   planner's estimate (``pg_class.reltuples``, kept by ``ANALYZE`` and autovacuum) is used instead once it
   is above ``ESTIMATE_ABOVE`` rows; a filtered or searched changelist, and any smaller table, counts exactly.
@@ -42,11 +42,11 @@ class LargeTablePaginator(Paginator):
         return queryset.count()
 
     def page(self, number) -> Page:
+        """The page's rows: ``pk IN (the page's keys, sorted and cut on the model's table)``, in one query."""
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page
-        top = min(bottom + self.per_page, self.count) if self.count else bottom + self.per_page
+        top = bottom + self.per_page
         if top + self.orphans >= self.count:
             top = self.count
-        keys = list(self.object_list.values_list("pk", flat=True)[bottom:top])
-        rows = {row.pk: row for row in self.object_list.order_by().filter(pk__in=keys)}
-        return self._get_page([rows[key] for key in keys if key in rows], number, self)
+        keys = self.object_list.values("pk")[bottom:top]
+        return self._get_page(self.object_list.filter(pk__in=keys), number, self)
