@@ -10,6 +10,7 @@ from cohorts.models import (
     ProtocolDeviation,
 )
 from core.admin import AuditedAdmin, ReasonForChangeForm, ServiceRefusalForm, ServiceRefusalMixin
+from core.paginators import LargeTablePaginator
 
 
 class VisitOutcomeForm(ServiceRefusalForm):
@@ -34,6 +35,8 @@ class VisitOutcomeForm(ServiceRefusalForm):
 
 @admin.register(FollowUpVisit)
 class FollowUpVisitAdmin(ServiceRefusalMixin, AuditedAdmin):
+    paginator = LargeTablePaginator  # large tables: keys first, count estimated (core.paginators)
+    show_full_result_count = False
     form = VisitOutcomeForm
     list_display = ("participant", "name", "target_date", "window", "status", "done_on", "late")
     list_filter = ("status", "code", ("infusion__cohort", CohortListFilter))

@@ -196,7 +196,7 @@ class AdverseEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     parser_classes = [JSONParser]
 
     def get_queryset(self) -> QuerySet[AdverseEvent]:
-        cohort = Enrollment.objects.filter(participant=OuterRef("participant")).values("cohort")[:1]
+        cohort = Enrollment.objects.filter(participant=OuterRef("participant")).order_by().values("cohort")[:1]
         return selectors.adverse_event_list().annotate(cohort_ref=Subquery(cohort)).order_by("-onset_date", "-pk")
 
     def filter_queryset(self, queryset):
