@@ -21,6 +21,7 @@ TITE_MAX_PENDING_FRACTION = 0.5
 TITE_KEY = "tite-boin"
 
 _ROLE = {True: "protocol", False: "second opinion"}
+CONTEXT_ORDER = ("lowest", "generic", "highest")
 CONTEXT_TITLES = {"lowest": "at dose 1", "generic": "at a middle dose", "highest": "at the highest dose"}
 
 
@@ -199,7 +200,7 @@ def pathway_rows(paths: dict) -> list[dict]:
 
 def three_plus_three_grid(entry: dict, *, current: str = "") -> dict:
     """The 3+3 contexts side by side: one row per (treated, DLTs), one column per context."""
-    contexts = list(entry["contexts"])
+    contexts = [c for c in CONTEXT_ORDER if c in entry["contexts"]]
     cells = {context: {(r["n"], r["dlts"]): r for r in entry["contexts"][context]["rows"]} for context in contexts}
     keys = sorted({key for rows in cells.values() for key in rows})
     return {
@@ -242,6 +243,7 @@ def dose_finding_display(snapshot: dict) -> dict:
     current = three_plus_three_context(next_dose, num_doses) if next_dose else ""
     return {
         "protocol_version": section["protocol_version"],
+        "frozen": True,
         "design": snapshot.get("design"),
         "three": tables["3+3"],
         "three_grid": three_plus_three_grid(tables["3+3"], current=current),
@@ -251,4 +253,19 @@ def dose_finding_display(snapshot: dict) -> dict:
         "path_rows": pathway_rows(paths),
         "next_dose": next_dose,
         "tite": snapshot.get("recommendations", {}).get(TITE_KEY),
+    }
+
+
+def protocol_tables_display(trial) -> dict:
+    """The decision tables of the trial's current parameters and protocol version (the protocol admin), shaped as
+    :func:`dose_finding_display` shapes a snapshot's."""
+    num_doses = trial.dose_levels.count()
+    tables = decision_tables(trial, num_doses=num_doses)
+    return {
+        "protocol_version": trial.protocol_version,
+        "design": trial.escalation_design,
+        "three": tables["3+3"],
+        "three_grid": three_plus_three_grid(tables["3+3"]),
+        "boin": tables["boin"],
+        "boin_grid": boin_grid(tables["boin"]),
     }

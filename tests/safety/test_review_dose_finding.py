@@ -147,7 +147,7 @@ def test_a_committee_member_sees_the_decision_tables_and_pathways_for_this_trial
     assert 'id="three-plus-three-table"' in page and 'id="boin-table"' in page
     # 3+3 rows n = 1..6, every number of DLTs: 2 + 3 + ... + 7 = 27 rows
     assert len(re.findall(r'<tr data-n="\d+" data-dlts="\d+">', page)) == 27
-    assert "Frozen with protocol version <strong>" + reviewed.trial.protocol_version in page
+    assert f"Protocol version <strong>{reviewed.trial.protocol_version}</strong>, frozen when the review opened" in page
     # the next cohort goes to dose 2, a middle dose of 3: that column is marked
     assert 'class="df-current" data-context="generic"' in page
     # the pathways of this trial's data: after 1NNN the next cohort at dose 2, then the one after it
