@@ -233,18 +233,19 @@ def review_snapshot(cohort: Cohort) -> dict:
     }
 
 
-def trial_dose_finding(trial) -> dict:
+def trial_dose_finding(trial, *, today=None, verdicts: dict | None = None) -> dict:
     """The pathways of the next cohorts and TITE-BOIN from the trial's current data (the dashboard), built as
-    the review snapshot builds them, in a constant number of queries."""
-    zone = zoneinfo.ZoneInfo(trial.sites.order_by("pk").first().time_zone)
-    today = timezone.localdate(timezone=zone)
+    the review snapshot builds them, in a constant number of queries. ``today``: the site's date; ``verdicts``:
+    ``participant_evaluability(trial)`` when the caller has it already."""
+    if today is None:
+        today = timezone.localdate(timezone=zoneinfo.ZoneInfo(trial.sites.order_by("pk").first().time_zone))
     num_doses = trial.dose_levels.count()
     enrollments = list(
         Enrollment.objects.filter(trial=trial)
         .select_related("participant", "cohort__dose_level")
         .order_by("cohort__sequence", "slot")
     )
-    verdicts = participant_evaluability(trial)
+    verdicts = participant_evaluability(trial) if verdicts is None else verdicts
     statuses = list(
         AdverseEvent.objects.filter(participant__trial=trial)
         .exclude(dlt_status=AdverseEvent.DltStatus.NOT_CANDIDATE)
