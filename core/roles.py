@@ -113,7 +113,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         | _perms("safety", ("add", "change"), ("ctcaeterm",))
         | _perms("cohorts", ("add", "change"), ("consentdocument",))
         | _EXPORT_JOBS
-        | {"core.view_heartbeat"}
+        | {"core.view_heartbeat", "cohorts.correct_locked_data"}
     ),
 }
 

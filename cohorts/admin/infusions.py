@@ -11,6 +11,7 @@ from django.utils.html import format_html, format_html_join
 
 from cohorts import selectors, services
 from cohorts.admin.cohorts import CohortListFilter
+from cohorts.admin.data_lock import DataLockAdminMixin
 from cohorts.admin.infusion_forms import (
     DripRateReadingInline,
     InfusionFinishForm,
@@ -36,7 +37,7 @@ from core.cleaning import plain_number
 
 
 @admin.register(Infusion)
-class InfusionAdmin(ServiceRefusalMixin, AuditedAdmin):
+class InfusionAdmin(DataLockAdminMixin, ServiceRefusalMixin, AuditedAdmin):
     list_display = (
         "participant",
         "cohort_dose",
