@@ -99,6 +99,10 @@ LOGOUT_REDIRECT_URL = "login"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# The audit trail (21 CFR 11.10(e)): the History view only shows old versions. A correction goes through the
+# service that owns the change; core.admin.AuditedAdmin also refuses a posted revert.
+SIMPLE_HISTORY_REVERT_DISABLED = True
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},

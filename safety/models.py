@@ -364,7 +364,12 @@ class SignOff(models.Model):
 
 
 class SignatureFailure(models.Model):
-    """A refused signing attempt (wrong password); counts toward the signer's lockout."""
+    """A refused signing attempt (wrong password); counts toward the signer's lockout.
+
+    An append-only log: the database refuses UPDATE, DELETE and TRUNCATE (``core.append_only``).
+    """
+
+    append_only = True
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     review = models.ForeignKey(SafetyReview, on_delete=models.PROTECT, related_name="+")
