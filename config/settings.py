@@ -71,6 +71,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before anything reads the body: an API body over API_MAX_BODY_BYTES is a 413 JSON, never read.
+    "api.middleware.RequestBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -180,7 +182,18 @@ LOGGING = {
 }
 
 # --- REST API ---
+# Hostile input (docs/api.md#hostile-input): the body's size is checked before it is read, its JSON
+# nesting before it is decoded. Forms (the admin) keep Django's own limit, set here explicitly.
+API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 1024 * 1024)
+API_JSON_MAX_DEPTH = 64
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2621440  # 2.5 MiB, Django's default
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 REST_FRAMEWORK = {
+    "DEFAULT_PARSER_CLASSES": [
+        "api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
