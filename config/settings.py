@@ -11,7 +11,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_int, env_list, env_str
+from config.env import current_signature_key_id, env_bool, env_int, env_list, env_str, parse_signature_keys
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var"))).resolve()
@@ -25,6 +25,24 @@ if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
     SECRET_KEY = "insecure-development-key-only-used-with-debug-on"  # noqa: S105
+
+# Electronic signatures (21 CFR 11.70): each digest is an HMAC-SHA256 under a key that is not in the
+# database. SIGNATURE_KEYS ("id:secret,id:secret") from the environment, else var/signature_keys (written by
+# `make install`, one "id:secret" a line), else with DEBUG on a development key. Old ids stay listed so that
+# their signatures stay verifiable; SIGNATURE_KEY_ID (default: the last listed) signs. Without any key and
+# with DEBUG off, `check --deploy` fails (safety.E001) and signing refuses.
+_SIGNATURE_KEY_FILE = VAR_DIR / "signature_keys"
+if env_str("SIGNATURE_KEYS"):
+    SIGNATURE_KEYS = parse_signature_keys(env_str("SIGNATURE_KEYS"), source="SIGNATURE_KEYS")
+elif _SIGNATURE_KEY_FILE.is_file():
+    SIGNATURE_KEYS = parse_signature_keys(
+        _SIGNATURE_KEY_FILE.read_text(encoding="utf-8"), source=str(_SIGNATURE_KEY_FILE)
+    )
+elif DEBUG:
+    SIGNATURE_KEYS = {"dev-insecure": "insecure-development-signature-key-used-only-with-debug-on"}
+else:
+    SIGNATURE_KEYS = {}
+SIGNATURE_KEY_ID = current_signature_key_id(SIGNATURE_KEYS, env_str("SIGNATURE_KEY_ID"))
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -53,6 +71,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before anything reads the body: an API body over API_MAX_BODY_BYTES is a 413 JSON, never read.
+    "api.middleware.RequestBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -98,6 +118,10 @@ LOGIN_REDIRECT_URL = "dashboard:index"
 LOGOUT_REDIRECT_URL = "login"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# The audit trail (21 CFR 11.10(e)): the History view only shows old versions. A correction goes through the
+# service that owns the change; core.admin.AuditedAdmin also refuses a posted revert.
+SIMPLE_HISTORY_REVERT_DISABLED = True
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -158,7 +182,18 @@ LOGGING = {
 }
 
 # --- REST API ---
+# Hostile input (docs/api.md#hostile-input): the body's size is checked before it is read, its JSON
+# nesting before it is decoded. Forms (the admin) keep Django's own limit, set here explicitly.
+API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 1024 * 1024)
+API_JSON_MAX_DEPTH = 64
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2621440  # 2.5 MiB, Django's default
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 REST_FRAMEWORK = {
+    "DEFAULT_PARSER_CLASSES": [
+        "api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",

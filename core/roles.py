@@ -123,7 +123,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         | _EXPORT_JOBS
         | _OWN_REMINDERS
         | _REMINDER_LOG
-        | {"core.view_heartbeat"}
+        | {"core.view_heartbeat", "cohorts.correct_locked_data"}
     ),
 }
 

@@ -8,6 +8,7 @@ Each function runs in one transaction, validates first and acts second, and writ
 """
 
 from cohorts.services.consent import consent_document_save, consent_record
+from cohorts.services.data_lock import CORRECT_LOCKED_DATA, CORRECTION_PREFIX, data_lock_check
 from cohorts.services.deviations import (
     deviation_record,
     deviation_update,
@@ -64,6 +65,8 @@ from cohorts.services.visits import (
 )
 
 __all__ = [
+    "CORRECTION_PREFIX",
+    "CORRECT_LOCKED_DATA",
     "DAY_REMINDER_HOUR",
     "PARTICIPANT_EDITABLE",
     "SCREENING_FIELDS",
@@ -80,6 +83,7 @@ __all__ = [
     "cohort_transition",
     "consent_document_save",
     "consent_record",
+    "data_lock_check",
     "deviation_record",
     "deviation_update",
     "drip_rate_record",
