@@ -72,6 +72,9 @@ _SPONSOR_READS = _perms(
 # permissions above (exports/permissions.py). Sponsors export through the API only: they have no admin.
 _EXPORT_JOBS = _perms("exports", ("add", "view"), ("exportjob",))
 
+# A failed daily signature check (safety.IntegrityAlert): the data manager and the committee (the chair) read it.
+_INTEGRITY_ALERTS = "safety.view_integrityalert"
+
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     SITE_STAFF: frozenset(
         _READ_PROTOCOL
@@ -102,7 +105,9 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         }
     ),
     # The committee reads everything and signs reviews (safety.sign_review; the password is re-entered).
-    SAFETY_COMMITTEE: frozenset(_READ_PROTOCOL | _READ_COHORTS | _READ_SAFETY | _EXPORT_JOBS | {"safety.sign_review"}),
+    SAFETY_COMMITTEE: frozenset(
+        _READ_PROTOCOL | _READ_COHORTS | _READ_SAFETY | _EXPORT_JOBS | {"safety.sign_review", _INTEGRITY_ALERTS}
+    ),
     SPONSOR: frozenset(_READ_PROTOCOL | _SPONSOR_READS),
     # The data manager keeps the protocol's parameters and consent versions current (each change audited).
     DATA_MANAGER: frozenset(
@@ -113,7 +118,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         | _perms("safety", ("add", "change"), ("ctcaeterm",))
         | _perms("cohorts", ("add", "change"), ("consentdocument",))
         | _EXPORT_JOBS
-        | {"core.view_heartbeat"}
+        | {"core.view_heartbeat", _INTEGRITY_ALERTS}
     ),
 }
 

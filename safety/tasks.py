@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from safety.services import reviews_open_due
+from safety.services import reviews_open_due, signatures_check
 
 
 @shared_task(name="safety.tasks.open_due_reviews")
@@ -11,3 +11,13 @@ def open_due_reviews() -> list[int]:
     opens a review (then it is in review); the partial unique index allows one open review per cohort.
     """
     return [review.pk for review in reviews_open_due()]
+
+
+@shared_task(name="safety.tasks.verify_signatures_daily")
+def verify_signatures_daily() -> int | None:
+    """Verify every signature (HMACs, links, chain heads, counts); the id of the alert recorded, if any.
+
+    Safe to run twice: one alert per day (a unique key decides).
+    """
+    alert = signatures_check()
+    return alert.pk if alert else None
