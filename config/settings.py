@@ -66,11 +66,14 @@ INSTALLED_APPS = [
     "api",
     "dashboard",
     "exports",
+    "reminders",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before anything reads the body: an API body over API_MAX_BODY_BYTES is a 413 JSON, never read.
+    "api.middleware.RequestBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -117,6 +120,10 @@ LOGOUT_REDIRECT_URL = "login"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# The audit trail (21 CFR 11.10(e)): the History view only shows old versions. A correction goes through the
+# service that owns the change; core.admin.AuditedAdmin also refuses a posted revert.
+SIMPLE_HISTORY_REVERT_DISABLED = True
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
@@ -161,6 +168,11 @@ if not DEBUG:
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30)
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))  # for the filebased backend
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "cohort-manager@localhost")
 
 LOGGING = {
@@ -171,7 +183,18 @@ LOGGING = {
 }
 
 # --- REST API ---
+# Hostile input (docs/api.md#hostile-input): the body's size is checked before it is read, its JSON
+# nesting before it is decoded. Forms (the admin) keep Django's own limit, set here explicitly.
+API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 1024 * 1024)
+API_JSON_MAX_DEPTH = 64
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2621440  # 2.5 MiB, Django's default
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 REST_FRAMEWORK = {
+    "DEFAULT_PARSER_CLASSES": [
+        "api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
@@ -208,6 +231,10 @@ if not REDIS_URL:
     }
     for _folder in (_queue_dir, _processed_dir, _control_dir, VAR_DIR / "celery" / "results"):
         _folder.mkdir(parents=True, exist_ok=True)
+else:
+    # An unacknowledged task (acks_late) returns to the queue after the visibility timeout: it must be longer
+    # than the longest task (CELERY_TASK_TIME_LIMIT), or a slow task would run twice while it still runs.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_RESULT_BACKEND = REDIS_URL or f"file://{VAR_DIR / 'celery' / 'results'}"
 CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_TASK_SERIALIZER = "json"
@@ -225,10 +252,23 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 HEARTBEAT_SECONDS = env_int("HEARTBEAT_SECONDS", 60)
 REVIEW_CHECK_SECONDS = env_int("REVIEW_CHECK_SECONDS", 15 * 60)
+# Reminders (reminders/services/delivery.py): the sweep claims due rows in batches; a row claimed longer than
+# the claim timeout ago (its task lost) is claimed again; a failed send is retried with exponential backoff.
+REMINDER_SWEEP_SECONDS = env_int("REMINDER_SWEEP_SECONDS", 60)
+REMINDER_SWEEP_BATCH = env_int("REMINDER_SWEEP_BATCH", 500)
+REMINDER_CLAIM_TIMEOUT_SECONDS = env_int("REMINDER_CLAIM_TIMEOUT_SECONDS", 15 * 60)
+REMINDER_RETRY_SECONDS = env_int("REMINDER_RETRY_SECONDS", 60)
+REMINDER_MAX_ATTEMPTS = env_int("REMINDER_MAX_ATTEMPTS", 8)
 CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "core.tasks.heartbeat", "schedule": float(HEARTBEAT_SECONDS)},
     # A cohort whose last DLT window has ended goes to review without anyone hunting for it.
     "open-due-safety-reviews": {"task": "safety.tasks.open_due_reviews", "schedule": float(REVIEW_CHECK_SECONDS)},
     # Every signature re-verified daily (00:30 UTC, 08:30 in Asia/Shanghai); a break records an IntegrityAlert.
     "verify-signatures-daily": {"task": "safety.tasks.verify_signatures_daily", "schedule": crontab(hour=0, minute=30)},
+    # A sweep that waited longer than its interval is dropped: the next one claims the same rows.
+    "sweep-due-reminders": {
+        "task": "reminders.tasks.sweep_due_reminders",
+        "schedule": float(REMINDER_SWEEP_SECONDS),
+        "options": {"expires": float(REMINDER_SWEEP_SECONDS)},
+    },
 }

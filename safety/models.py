@@ -101,6 +101,10 @@ class AdverseEvent(models.Model):
     class Meta:
         ordering = ["-onset_date", "-pk"]
         permissions = [("decide_dlt", "Can confirm or reject a DLT candidate")]
+        indexes = [
+            # The list's order (newest onset first) and its onset-date filter, whatever the trial's size.
+            models.Index(F("onset_date").desc(), F("id").desc(), name="ae_onset_desc"),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(grade__gte=1, grade__lte=5), name="ae_grade_1_to_5"),
             models.CheckConstraint(
@@ -162,6 +166,33 @@ class AdverseEvent(models.Model):
     @property
     def fatal_or_life_threatening(self) -> bool:
         return self.sae_death or self.sae_life_threatening or self.outcome == self.Outcome.FATAL
+
+
+class AdverseEventTally(models.Model):
+    """How many of a participant's adverse events have each (worst grade, seriousness, DLT status).
+
+    Derived data, kept by database triggers on ``safety_adverseevent`` (insert, update, delete; installed by
+    migration 0008), so it is exact for every write path, bulk and raw SQL included, in the writing
+    transaction. The trial summary adds these rows up instead of scanning the events: its cost grows with
+    the trial's participants, not its events. Never written by Python.
+    """
+
+    participant = models.ForeignKey(Participant, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False)
+    worst_grade = models.PositiveSmallIntegerField()
+    serious = models.BooleanField()
+    dlt_status = models.CharField(max_length=16)
+    events = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["participant", "worst_grade", "serious", "dlt_status"], name="ae_tally_one_row_per_key"
+            ),
+            models.CheckConstraint(condition=Q(events__gte=0), name="ae_tally_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.participant_id}: {self.events} × grade {self.worst_grade}"
 
 
 class ReportingClock(models.Model):
@@ -388,7 +419,12 @@ class IntegrityAlert(models.Model):
 
 
 class SignatureFailure(models.Model):
-    """A refused signing attempt (wrong password); counts toward the signer's lockout."""
+    """A refused signing attempt (wrong password); counts toward the signer's lockout.
+
+    An append-only log: the database refuses UPDATE, DELETE and TRUNCATE (``core.append_only``).
+    """
+
+    append_only = True
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     review = models.ForeignKey(SafetyReview, on_delete=models.PROTECT, related_name="+")

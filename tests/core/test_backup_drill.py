@@ -18,9 +18,7 @@ reviewed = gate.reviewed  # the fixture: the low-dose cohort infused, its review
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_a_restored_backup_has_every_row_and_trigger_and_an_intact_signature_chain(
-    reviewed, flushable_reviews, tmp_path
-):
+def test_a_restored_backup_has_every_row_and_trigger_and_an_intact_signature_chain(reviewed, tmp_path):
     members = committee()
     with frozen(AFTER_WINDOWS):
         services.review_propose(review=reviewed, decision="escalate", by=members[0])

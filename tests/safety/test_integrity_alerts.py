@@ -6,6 +6,8 @@ import pytest
 from django.urls import reverse
 
 from core.roles import DATA_MANAGER, SAFETY_COMMITTEE, SITE_STAFF
+from reminders import services as reminder_services
+from reminders.models import Reminder
 from safety import tasks
 from safety.models import IntegrityAlert
 from tests.factories import UserFactory
@@ -31,6 +33,32 @@ def test_the_daily_task_records_a_broken_chain_once_and_an_intact_one_never(revi
     assert first == again == alert.pk
     assert (alert.kind, alert.problem_count, alert.signatures_checked) == ("signatures", 1, 1)
     assert alert.problems[0]["code"] == "digest_mismatch" and alert.problems[0]["sequence"] == 1
+
+
+def test_a_broken_chain_reminds_the_data_manager_and_the_chair_once_and_they_cannot_mute_it(reviewed, settings):
+    members = committee()  # members[0] holds safety.chair_review
+    manager = UserFactory(username="dm1", email="dm1@example.org", role=DATA_MANAGER)
+    members[0].email = "chair@example.org"
+    members[0].save()
+    with frozen(AFTER_WINDOWS):
+        gate.services.review_propose(review=reviewed, decision="escalate", by=members[0])
+    with frozen(AFTER_WINDOWS + HOUR):
+        gate.services.review_sign(review=reviewed, user=members[0], password=PASSWORD, meaning="approve")
+    settings.SIGNATURE_KEYS = {settings.SIGNATURE_KEY_ID: "a-key-that-did-not-make-these-signatures-0123"}
+    tasks.verify_signatures_daily.delay().get()
+    tasks.verify_signatures_daily.delay().get()
+    alert = IntegrityAlert.objects.get()
+    sent = Reminder.objects.filter(subject=f"integrity-alert:{alert.pk}").order_by("kind")
+    assert [(r.kind, r.recipient_role, r.recipient_user_id, r.safety) for r in sent] == [
+        ("integrity-alert", DATA_MANAGER, None, True),
+        ("integrity-alert-chair", "", members[0].pk, True),
+    ]
+    assert reminder_services.reminder_recipients(sent[0]) == [manager.email]
+    assert reminder_services.reminder_recipients(sent[1]) == ["chair@example.org"]
+    subject, text, _ = reminder_services.reminder_message(sent[0])
+    assert subject.startswith("Signature check failed: The signature check of") and "1 problem(s)" in subject
+    assert "Integrity alerts" in text and "cannot be muted" in text
+    assert sent[0].history.first().history_user.username == "system:beat"
 
 
 def _alerts(n: int) -> None:
