@@ -9,6 +9,7 @@ are those ``manage.py check --deploy`` asks for.
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import current_signature_key_id, env_bool, env_int, env_list, env_str, parse_signature_keys
@@ -262,6 +263,8 @@ CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "core.tasks.heartbeat", "schedule": float(HEARTBEAT_SECONDS)},
     # A cohort whose last DLT window has ended goes to review without anyone hunting for it.
     "open-due-safety-reviews": {"task": "safety.tasks.open_due_reviews", "schedule": float(REVIEW_CHECK_SECONDS)},
+    # Every signature re-verified daily (00:30 UTC, 08:30 in Asia/Shanghai); a break records an IntegrityAlert.
+    "verify-signatures-daily": {"task": "safety.tasks.verify_signatures_daily", "schedule": crontab(hour=0, minute=30)},
     # A sweep that waited longer than its interval is dropped: the next one claims the same rows.
     "sweep-due-reminders": {
         "task": "reminders.tasks.sweep_due_reminders",

@@ -76,6 +76,9 @@ _EXPORT_JOBS = _perms("exports", ("add", "view"), ("exportjob",))
 _OWN_REMINDERS = {"reminders.view_reminder"}
 _REMINDER_LOG = {"reminders.view_reminder_log", "reminders.send_reminder_again"}
 
+# A failed daily signature check (safety.IntegrityAlert): the data manager and the committee (the chair) read it.
+_INTEGRITY_ALERTS = "safety.view_integrityalert"
+
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     SITE_STAFF: frozenset(
         _READ_PROTOCOL
@@ -109,7 +112,12 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     ),
     # The committee reads everything and signs reviews (safety.sign_review; the password is re-entered).
     SAFETY_COMMITTEE: frozenset(
-        _READ_PROTOCOL | _READ_COHORTS | _READ_SAFETY | _EXPORT_JOBS | _OWN_REMINDERS | {"safety.sign_review"}
+        _READ_PROTOCOL
+        | _READ_COHORTS
+        | _READ_SAFETY
+        | _EXPORT_JOBS
+        | _OWN_REMINDERS
+        | {"safety.sign_review", _INTEGRITY_ALERTS}
     ),
     SPONSOR: frozenset(_READ_PROTOCOL | _SPONSOR_READS),
     # The data manager keeps the protocol's parameters and consent versions current (each change audited).
@@ -123,7 +131,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         | _EXPORT_JOBS
         | _OWN_REMINDERS
         | _REMINDER_LOG
-        | {"core.view_heartbeat", "cohorts.correct_locked_data"}
+        | {"core.view_heartbeat", "cohorts.correct_locked_data", _INTEGRITY_ALERTS}
     ),
 }
 

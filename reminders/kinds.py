@@ -12,6 +12,7 @@ from dataclasses import dataclass
 SITE_STAFF = "Site staff"
 INVESTIGATOR = "Investigator"
 SAFETY_COMMITTEE = "Safety committee"
+DATA_MANAGER = "Data manager"
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,10 @@ _KINDS = (
          "{label}: a new consent version is in force since {when}; she must consent again."),
     Kind("signing-lockout", "Signing locked", "", True,
          "Your electronic signature is locked after repeated wrong passwords ({label}) until {when}."),
+    Kind("integrity-alert", "Signature check failed", DATA_MANAGER, True,
+         "{label} ({when}). What broke: Safety → Integrity alerts in the admin."),
+    Kind("integrity-alert-chair", "Signature check failed", "", True,
+         "{label} ({when}). What broke: Safety → Integrity alerts in the admin."),
 )  # fmt: skip
 
 KINDS: dict[str, Kind] = {kind.key: kind for kind in _KINDS}

@@ -2,7 +2,7 @@ from celery import shared_task
 
 from core.actors import BEAT, system_actor
 from core.history import acting_as
-from safety.services import reviews_open_due
+from safety.services import reviews_open_due, signatures_check
 
 
 @shared_task(name="safety.tasks.open_due_reviews")
@@ -15,3 +15,15 @@ def open_due_reviews() -> list[int]:
     actor = system_actor(BEAT)
     with acting_as(actor, "Scheduled task safety.tasks.open_due_reviews"):
         return [review.pk for review in reviews_open_due(by=actor)]
+
+
+@shared_task(name="safety.tasks.verify_signatures_daily")
+def verify_signatures_daily() -> int | None:
+    """Verify every signature (HMACs, links, chain heads, counts); the id of the alert recorded, if any.
+
+    Safe to run twice: one alert per day (a unique key decides).
+    """
+    actor = system_actor(BEAT)
+    with acting_as(actor, "Scheduled task safety.tasks.verify_signatures_daily"):
+        alert = signatures_check(by=actor)
+    return alert.pk if alert else None

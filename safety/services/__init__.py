@@ -10,6 +10,7 @@ from safety.services.adverse_events import (
 )
 from safety.services.clocks import clock_complete
 from safety.services.gate import DECISIONS_NEEDING_VISITS
+from safety.services.integrity import signatures_check
 from safety.services.reviews import (
     protocol_recommendation,
     review_mtd_selection,
@@ -48,5 +49,6 @@ __all__ = [
     "review_sign",
     "reviews_open_due",
     "signature_report",
+    "signatures_check",
     "verify_signatures",
 ]

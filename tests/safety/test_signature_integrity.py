@@ -16,6 +16,7 @@ import json
 from io import StringIO
 
 import pytest
+from django.apps import apps as django_apps
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
@@ -232,21 +233,32 @@ def test_verifying_with_a_wrong_key_finds_every_signature_it_made(reviewed, sett
     ]
 
 
-def test_legacy_unkeyed_signatures_verify_as_legacy_and_a_keyed_one_continues_their_chain(reviewed):
-    """As migration 0008 leaves a database signed before keyed digests: legacy rows and their head rows."""
+def test_legacy_unkeyed_signatures_verify_as_legacy_and_keyed_ones_continue_their_chain_to_a_decision(reviewed):
+    """As migration 0008 leaves a database signed before keyed digests: legacy rows, then its head backfill."""
     members = committee()
     with frozen(AFTER_WINDOWS):
         services.review_propose(review=reviewed, decision="escalate", by=members[0])
-    legacy = _unkeyed(
-        reviewed, members[0], sequence=1, previous="", signed_at=(AFTER_WINDOWS + HOUR).astimezone(dt.UTC)
-    )
+    signed_at = (AFTER_WINDOWS + HOUR).astimezone(dt.UTC)
     with triggers_off():
-        old = SignOff.objects.create(**legacy, key_id=LEGACY_KEY_ID)
-        SignatureChainHead.objects.create(trial=reviewed.trial, count=1, head_digest=old.digest, signature=old)
-    _sign(reviewed, members[1:2], ["approve"])
+        first = SignOff.objects.create(
+            **_unkeyed(reviewed, members[0], sequence=1, previous="", signed_at=signed_at), key_id=LEGACY_KEY_ID
+        )
+        second = SignOff.objects.create(
+            **_unkeyed(reviewed, members[1], sequence=2, previous=first.digest, signed_at=signed_at + HOUR),
+            key_id=LEGACY_KEY_ID,
+        )
+        assert SignatureChainHead.objects.count() == 0  # no trigger wrote a head: as before migration 0008
+        chain_triggers.backfill_heads(django_apps, None)
+    assert list(SignatureChainHead.objects.values_list("count", "head_digest")) == [
+        (1, first.digest),
+        (2, second.digest),
+    ]
+    _sign(reviewed, members[2:], ["approve"])  # the third approval, keyed, reaches quorum (the chair signed first)
+    reviewed.refresh_from_db()
     report = services.signature_report()
-    assert (report["signatures_checked"], report["legacy_unkeyed"], report["problems"]) == (2, 1, [])
-    assert SignOff.objects.get(sequence=2).previous_digest == old.digest
+    assert (report["signatures_checked"], report["legacy_unkeyed"], report["problems"]) == (3, 2, [])
+    assert SignOff.objects.get(sequence=3).previous_digest == second.digest
+    assert reviewed.state == SafetyReview.State.EFFECTIVE
 
 
 def test_a_server_without_a_signature_key_refuses_to_sign_before_the_password_is_tried(reviewed, settings):
