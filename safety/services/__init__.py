@@ -26,6 +26,7 @@ from safety.services.signatures import (
     signature_digest,
     verify_signatures,
 )
+from safety.services.simulations import simulation_report_record
 
 __all__ = [
     "AE_FIELDS",
@@ -46,5 +47,6 @@ __all__ = [
     "review_sign",
     "reviews_open_due",
     "signature_digest",
+    "simulation_report_record",
     "verify_signatures",
 ]
