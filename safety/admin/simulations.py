@@ -21,7 +21,8 @@ from trial.models import Trial
 
 
 class OperatingCharacteristicsForm(forms.Form):
-    trial = forms.ModelChoiceField(queryset=Trial.objects.order_by("registry_id"), empty_label=None)
+    # chosen above the form (``?trial=``), so that the presets offered are that trial's
+    trial = forms.ModelChoiceField(queryset=Trial.objects.order_by("registry_id"), widget=forms.HiddenInput)
     preset = forms.ChoiceField(required=False, label="Preset scenario")
     true_rates = forms.CharField(
         required=False,
@@ -158,6 +159,8 @@ class SimulationReportAdmin(admin.ModelAdmin):
             "form": form,
             "trial": trial,
             "report": report,
+            "trials": Trial.objects.order_by("registry_id"),
+            "max_trials": f"{SimulationReport.MAX_TRIALS:,}",
             "can_record": self.has_add_permission(request),
             "first_cohort_open": bool(trial and trial.cohorts.exists()),
             "media": self.media,

@@ -199,6 +199,19 @@ def pathway_rows(paths: dict) -> list[dict]:
     return rows
 
 
+def _cell_text(cell: dict | None) -> dict | None:
+    """The cell with ``text``: its detail without the action repeated (``stop: recommend this dose`` reads
+    ``recommend this dose`` after the bold action)."""
+    if cell is None:
+        return None
+    text = cell["detail"]
+    if text.startswith("stop: "):
+        text = text.removeprefix("stop: ")
+    elif text.startswith("stop the trial: "):
+        text = "the trial ends, " + text.removeprefix("stop the trial: ")
+    return cell | {"text": text}
+
+
 def three_plus_three_grid(entry: dict, *, current: str = "") -> dict:
     """The 3+3 contexts side by side: one row per (treated, DLTs), one column per context."""
     contexts = [c for c in CONTEXT_ORDER if c in entry["contexts"]]
@@ -214,7 +227,7 @@ def three_plus_three_grid(entry: dict, *, current: str = "") -> dict:
             }
             for c in contexts
         ],
-        "rows": [{"n": n, "dlts": y, "cells": [cells[c].get((n, y)) for c in contexts]} for n, y in keys],
+        "rows": [{"n": n, "dlts": y, "cells": [_cell_text(cells[c].get((n, y))) for c in contexts]} for n, y in keys],
     }
 
 
