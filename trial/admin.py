@@ -86,6 +86,18 @@ class TrialAdmin(AuditedAdmin):
             {"fields": ("dlt_min_grade", "dlt_min_relationship", "dlt_stop_count", "stop_on_related_death")},
         ),
         (
+            "Reminder lead times",
+            {
+                "fields": (
+                    "visit_reminder_days",
+                    "review_target_days",
+                    "review_reminder_days",
+                    "report_reminder_days",
+                    "sae_follow_up_days",
+                )
+            },
+        ),
+        (
             "Infusion",
             {
                 "fields": (
