@@ -134,6 +134,8 @@ class ErrorCode(enum.StrEnum):
     SIGNER_NAME_MISSING = "signer_name_missing", (409,), "the signer's account has no full name"
     MTD_NOT_TREATED = "mtd_not_treated", (409,), "a declared MTD nobody was treated at"
     VISITS_UNRECORDED = "visits_unrecorded", (409,), "an overdue DLT-window visit is neither recorded nor acknowledged"
+    SIMULATION_AFTER_FIRST_COHORT = "simulation_after_first_cohort", (409,), "a simulation report after the first cohort opened"
+    SIMULATION_ALREADY_RECORDED = "simulation_already_recorded", (409,), "the scenario is recorded for this protocol version"
     REMINDER_NOT_MUTABLE = "reminder_not_mutable", (409,), "a safety reminder kind cannot be muted"
     REMINDER_NOT_FINISHED = "reminder_not_finished", (409,), "only a sent or failed reminder can be sent again"
     # fmt: on

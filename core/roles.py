@@ -42,7 +42,7 @@ INFUSION_MODELS = (
     "followupvisit",
     "protocoldeviation",
 )
-SAFETY_MODELS = ("adverseevent", "reportingclock", "ctcaeterm", "safetyreview", "signoff")
+SAFETY_MODELS = ("adverseevent", "reportingclock", "ctcaeterm", "safetyreview", "signoff", "simulationreport")
 # What staff record at the bedside and at screening (never delete; corrections are audited edits).
 SCREENING_WRITES = _perms("cohorts", ("add", "change"), ("participant", "screeningrecord", "fracture", "consentrecord"))
 
@@ -127,6 +127,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         | _READ_SAFETY
         | _perms("trial", ("add", "change"), PROTOCOL_MODELS)
         | _perms("safety", ("add", "change"), ("ctcaeterm",))
+        | {"safety.add_simulationreport"}  # records accepted operating characteristics, before the first cohort
         | _perms("cohorts", ("add", "change"), ("consentdocument",))
         | _EXPORT_JOBS
         | _OWN_REMINDERS

@@ -6,6 +6,7 @@ from django.db.models import F, Q
 
 from cohorts.models import Participant
 from core.history import audited_history
+from safety.simulation_report import SimulationReport  # noqa: F401 - a model of this app, in its own module
 
 
 class CtcaeTerm(models.Model):

@@ -12,7 +12,7 @@ from safety.dosefinding.decision_table import (
     decision_table,
     render_decision_table,
 )
-from safety.dosefinding.designs import THREE_PLUS_THREE_VARIANTS, Design, make_design
+from safety.dosefinding.designs import THREE_PLUS_THREE_VARIANTS, Design, check_probabilities, make_design
 from safety.dosefinding.pathways import (
     MAX_PATH_NODES,
     PathNode,
@@ -22,6 +22,7 @@ from safety.dosefinding.pathways import (
     render_paths,
 )
 from safety.dosefinding.report import render_operating_characteristics
+from safety.dosefinding.scenarios import preset_scenarios
 from safety.dosefinding.simulation import (
     MTD_STATUSES,
     OperatingCharacteristics,
@@ -52,12 +53,14 @@ __all__ = [
     "TiteBoinRecommendation",
     "TiteBoinRow",
     "TiteParticipant",
+    "check_probabilities",
     "cohort_outcomes",
     "decision_table",
     "dose_paths",
     "exact_operating_characteristics",
     "flatten_paths",
     "make_design",
+    "preset_scenarios",
     "render_decision_table",
     "render_operating_characteristics",
     "render_paths",

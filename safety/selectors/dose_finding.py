@@ -10,6 +10,7 @@ TITE-BOIN is a second opinion only: the protocol's design (``Trial.escalation_de
 
 import datetime as dt
 
+from core.errors import ErrorCode, InvalidInput
 from safety import dosefinding
 
 #: The pathways enumerate the next two cohorts (1 + 4 + 16 nodes for cohorts of 3), as the committee asks.
@@ -198,6 +199,19 @@ def pathway_rows(paths: dict) -> list[dict]:
     return rows
 
 
+def _cell_text(cell: dict | None) -> dict | None:
+    """The cell with ``text``: its detail without the action repeated (``stop: recommend this dose`` reads
+    ``recommend this dose`` after the bold action)."""
+    if cell is None:
+        return None
+    text = cell["detail"]
+    if text.startswith("stop: "):
+        text = text.removeprefix("stop: ")
+    elif text.startswith("stop the trial: "):
+        text = "the trial ends, " + text.removeprefix("stop the trial: ")
+    return cell | {"text": text}
+
+
 def three_plus_three_grid(entry: dict, *, current: str = "") -> dict:
     """The 3+3 contexts side by side: one row per (treated, DLTs), one column per context."""
     contexts = [c for c in CONTEXT_ORDER if c in entry["contexts"]]
@@ -213,7 +227,7 @@ def three_plus_three_grid(entry: dict, *, current: str = "") -> dict:
             }
             for c in contexts
         ],
-        "rows": [{"n": n, "dlts": y, "cells": [cells[c].get((n, y)) for c in contexts]} for n, y in keys],
+        "rows": [{"n": n, "dlts": y, "cells": [_cell_text(cells[c].get((n, y))) for c in contexts]} for n, y in keys],
     }
 
 
@@ -268,4 +282,93 @@ def protocol_tables_display(trial) -> dict:
         "three_grid": three_plus_three_grid(tables["3+3"]),
         "boin": tables["boin"],
         "boin_grid": boin_grid(tables["boin"]),
+    }
+
+
+# ---------------------------------------------------------------------------
+# Operating characteristics of the protocol's design (the data manager's page)
+# ---------------------------------------------------------------------------
+
+
+def simulation_settings(trial, *, num_doses: int) -> dict:
+    """How the protocol's design is simulated: the design, cohorts of the trial's size, and for BOIN the trial's
+    planned number of cohorts (get.oc's ``ncohort``: the planned enrollment over the cohort size)."""
+    design = trial_design(trial, num_doses=num_doses)
+    max_cohorts = max(trial.planned_enrollment // trial.cohort_size, 1) if design.name == "boin" else None
+    return {"design": design, "cohort_size": trial.cohort_size, "max_cohorts": max_cohorts}
+
+
+def check_simulation_input(*, true_rates, trials, seed, num_doses: int, max_trials: int) -> tuple[float, ...]:
+    """The scenario, the number of trials and the seed, or ``InvalidInput`` (400) naming the field."""
+    if isinstance(true_rates, str) or not isinstance(true_rates, list | tuple) or len(true_rates) != num_doses:
+        message = f"Give one true DLT probability per dose ({num_doses})."
+        raise InvalidInput(ErrorCode.INVALID, message, {"true_rates": ["Wrong length."]})
+    try:
+        rates = dosefinding.check_probabilities(list(true_rates))
+    except ValueError as exc:
+        raise InvalidInput(ErrorCode.INVALID, f"{exc}.", {"true_rates": [str(exc)]}) from None
+    if isinstance(trials, bool) or not isinstance(trials, int) or not 1 <= trials <= max_trials:
+        raise InvalidInput(
+            ErrorCode.INVALID, f"Simulate 1 to {max_trials:,} trials here.", {"trials": [f"1 to {max_trials}."]}
+        )
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise InvalidInput(ErrorCode.INVALID, "The seed is a whole number, 0 or more.", {"seed": ["Not a seed."]})
+    return rates
+
+
+def operating_characteristics(trial, *, true_rates, trials: int, seed: int, max_trials: int):
+    """Simulate ``trials`` trials of the protocol's design under ``true_rates`` (seeded, reproducible), run here
+    and now: 10,000 trials of a 3-dose design take about 0.1 s (bench/README.md)."""
+    num_doses = trial.dose_levels.count()
+    rates = check_simulation_input(true_rates=true_rates, trials=trials, seed=seed, num_doses=num_doses,
+                                   max_trials=max_trials)  # fmt: skip
+    settings = simulation_settings(trial, num_doses=num_doses)
+    return dosefinding.simulate_operating_characteristics(
+        settings["design"], rates, trials=trials, seed=seed, cohort_size=settings["cohort_size"],
+        max_cohorts=settings["max_cohorts"],
+    )  # fmt: skip
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}%"
+
+
+def oc_display(report: dict, *, label: str = "") -> dict:
+    """A report (``OperatingCharacteristics.to_dict()``) as the pages show it: per dose, then the whole trial."""
+    outcomes = report.get("outcomes", {})
+    summary = [
+        ("Probability of stopping early (no dose: dose 1 too toxic)", _pct(report["prob_stop_early"])),
+        ("Probability that no MTD is selected", _pct(report["prob_no_mtd"])),
+    ]
+    if report.get("prob_not_reached") is not None:
+        summary += [
+            ("  of which: MTD not reached (no dose too toxic)", _pct(outcomes.get("not_reached"))),
+            ("  of which: MTD not determined (not confirmed on 6)", _pct(outcomes.get("not_determined"))),
+        ]
+    summary += [
+        ("Expected sample size", f"{report['mean_sample_size']:.2f}"),
+        ("Expected number of DLTs", f"{report['mean_total_dlts']:.2f}"),
+    ]
+    how = (f"{report['trials']:,} simulated trials, seed {report['seed']}" if report.get("method") == "simulation"
+           else "exact enumeration")  # fmt: skip
+    size = f"cohorts of {report['cohort_size']}"
+    if report.get("max_cohorts"):
+        size += f", at most {report['max_cohorts']} cohorts"
+    return {
+        "label": label or report.get("design", ""),
+        "how": f"{how}; {size}",
+        "doses": [
+            {
+                "dose": row["dose"],
+                "true_rate": f"{row['true_rate']:.2f}",
+                "selection": _pct(row["selection"]),
+                "selection_se": _pct(row.get("selection_se")),
+                "mean_treated": f"{row['mean_treated']:.2f}",
+                "mean_dlts": f"{row['mean_dlts']:.2f}",
+                "recommended_at_stop": _pct(row.get("recommended_at_stop")),
+            }
+            for row in report["doses"]
+        ],
+        "with_recommended": report["doses"] and "recommended_at_stop" in report["doses"][0],
+        "summary": summary,
     }

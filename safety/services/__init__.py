@@ -25,6 +25,7 @@ from safety.services.signatures import (
     SIGNING_LOCKOUT_MINUTES,
     review_sign,
 )
+from safety.services.simulations import simulation_report_record
 from safety.services.verification import PROBLEM_CODES, signature_report, verify_signatures
 from safety.signing import digest_matches
 
@@ -50,5 +51,6 @@ __all__ = [
     "reviews_open_due",
     "signature_report",
     "signatures_check",
+    "simulation_report_record",
     "verify_signatures",
 ]

@@ -1,9 +1,12 @@
 """The protocol admin shows the decision tables of the trial's design parameters and protocol version, on the
 trial's page and on a printable page (issue 15); the review freezes the same tables into its snapshot."""
 
+import io
+import json
 import re
 
 import pytest
+from django.core.management import call_command
 from django.urls import reverse
 
 from core.roles import DATA_MANAGER
@@ -81,3 +84,33 @@ def test_the_trial_page_and_the_printable_page_read_a_bounded_number_of_queries(
         assert manager_client.get(reverse("admin:trial_trial_change", args=[nct_trial.pk])).status_code == 200
     with django_assert_max_num_queries(8):
         assert manager_client.get(reverse("admin:trial_trial_decision_table", args=[nct_trial.pk])).status_code == 200
+
+
+def _command(*args) -> str:
+    out = io.StringIO()
+    call_command("decision_table", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_the_command_prints_the_protocols_tables_as_a_review_freezes_them(nct_trial):
+    body = json.loads(_command("--trial", "NCT06949137"))
+    assert (body["protocol_version"], body["design"]) == (nct_trial.protocol_version, "3+3")
+    assert body["decision_tables"] == safety_selectors.decision_tables(nct_trial, num_doses=3)
+    text = _command("--trial", "NCT06949137", "--format", "table")
+    assert text.startswith(f"NCT06949137, protocol version {nct_trial.protocol_version}")
+    assert text.count("3+3 decision table (confirm_on_six)") == 3 and "BOIN decision table: target 0.3" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--trial", "NCT00000000"], "no trial 'NCT00000000'"),
+        (["--trial", "NCT06949137", "--design", "boin"], "leave out --design"),
+        ([], "give --design (3+3 or boin) or --trial"),
+    ],
+)
+def test_the_command_refuses_a_trial_it_does_not_know_or_two_sources(nct_trial, capsys, args, message):
+    err = io.StringIO()
+    with pytest.raises(SystemExit) as exited:
+        call_command("decision_table", *args, stdout=io.StringIO(), stderr=err)
+    assert exited.value.code == 2 and message in err.getvalue()

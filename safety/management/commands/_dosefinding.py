@@ -10,8 +10,8 @@ import sys
 from safety.dosefinding import make_design
 
 
-def add_design_arguments(parser, *, doses: bool = False) -> None:
-    parser.add_argument("--design", required=True, help='"3+3" or "boin"')
+def add_design_arguments(parser, *, doses: bool = False, design_required: bool = True) -> None:
+    parser.add_argument("--design", required=design_required, help='"3+3" or "boin"')
     parser.add_argument(
         "--variant",
         default=None,
