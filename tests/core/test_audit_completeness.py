@@ -27,6 +27,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
 from django.urls import reverse
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from cohorts import services as cs
@@ -35,7 +36,7 @@ from core.roles import DATA_MANAGER, SAFETY_COMMITTEE, SITE_STAFF
 from safety import services as ss
 from safety.models import CtcaeTerm, ReportingClock
 from safety.tasks import open_due_reviews
-from tests.cohorts.test_infusions_support import DAY, HOUR, T0, complete, enrolled_cohort, frozen, infuse, start
+from tests.cohorts.test_infusions_support import DAY, HOUR, SH, T0, complete, enrolled_cohort, frozen, infuse, start
 from tests.core.test_audit_trail import user_form
 from tests.factories import ELIGIBLE_SCREENING, UserFactory, consent_document, eligible_participant, staff_users
 from trial.models import Trial
@@ -45,6 +46,7 @@ pytestmark = pytest.mark.django_db
 User = get_user_model()
 NOW = T0 + 3 * DAY + 2 * HOUR  # the sentinel was infused at T0; her DLT window runs
 PASSWORD = "correct horse battery staple"
+MINUTE = dt.timedelta(minutes=1)
 PROTOCOL = "trial/protocols/NCT06949137.json"
 
 
@@ -91,6 +93,12 @@ class World:
         return members
 
     @cached_property
+    def drifted(self) -> Trial:
+        """The trial with a value that differs from its file (set past the services: the setup, not a path)."""
+        Trial.objects.filter(pk=self.trial.pk).update(stagger_hours=48)
+        return self.trial
+
+    @cached_property
     def registered(self):
         return cs.participant_register(
             trial=self.trial,
@@ -124,6 +132,14 @@ class World:
     @cached_property
     def running(self):
         return start(self.sentinel, T0)
+
+    @cached_property
+    def interrupted(self):
+        with frozen(T0 + 10 * MINUTE):
+            cs.infusion_interrupt(
+                infusion=self.running, stopped_at=T0 + 10 * MINUTE, reason="Line kinked", by=self.coordinator
+            )
+        return self.running
 
     @cached_property
     def infusion(self):
@@ -404,6 +420,10 @@ path("service", "participant_mark_replaced", "infusion")(
     )
 )
 
+path("service", "infusion_resume", "interrupted")(
+    lambda w, c: cs.infusion_resume(infusion=w.interrupted, restarted_at=T0 + 20 * MINUTE, by=w.coordinator)
+)
+
 # API verbs
 path("api", "POST participants/", "trial")(
     lambda w, c: ok(
@@ -576,6 +596,89 @@ path("api", "POST reviews/{id}/propose/", "review", actor="committee[0]")(
     )
 )
 
+path("api", "PATCH participants/{id}/screening/", "eligible")(
+    lambda w, c: ok(
+        api(w.coordinator).patch(
+            f"/api/v1/participants/{w.eligible.pk}/screening/", {"egfr": "20", "reason": "Re-measured"}, format="json"
+        )
+    )
+)
+path("api", "POST infusions/", "sentinel")(
+    lambda w, c: ok(
+        api(w.coordinator).post(
+            "/api/v1/infusions/",
+            {
+                "participant": w.sentinel.pk,
+                "started_at": (NOW - HOUR).isoformat(),
+                "product_lot": "HM-2",
+                "product_expiry": (NOW + 5 * HOUR).isoformat(),
+                "volume_ml": "70",
+            },
+            format="json",
+        )
+    )
+)
+path("api", "POST infusions/{id}/vitals/", "running")(
+    lambda w, c: ok(
+        api(w.coordinator).post(
+            f"/api/v1/infusions/{w.running.pk}/vitals/",
+            {"timepoint": "during", "measured_at": (T0 + 5 * MINUTE).isoformat(), "heart_rate": 78},
+            format="json",
+        )
+    )
+)
+path("api", "POST infusions/{id}/interruptions/", "running")(
+    lambda w, c: ok(
+        api(w.coordinator).post(
+            f"/api/v1/infusions/{w.running.pk}/interruptions/",
+            {"stopped_at": (T0 + 10 * MINUTE).isoformat(), "reason": "Line kinked"},
+            format="json",
+        )
+    )
+)
+path("api", "POST infusions/{id}/resume/", "interrupted")(
+    lambda w, c: ok(
+        api(w.coordinator).post(
+            f"/api/v1/infusions/{w.interrupted.pk}/resume/",
+            {"restarted_at": (T0 + 20 * MINUTE).isoformat()},
+            format="json",
+        )
+    )
+)
+path("api", "POST infusions/{id}/stop-early/", "running")(
+    lambda w, c: ok(
+        api(w.coordinator).post(
+            f"/api/v1/infusions/{w.running.pk}/stop-early/",
+            {
+                "ended_at": (T0 + 30 * MINUTE).isoformat(),
+                "cells_administered": w.running.cells_planned // 2,
+                "volume_ml": "35",
+                "reason": "Chills",
+            },
+            format="json",
+        )
+    )
+)
+path("api", "POST visits/{id}/miss/", "visit")(
+    lambda w, c: ok(
+        api(w.coordinator).post(f"/api/v1/visits/{w.visit.pk}/miss/", {"reason": "In hospital"}, format="json")
+    )
+)
+
+
+def _sign_over_the_api(w, c):
+    for member in w.committee:
+        ok(
+            api(member).post(
+                f"/api/v1/reviews/{w.proposed.pk}/sign/", {"password": PASSWORD, "meaning": "approve"}, format="json"
+            )
+        )
+
+
+path("api", "POST reviews/{id}/sign/ (three members: the decision takes effect)", "proposed", actor="committee")(
+    _sign_over_the_api
+)
+
 # admin pages and actions
 path("admin", "participant add", "trial")(
     lambda w, c: ok(
@@ -684,6 +787,62 @@ path("admin", "user change: a role given (superuser)", "root", "manager", actor=
     )
 )
 
+path("admin", "action: record the expedited report", "clock")(
+    lambda w, c: ok(
+        admin_client(c, w.coordinator).post(
+            reverse("admin:safety_reportingclock_changelist"),
+            {
+                "action": "record_report",
+                "_selected_action": [w.clock.pk],
+                "apply": "1",
+                "reported_to": "Sponsor pharmacovigilance",
+                "done_at_0": str(timezone.localtime(NOW, SH).date()),
+                "done_at_1": timezone.localtime(NOW, SH).strftime("%H:%M:%S"),
+            },
+        ),
+        302,
+    )
+)
+path("admin", "group change: a permission given (superuser)", "root", actor="root")(
+    lambda w, c: ok(
+        admin_client(c, w.root).post(
+            reverse("admin:auth_group_change", args=[Group.objects.get(name=SITE_STAFF).pk]),
+            {
+                "name": SITE_STAFF,
+                "permissions": [
+                    *Group.objects.get(name=SITE_STAFF).permissions.values_list("pk", flat=True),
+                    Permission.objects.get(codename="view_heartbeat").pk,
+                ],
+                "change_reason": "Site staff watch the worker too",
+            },
+        ),
+        302,
+    )
+)
+path("admin", "user add (superuser)", "root", actor="root")(
+    lambda w, c: ok(
+        admin_client(c, w.root).post(
+            reverse("admin:auth_user_add"),
+            {
+                "username": "nurse7",
+                "password1": "a long passphrase 7",
+                "password2": "a long passphrase 7",
+                "usable_password": "true",
+            },
+        ),
+        302,
+    )
+)
+path("admin", "user password set (superuser)", "root", "manager", actor="root")(
+    lambda w, c: ok(
+        admin_client(c, w.root).post(
+            reverse("admin:auth_user_password_change", args=[w.manager.pk]),
+            {"password1": "a new long passphrase", "password2": "a new long passphrase"},
+        ),
+        302,
+    )
+)
+
 # tasks and commands
 path("task", "safety.tasks.open_due_reviews (beat)", "observed", actor="system:beat")(
     lambda w, c: open_due_reviews.apply()
@@ -696,6 +855,9 @@ path("command", "load_ctcae_terms", actor="system:load_ctcae_terms")(
 )
 path("command", "create_role_user --chair", actor="system:create_role_user")(
     lambda w, c: call_command("create_role_user", "chair9", "--role", SAFETY_COMMITTEE, "--chair", stdout=StringIO())
+)
+path("command", "load_protocol --sync", "drifted", actor="system:load_protocol")(
+    lambda w, c: call_command("load_protocol", "--sync", stdout=StringIO(), stderr=StringIO())
 )
 path("command", "ensure_admin", actor="system:ensure_admin")(
     lambda w, c: call_command("ensure_admin", stdout=StringIO())
@@ -720,8 +882,23 @@ def _history_models():
 
 
 def _rows(model) -> dict:
+    """The audited columns of every row (the ones its history copies)."""
     tracked = [f.attname for f in model.history.model.tracked_fields]
     return {row[model._meta.pk.attname]: row for row in model.objects.values(*tracked)}
+
+
+def _state(model) -> dict:
+    """What a path may change on each row: every column but ``last_login`` (a login writes no history) and the
+    row's many-to-many rows that the history copies (a user's groups and permissions, a group's permissions)."""
+    columns = [f.attname for f in model._meta.concrete_fields if f.name != "last_login"]
+    state = {row[model._meta.pk.attname]: dict(row) for row in model.objects.values(*columns)}
+    for field in model.history.model._history_m2m_fields:
+        through = field.remote_field.through
+        owner = field.m2m_field_name()
+        target = field.m2m_reverse_field_name()
+        for pk, other in through.objects.values_list(f"{owner}_id", f"{target}_id"):
+            state[pk].setdefault(field.name, set()).add(other)
+    return state
 
 
 def _id(row) -> int:
@@ -753,13 +930,13 @@ def test_every_write_path_leaves_a_history_row_per_changed_row_with_who_and_why(
         for stage in write_path.needs:
             getattr(world, stage)
         expected = _actor(world, write_path.actor)
-        before = {m: _rows(m) for m in _audited_models()}
+        before = {m: _state(m) for m in _audited_models()}
         last = _last_ids()
         write_path.run(world, client)
 
     changed = []
     for model, old in before.items():
-        new = _rows(model)
+        new = _state(model)
         changed += [(model, pk) for pk in set(old) | set(new) if old.get(pk) != new.get(pk)]
     assert changed, "the path changed no audited row"
     fresh = {h: list(h.objects.filter(pk__gt=last[h]).select_related("history_user")) for h in _history_models()}
@@ -775,6 +952,11 @@ def test_every_write_path_leaves_a_history_row_per_changed_row_with_who_and_why(
         newest = max((r for r in fresh[model.history.model] if getattr(r, model._meta.pk.attname) == pk), key=_id)
         if current is not None and _values(newest) != current:
             stale.append(f"{model.__name__} {pk}")
+        for field in model.history.model._history_m2m_fields:
+            target = f"{field.m2m_reverse_field_name()}_id"
+            recorded = {getattr(r, target) for r in getattr(newest, field.name).all()}
+            if current is not None and recorded != _state(model)[pk].get(field.name, set()):
+                stale.append(f"{model.__name__} {pk} {field.name}")
     assert not stale, f"the newest history row is not what the table holds (written past the history): {stale}"
     rows = [r for found in fresh.values() for r in found]
     anonymous = [f"{type(r).__name__} {r.pk}" for r in rows if r.history_user is None]
