@@ -56,7 +56,7 @@ def _log_in(page, live_server, user):
 
 
 def test_each_role_reads_the_dashboard_offline_with_the_api_numbers(
-    nct_trial, flushable_reviews, plain_http_cookies, live_server, chromium
+    nct_trial, transactional_db, plain_http_cookies, live_server, chromium
 ):  # the database first, so that it is torn down after the live server has stopped
     seeded = seed_trial(nct_trial)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
