@@ -23,7 +23,7 @@ from cohorts import ports
 from safety.cohort_reader import SafetyReaderForCohorts
 
 ROOT = Path(settings.BASE_DIR)
-APPS = ("api", "cohorts", "config", "core", "safety", "trial")
+APPS = ("api", "cohorts", "config", "core", "reminders", "safety", "trial")
 PROJECT = (*APPS, "tests", "bench")
 MAX_LINES = 450
 # Rule tables that are data may run longer; none does yet.

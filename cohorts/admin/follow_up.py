@@ -11,6 +11,7 @@ from cohorts.models import (
     ProtocolDeviation,
 )
 from core.admin import AuditedAdmin, ReasonForChangeForm, ServiceRefusalForm, ServiceRefusalMixin
+from core.paginators import LargeTablePaginator
 
 
 class VisitOutcomeForm(ServiceRefusalForm):
@@ -35,6 +36,8 @@ class VisitOutcomeForm(ServiceRefusalForm):
 
 @admin.register(FollowUpVisit)
 class FollowUpVisitAdmin(DataLockAdminMixin, ServiceRefusalMixin, AuditedAdmin):
+    paginator = LargeTablePaginator  # large tables: keys first, count estimated (core.paginators)
+    show_full_result_count = False
     form = VisitOutcomeForm
     list_display = ("participant", "name", "target_date", "window", "status", "done_on", "late")
     list_filter = ("status", "code", ("infusion__cohort", CohortListFilter))

@@ -34,10 +34,13 @@ from core.admin import (
     ServiceRefusalMixin,
 )
 from core.cleaning import plain_number
+from core.paginators import LargeTablePaginator
 
 
 @admin.register(Infusion)
 class InfusionAdmin(DataLockAdminMixin, ServiceRefusalMixin, AuditedAdmin):
+    paginator = LargeTablePaginator  # large tables: keys first, count estimated (core.paginators)
+    show_full_result_count = False
     list_display = (
         "participant",
         "cohort_dose",
