@@ -1,12 +1,16 @@
 from celery import shared_task
 
+from core.actors import BEAT, REMINDERS, system_actor
+from core.history import acting_as
 from reminders import services
 
 
 @shared_task(name="reminders.tasks.deliver_reminder", ignore_result=True)
 def deliver_reminder(reminder_id: int) -> str:
     """Send one claimed reminder. Safe to run twice: the row's state, read under its lock, decides."""
-    return services.reminder_deliver(reminder_id=reminder_id)
+    actor = system_actor(REMINDERS)
+    with acting_as(actor, "Reminder delivery task"):
+        return services.reminder_deliver(reminder_id=reminder_id, by=actor)
 
 
 def _publish(reminder_id: int) -> None:
@@ -16,5 +20,7 @@ def _publish(reminder_id: int) -> None:
 @shared_task(name="reminders.tasks.sweep_due_reminders", ignore_result=True)
 def sweep_due_reminders() -> dict:
     """The beat sweep: claim due reminders in batches, one delivery task per row after each batch commits."""
-    result = services.reminders_sweep(publish=_publish)
+    actor = system_actor(BEAT)
+    with acting_as(actor, "Scheduled task reminders.tasks.sweep_due_reminders"):
+        result = services.reminders_sweep(publish=_publish, by=actor)
     return {"claimed": result.claimed, "batches": result.batches, "published": result.published}

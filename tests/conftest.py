@@ -103,39 +103,6 @@ def _signature_key(settings):
     settings.SIGNATURE_KEY_ID = TEST_SIGNATURE_KEY_ID
 
 
-@pytest.fixture
-def flushable_reviews(transactional_db):
-    """Let the flush after a transactional test empty decided reviews, signatures and the chain head.
-
-    The immutability triggers (safety migrations 0003 and 0008) refuse to delete a decided review, a
-    signature or a chain-head row, and on PostgreSQL to TRUNCATE a signature table that holds rows. After
-    the test (before the flush) those tables are emptied with the triggers out of the way: on PostgreSQL
-    with ``session_replication_role = replica`` (no user trigger fires), on SQLite by dropping and
-    reinstalling them.
-    """
-    import importlib
-
-    yield
-    from django.db import connection
-
-    tables = ("safety_signaturechainhead", "safety_signoff", "safety_signaturefailure", "safety_safetyreview")
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET session_replication_role = replica")
-            try:
-                for table in tables:
-                    cursor.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
-            finally:
-                cursor.execute("SET session_replication_role = DEFAULT")
-        return
-    chain = importlib.import_module("safety.migrations.0008_signature_keys_and_chain_head")
-    with connection.schema_editor() as editor:
-        chain.drop_triggers(None, editor)
-        for table in tables:
-            editor.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
-        chain.reinstall(None, editor)
-
-
 @pytest.fixture(autouse=True, scope="session")
 def _celery_mode():
     """Eager Celery without Redis (tasks run in-process); real broker otherwise."""

@@ -32,7 +32,11 @@ from rest_framework.test import APIClient
 
 from cohorts import services as cs
 from cohorts.models import Cohort, FollowUpVisit
+from core.actors import system_actor
 from core.roles import DATA_MANAGER, SAFETY_COMMITTEE, SITE_STAFF
+from reminders import services as reminder_services
+from reminders.models import Reminder
+from reminders.tasks import deliver_reminder, sweep_due_reminders
 from safety import services as ss
 from safety.models import CtcaeTerm, ReportingClock
 from safety.tasks import open_due_reviews
@@ -199,6 +203,26 @@ class World:
         infuse(people[2], T0 + 9 * DAY + HOUR)
         cohort.refresh_from_db()
         return cohort
+
+    @cached_property
+    def reminder(self):
+        """A reminder due a minute ago (as the scheduling service leaves it)."""
+        self.trial  # noqa: B018
+        return Reminder.objects.create(
+            kind="visit-missed",
+            dedupe_key="v:1",
+            subject="visit:1",
+            subject_label="D1 visit",
+            recipient_role=SITE_STAFF,
+            due_at=NOW - MINUTE,
+        )
+
+    @cached_property
+    def claimed(self):
+        """The reminder claimed by a sweep (its delivery task not run yet)."""
+        reminder_services.reminders_sweep(publish=lambda reminder_id: None, now=NOW, by=system_actor("test"))
+        self.reminder.refresh_from_db()
+        return self.reminder
 
     @cached_property
     def term(self):
@@ -847,6 +871,12 @@ path("admin", "user password set (superuser)", "root", "manager", actor="root")(
 path("task", "safety.tasks.open_due_reviews (beat)", "observed", actor="system:beat")(
     lambda w, c: open_due_reviews.apply()
 )
+path("task", "reminders.tasks.sweep_due_reminders (beat)", "reminder", actor="system:beat,system:reminders")(
+    lambda w, c: sweep_due_reminders.apply()
+)
+path("task", "reminders.tasks.deliver_reminder", "claimed", actor="system:reminders")(
+    lambda w, c: deliver_reminder.apply((w.claimed.pk,))
+)
 path("command", "load_protocol", actor="system:load_protocol")(
     lambda w, c: call_command("load_protocol", stdout=StringIO(), stderr=StringIO())
 )
@@ -914,6 +944,8 @@ def _last_ids() -> dict:
 
 
 def _actor(world: World, name: str):
+    if "," in name:
+        return set(name.split(","))
     if name.startswith("system:"):
         return name
     if name == "committee":
