@@ -15,6 +15,7 @@ SYSTEM_PREFIX = "system:"
 LOAD_PROTOCOL = "load_protocol"
 LOAD_CTCAE_TERMS = "load_ctcae_terms"
 BEAT = "beat"
+REMINDERS = "reminders"
 CREATE_ROLE_USER = "create_role_user"
 ENSURE_ADMIN = "ensure_admin"
 

@@ -8,7 +8,7 @@
 
 The triggers are (re)installed after every ``migrate`` (``post_migrate``, idempotent), so a new audited
 model, or a history table that SQLite rebuilt to add a column, is covered without a migration of its own;
-``tests/core/test_append_only.py`` checks every table. Whoever may set ``session_replication_role`` (a
+``tests/core/test_audit_trail.py`` checks every table. Whoever may set ``session_replication_role`` (a
 PostgreSQL superuser) or drop a trigger can get past them, as past any trigger: the test suite's flush does
 exactly that (``tests/conftest.py``), and nothing else does.
 """

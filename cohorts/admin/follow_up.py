@@ -84,7 +84,9 @@ class FollowUpVisitAdmin(DataLockAdminMixin, ServiceRefusalMixin, AuditedAdmin):
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         if data["outcome"] == "completed":
-            visit = services.visit_complete(visit=obj, on=data["visit_date"], by=request.user)
+            visit = services.visit_complete(
+                visit=obj, on=data["visit_date"], by=request.user, reason=data.get("change_reason", "")
+            )
             if visit.out_of_window:
                 self.message_user(
                     request,

@@ -26,6 +26,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.html import escape
 
+from core.history import audit
 from reminders.kinds import kind_for, retry_delay_seconds
 from reminders.models import Reminder, ReminderDelivery, ReminderMute
 
@@ -46,12 +47,13 @@ def _claimable(now: datetime) -> Q:
 
 
 def reminders_sweep(
-    *, publish: Callable[[int], None], now: datetime | None = None, batch_size: int | None = None
+    *, publish: Callable[[int], None], now: datetime | None = None, batch_size: int | None = None, by=None
 ) -> SweepResult:
     """Claim every due reminder, batch by batch, and send one delivery task per row after each batch commits
     (``publish(reminder_id)``: the task module passes the delivery task's sender).
 
-    Queries grow with batches (a locking SELECT and an UPDATE each), not rows. If the broker refuses a
+    Queries grow with batches (a locking SELECT, an UPDATE and the claimed rows' history in one INSERT each),
+    not rows; ``by`` is who claims (the beat task's system actor) in the history. If the broker refuses a
     publish, the sweep stops publishing: the rest of that batch stays ``sending`` and the next sweep after the
     claim timeout sends it again.
     """
@@ -61,14 +63,19 @@ def reminders_sweep(
     broker_error = ""
     while not broker_error:
         with transaction.atomic():
-            ids = list(
+            rows = list(
                 Reminder.objects.select_for_update(skip_locked=True)
                 .filter(_claimable(now))
-                .order_by("due_at", "pk")
-                .values_list("pk", flat=True)[:batch_size]
+                .order_by("due_at", "pk")[:batch_size]
             )
+            ids = [row.pk for row in rows]
             if ids:
                 Reminder.objects.filter(pk__in=ids).update(state=Reminder.State.SENDING, claimed_at=now)
+                for row in rows:  # the audit trail of the batch UPDATE: one history row per claimed reminder
+                    row.state, row.claimed_at = Reminder.State.SENDING, now
+                Reminder.history.bulk_history_create(
+                    rows, update=True, default_user=by, default_change_reason="Claimed for delivery by the sweep"
+                )
         if not ids:
             break
         batches += 1
@@ -135,9 +142,10 @@ def _record(reminder: Reminder, *, attempt: int, outcome: str, recipients: list[
     )  # fmt: skip
 
 
-def reminder_deliver(*, reminder_id: int) -> str:
+def reminder_deliver(*, reminder_id: int, by=None) -> str:
     """Send one claimed reminder. Returns the row's state afterwards (``sent``, ``pending`` to retry, ``failed``),
-    or why nothing was done (``skipped:<state>``). Safe to run twice."""
+    or why nothing was done (``skipped:<state>``). Safe to run twice. ``by``: who delivers, in the history (the
+    worker task's system actor)."""
     with transaction.atomic():
         reminder = (
             Reminder.objects.select_for_update(of=("self",))
@@ -161,19 +169,21 @@ def reminder_deliver(*, reminder_id: int) -> str:
         else:
             accepted, error = _send(reminder, recipients)
         if accepted:
-            Reminder.objects.filter(pk=reminder.pk).update(
-                state=Reminder.State.SENT, sent_at=now, attempts=attempt, claimed_at=None
+            reminder.state, reminder.sent_at = Reminder.State.SENT, now
+            reminder.attempts, reminder.claimed_at = attempt, None
+            audit(reminder, by=by, reason=f"Delivered (attempt {attempt})").save(
+                update_fields=["state", "sent_at", "attempts", "claimed_at"]
             )
             _record(reminder, attempt=attempt, outcome=ReminderDelivery.Outcome.SENT, recipients=recipients)
             return Reminder.State.SENT
         gave_up = attempt >= settings.REMINDER_MAX_ATTEMPTS
         delay = timedelta(seconds=retry_delay_seconds(attempt, base=settings.REMINDER_RETRY_SECONDS))
-        Reminder.objects.filter(pk=reminder.pk).update(
-            state=Reminder.State.FAILED if gave_up else Reminder.State.PENDING,
-            due_at=reminder.due_at if gave_up else now + delay,
-            attempts=attempt,
-            last_error=error[:2000],
-            claimed_at=None,
+        reminder.state = Reminder.State.FAILED if gave_up else Reminder.State.PENDING
+        reminder.due_at = reminder.due_at if gave_up else now + delay
+        reminder.attempts, reminder.last_error, reminder.claimed_at = attempt, error[:2000], None
+        outcome = "failed: no more retries" if gave_up else "retry scheduled"
+        audit(reminder, by=by, reason=f"Attempt {attempt} {outcome}: {error}"[:300]).save(
+            update_fields=["state", "due_at", "attempts", "last_error", "claimed_at"]
         )
         _record(reminder, attempt=attempt, outcome=ReminderDelivery.Outcome.FAILED, recipients=recipients, error=error)
         log.warning("Reminder %s attempt %s failed: %s", reminder.pk, attempt, error)

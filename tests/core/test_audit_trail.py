@@ -103,7 +103,7 @@ def test_create_role_user_records_the_user_the_role_and_the_chair_permission_wit
 # --- users, roles and permissions in the admin ---------------------------------------------------------------
 
 
-def _user_form(user, **changes) -> dict:
+def user_form(user, **changes) -> dict:
     data = {
         "username": user.username,
         "first_name": user.first_name,
@@ -129,7 +129,7 @@ def test_a_role_given_in_the_admin_is_in_the_users_history_with_who_and_why(clie
     staff = Group.objects.get(name=SITE_STAFF)
     response = client.post(
         reverse("admin:auth_user_change", args=[nurse.pk]),
-        _user_form(nurse, groups=[staff.pk], change_reason="Joined the site team"),
+        user_form(nurse, groups=[staff.pk], change_reason="Joined the site team"),
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     latest = nurse.history.latest()
@@ -141,7 +141,7 @@ def test_a_role_given_in_the_admin_is_in_the_users_history_with_who_and_why(clie
 def test_a_user_change_in_the_admin_without_a_reason_is_refused(client):
     client.force_login(User.objects.create_superuser("root", password="pw-for-the-test-0"))
     nurse = UserFactory(username="nurse9")
-    response = client.post(reverse("admin:auth_user_change", args=[nurse.pk]), _user_form(nurse, is_active=""))
+    response = client.post(reverse("admin:auth_user_change", args=[nurse.pk]), user_form(nurse, is_active=""))
     assert response.status_code == 200 and "Give the reason for this change" in response.content.decode()
     nurse.refresh_from_db()
     assert nurse.is_active
