@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 
 from cohorts import services
 from cohorts.admin.cohorts import CohortListFilter
+from cohorts.admin.data_lock import DataLockAdminMixin
 from cohorts.models import (
     FollowUpVisit,
     ProtocolDeviation,
@@ -34,7 +35,7 @@ class VisitOutcomeForm(ServiceRefusalForm):
 
 
 @admin.register(FollowUpVisit)
-class FollowUpVisitAdmin(ServiceRefusalMixin, AuditedAdmin):
+class FollowUpVisitAdmin(DataLockAdminMixin, ServiceRefusalMixin, AuditedAdmin):
     paginator = LargeTablePaginator  # large tables: keys first, count estimated (core.paginators)
     show_full_result_count = False
     form = VisitOutcomeForm
@@ -120,7 +121,7 @@ class DeviationForm(ServiceRefusalForm, ReasonForChangeForm):
 
 
 @admin.register(ProtocolDeviation)
-class ProtocolDeviationAdmin(ServiceRefusalMixin, AuditedAdmin):
+class ProtocolDeviationAdmin(DataLockAdminMixin, ServiceRefusalMixin, AuditedAdmin):
     form = DeviationForm
     list_display = ("detected_at", "participant", "category", "severity", "source", "status", "occurred_on", "summary")
     list_filter = ("status", "severity", "category", "source", "trial")

@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from cohorts.admin import DataLockAdminMixin
 from cohorts.models import Cohort, Enrollment
 from core.admin import AuditedAdmin, ReasonForChangeForm, RefusalClean, ServiceRefusalMixin, action_form_page
 from core.errors import DomainError
@@ -138,7 +139,7 @@ class DltDecisionForm(forms.Form):
 
 
 @admin.register(AdverseEvent)
-class AdverseEventAdmin(ServiceRefusalMixin, AuditedAdmin):
+class AdverseEventAdmin(DataLockAdminMixin, ServiceRefusalMixin, AuditedAdmin):
     form = AdverseEventForm
     list_display = (
         "onset_date",
