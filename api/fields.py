@@ -1,8 +1,12 @@
-"""Fields every app's API uses: ids that can never overflow, numbers passed through to the service."""
+"""Fields every app's API uses: ids that can never overflow, numbers passed through to the service, and
+the two fields that keep staff out of what a sponsor reads (a pseudonym for a person, free text withheld)."""
 
 from django.db.models import QuerySet
+from django.utils.crypto import salted_hmac
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+
+from api.permissions import is_sponsor
 
 # Ids are 64-bit integers: anything larger is a 400 from the serializer, never an overflow in the database.
 MAX_ID = 2**63 - 1
@@ -69,3 +73,50 @@ def _json_kind(value) -> str:
     if isinstance(value, dict):
         return "an object"
     return "null" if value is None else type(value).__name__
+
+
+def reader_is_sponsor(field: serializers.Field) -> bool:
+    """Is the response for a sponsor? Asked once per response (cached in the root serializer's context).
+
+    Without a request in the context the answer is yes: a serializer built without one shows no more than
+    a sponsor may see.
+    """
+    context = field.context
+    if "reader_is_sponsor" not in context:
+        request = context.get("request")
+        context["reader_is_sponsor"] = request is None or is_sponsor(request.user)
+    return context["reader_is_sponsor"]
+
+
+def staff_pseudonym(user_id: int) -> str:
+    """``staff-`` and 8 hex digits: the same for the same person in every response, and not reversible to
+    a username without the server's secret key (a keyed HMAC of the user's id)."""
+    return "staff-" + salted_hmac("api.fields.staff_pseudonym", str(user_id)).hexdigest()[:8]
+
+
+@extend_schema_field(
+    {"type": "string", "nullable": True, "description": "Staff: the username. Sponsors: a stable pseudonym "
+     "(`staff-` and 8 hex digits), the same person always the same."}
+)  # fmt: skip
+class StaffMemberField(serializers.Field):
+    """A member of staff (a user foreign key as ``source``): the username, or for sponsors a pseudonym."""
+
+    def __init__(self, **kwargs):
+        super().__init__(read_only=True, **kwargs)
+
+    def to_representation(self, user):
+        return staff_pseudonym(user.pk) if reader_is_sponsor(self) else user.username
+
+
+@extend_schema_field(
+    {"type": "string", "nullable": True, "description": "Free text typed by staff. Null for sponsors: staff may "
+     "have typed an identifier into it."}
+)  # fmt: skip
+class StaffTextField(serializers.CharField):
+    """Free text that staff type (a verbatim term, a reason, a description): withheld (null) from sponsors."""
+
+    def __init__(self, **kwargs):
+        super().__init__(read_only=True, **kwargs)
+
+    def to_representation(self, value):
+        return None if reader_is_sponsor(self) else super().to_representation(value)

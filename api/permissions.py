@@ -63,7 +63,10 @@ def _has_perms(permission: BasePermission, request, needed) -> bool:
 
 
 def is_sponsor(user) -> bool:
-    return user.groups.filter(name=SPONSOR).exists()
+    """In the Sponsor group? Asked once per user object (a request's user lives for the request)."""
+    if getattr(user, "_api_is_sponsor", None) is None:
+        user._api_is_sponsor = user.groups.filter(name=SPONSOR).exists()
+    return user._api_is_sponsor
 
 
 def sees_direct_identifiers(user) -> bool:

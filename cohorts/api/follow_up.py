@@ -7,7 +7,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from api.fields import MAX_ID, TextField, id_field
+from api.fields import MAX_ID, StaffTextField, TextField, id_field
 from api.filters import validated_query
 from api.permissions import RoleActionPermissions
 from api.schema import error_responses
@@ -24,6 +24,7 @@ class FollowUpVisitSerializer(serializers.ModelSerializer):
     study_id = serializers.CharField(source="participant.study_id", read_only=True)
     cohort = serializers.IntegerField(source="infusion.cohort_id", read_only=True)
     out_of_window = serializers.BooleanField(read_only=True)
+    missed_reason = StaffTextField()
 
     class Meta:
         model = FollowUpVisit
@@ -51,6 +52,8 @@ class FollowUpVisitSerializer(serializers.ModelSerializer):
 class ProtocolDeviationSerializer(serializers.ModelSerializer):
     study_id = serializers.CharField(source="participant.study_id", read_only=True)
     trial = serializers.CharField(source="trial.registry_id", read_only=True)
+    description = StaffTextField()
+    corrective_action = StaffTextField()
 
     class Meta:
         model = ProtocolDeviation

@@ -21,7 +21,15 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from api.fields import MAX_ID, PassThroughCountField, PassThroughNumberField, TextField, id_field
+from api.fields import (
+    MAX_ID,
+    PassThroughCountField,
+    PassThroughNumberField,
+    StaffMemberField,
+    StaffTextField,
+    TextField,
+    id_field,
+)
 from api.filters import validated_query
 from api.permissions import RoleActionPermissions, sees_bedside_detail
 from api.schema import error_responses
@@ -94,6 +102,7 @@ class InfusionSponsorSerializer(serializers.ModelSerializer):
     duration_minutes = serializers.DecimalField(max_digits=10, decimal_places=2, read_only=True, allow_null=True)
     average_ml_per_hour = serializers.DecimalField(max_digits=8, decimal_places=1, read_only=True, allow_null=True)
     readings = DripRateReadingSerializer(many=True, read_only=True)
+    stop_reason = StaffTextField()
 
     class Meta:
         model = Infusion
@@ -131,7 +140,7 @@ class InfusionSponsorSerializer(serializers.ModelSerializer):
 class InfusionSerializer(InfusionSponsorSerializer):
     """An infusion as site staff see it: with vital signs, interruptions, premedication and the nurse."""
 
-    administered_by = serializers.CharField(source="administered_by.username", read_only=True)
+    administered_by = StaffMemberField()
     interruptions = InterruptionSerializer(many=True, read_only=True)
     vitals = VitalSignsSerializer(many=True, read_only=True)
 

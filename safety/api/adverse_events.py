@@ -20,7 +20,15 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from api.fields import MAX_ID, TextField, id_field, optional_boolean
+from api.fields import (
+    MAX_ID,
+    StaffMemberField,
+    StaffTextField,
+    TextField,
+    id_field,
+    optional_boolean,
+    reader_is_sponsor,
+)
 from api.filters import validated_query
 from api.parsers import JSONParser
 from api.permissions import RoleActionPermissions
@@ -44,11 +52,16 @@ class AdverseEventSerializer(serializers.ModelSerializer):
         help_text="The participant's enrollment cohort (null before enrollment).",
     )
     ctcae_term = serializers.PrimaryKeyRelatedField(read_only=True)
-    term = serializers.SerializerMethodField(help_text="The CTCAE term, or the free-text term where none applies.")
+    term = serializers.SerializerMethodField(
+        help_text="The CTCAE term, or the free-text term where none applies (null for sponsors then)."
+    )
     soc = serializers.SerializerMethodField(help_text="CTCAE system organ class (blank for a free-text term).")
-    reported_by = serializers.CharField(source="reported_by.username", read_only=True)
+    verbatim_term = StaffTextField()
+    ctcae_term_text = StaffTextField()
+    reported_by = StaffMemberField()
     dlt_status_display = serializers.CharField(source="get_dlt_status_display", read_only=True)
-    dlt_decided_by = serializers.CharField(source="dlt_decided_by.username", read_only=True, allow_null=True)
+    dlt_reason = StaffTextField()
+    dlt_decided_by = StaffMemberField()
     clocks = ReportingClockSerializer(many=True, read_only=True)
 
     class Meta:
@@ -92,8 +105,10 @@ class AdverseEventSerializer(serializers.ModelSerializer):
         )
         read_only_fields = fields
 
-    def get_term(self, obj: AdverseEvent) -> str:
-        return obj.ctcae_term.term if obj.ctcae_term else obj.ctcae_term_text
+    def get_term(self, obj: AdverseEvent) -> str | None:
+        if obj.ctcae_term:
+            return obj.ctcae_term.term
+        return None if reader_is_sponsor(self) else obj.ctcae_term_text  # free text: withheld from sponsors
 
     def get_soc(self, obj: AdverseEvent) -> str:
         return obj.ctcae_term.soc if obj.ctcae_term else ""
@@ -217,7 +232,7 @@ class AdverseEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         return queryset.filter(**{lookups[name]: value for name, value in wanted.items()})
 
     def _fresh(self, event: AdverseEvent) -> dict:
-        return AdverseEventSerializer(self.get_queryset().get(pk=event.pk)).data
+        return self.get_serializer(self.get_queryset().get(pk=event.pk)).data
 
     @extend_schema(
         request=AdverseEventCreateSerializer,

@@ -7,7 +7,7 @@ from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from api.fields import MAX_ID, TextField, optional_boolean
+from api.fields import MAX_ID, StaffMemberField, StaffTextField, TextField, optional_boolean
 from api.filters import validated_query
 from api.parsers import JSONParser
 from api.permissions import RoleActionPermissions
@@ -24,7 +24,8 @@ class ReportingClockSerializer(serializers.ModelSerializer):
     adverse_event = serializers.IntegerField(source="adverse_event_id", read_only=True)
     study_id = serializers.CharField(source="adverse_event.participant.study_id", read_only=True, allow_null=True)
     kind_display = serializers.CharField(source="get_kind_display", read_only=True)
-    done_by = serializers.CharField(source="done_by.username", read_only=True, allow_null=True)
+    done_by = StaffMemberField()
+    reported_to = StaffTextField()
     overdue = serializers.SerializerMethodField()
 
     class Meta:

@@ -10,7 +10,7 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api.fields import TextField
+from api.fields import StaffTextField, TextField
 from api.permissions import ReadPermissionForWrites
 from cohorts.models import Cohort
 from safety import services
@@ -20,7 +20,10 @@ from trial.models import Trial
 
 
 class SignatureSerializer(serializers.ModelSerializer):
+    """A signature: the signer's printed name for every reader (21 CFR 11.50: the signed record shows it)."""
+
     signer = serializers.CharField(source="signer_full_name", read_only=True)
+    comment = StaffTextField()
 
     class Meta:
         model = SignOff
@@ -58,7 +61,9 @@ class ReviewSerializer(serializers.ModelSerializer):
     dose_level = serializers.IntegerField(source="cohort.dose_level.level", read_only=True)
     protocol_recommends = serializers.SerializerMethodField()
     signatures = SignatureSerializer(many=True, read_only=True)
-    resulting_cohort = serializers.PrimaryKeyRelatedField(read_only=True)
+    resulting_cohort = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    reason = StaffTextField()
+    rationale = StaffTextField()
 
     class Meta:
         model = SafetyReview
@@ -152,7 +157,7 @@ class SafetyReviewViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet
         review = services.review_open_by_chair(
             cohort=body.validated_data["cohort"], reason=body.validated_data["reason"], by=request.user
         )
-        return Response(ReviewSerializer(review).data, status=status.HTTP_201_CREATED)
+        return Response(self.get_serializer(review).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=ProposeSerializer, responses={200: ReviewSerializer})
     @action(detail=True, methods=["post"])
@@ -162,7 +167,7 @@ class SafetyReviewViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet
         body = ProposeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         review = services.review_propose(review=review, by=request.user, **body.validated_data)
-        return Response(ReviewSerializer(review).data)
+        return Response(self.get_serializer(review).data)
 
     @extend_schema(request=SignSerializer, responses={201: SignResultSerializer})
     @action(detail=True, methods=["post"])
@@ -173,7 +178,9 @@ class SafetyReviewViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet
         body = SignSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         signature = services.review_sign(review=review, user=request.user, **body.validated_data)
-        return Response(SignResultSerializer(signature).data, status=status.HTTP_201_CREATED)
+        return Response(
+            SignResultSerializer(signature, context=self.get_serializer_context()).data, status=status.HTTP_201_CREATED
+        )
 
     # Reads need safety.view_safetyreview; writes are checked by the services themselves (committee
     # membership, the chair), so a POST needs only the view permission here.
@@ -189,6 +196,7 @@ class EscalationStepSerializer(serializers.ModelSerializer):
         source="resulting_cohort.dose_level.level", read_only=True, allow_null=True
     )
     signatures = SignatureSerializer(many=True, read_only=True)
+    rationale = StaffTextField()
 
     class Meta:
         model = SafetyReview

@@ -23,6 +23,7 @@ from api.urls import router
 from bench.generate_data import generate
 from cohorts.models import Cohort
 from core.roles import SPONSOR
+from tests.conftest import TEST_SIGNATURE_KEY_ID, TEST_SIGNATURE_KEYS
 from trial.models import Trial
 
 pytestmark = pytest.mark.django_db
@@ -83,6 +84,8 @@ def measured(django_db_setup, django_db_blocker):
     # What the suite's function-scoped fixtures set (tests/conftest.py), for this module-scoped one.
     plain = override_settings(
         PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
+        SIGNATURE_KEYS=dict(TEST_SIGNATURE_KEYS),
+        SIGNATURE_KEY_ID=TEST_SIGNATURE_KEY_ID,
         STORAGES={
             **settings.STORAGES,
             "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
