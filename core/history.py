@@ -77,6 +77,12 @@ def audit(instance: models.Model, *, by=None, reason: str | None = None) -> mode
     return instance
 
 
+def acting_user_and_reason() -> tuple:
+    """The (user, reason) of the enclosing ``acting_as`` block, or (None, "") outside one: for bulk history
+    rows, which no instance's save writes."""
+    return _acting.get() or (None, "")
+
+
 @contextmanager
 def acting_as(user, reason: str = "") -> Iterator[None]:
     """Inside the block, history rows whose instance names no user (or no reason) take these."""

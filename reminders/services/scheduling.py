@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from core.cleaning import clean_text
 from core.errors import ErrorCode, InvalidInput, PermissionDenied, RuleViolation, require_permission
-from core.history import audit
+from core.history import acting_user_and_reason, audit
 from reminders.kinds import dedupe_key, kind_for
 from reminders.models import Reminder, ReminderMute
 
@@ -80,8 +80,9 @@ def reminder_cancel(
     by=None,
 ) -> int:
     """Cancel the open reminders of ``subject`` (optionally of ``kinds`` only), or those with ``dedupe_keys``;
-    a reminder of theirs already sent is marked resolved (no longer open in-app). Two UPDATEs, whatever the
-    number of rows: the cancellation is on the row itself (``cancelled_at``, ``cancel_reason``).
+    a reminder of theirs already sent is marked resolved (no longer open in-app). Constant queries whatever the
+    number of rows (two locking SELECTs, two UPDATEs, their history rows in one INSERT): the cancellation is on
+    the row itself (``cancelled_at``, ``cancel_reason``), and the history names ``by`` (or the ``acting_as`` actor).
 
     A row being sent right now is locked by its delivery: the UPDATE waits for it, then finds it sent and
     leaves it so (PostgreSQL re-checks the condition after the wait). Returns how many were cancelled.
@@ -97,10 +98,27 @@ def reminder_cancel(
     if kinds:
         rows = rows.filter(kind__in=kinds)
     now = timezone.now()
-    rows.filter(state=Reminder.State.SENT, resolved_at__isnull=True).update(resolved_at=now)
-    return rows.filter(state__in=OPEN_STATES).update(
-        state=Reminder.State.CANCELLED, cancelled_at=now, cancel_reason=reason[:300], claimed_at=None
-    )
+    resolved = list(rows.filter(state=Reminder.State.SENT, resolved_at__isnull=True).select_for_update())
+    cancelled = list(rows.filter(state__in=OPEN_STATES).select_for_update())
+    if resolved:
+        Reminder.objects.filter(pk__in=[r.pk for r in resolved]).update(resolved_at=now)
+        for row in resolved:
+            row.resolved_at = now
+    if cancelled:
+        Reminder.objects.filter(pk__in=[r.pk for r in cancelled]).update(
+            state=Reminder.State.CANCELLED, cancelled_at=now, cancel_reason=reason[:300], claimed_at=None
+        )
+        for row in cancelled:
+            row.state, row.cancelled_at, row.cancel_reason, row.claimed_at = (
+                Reminder.State.CANCELLED, now, reason[:300], None
+            )  # fmt: skip
+    changed = resolved + cancelled
+    if changed:  # the audit trail of the two UPDATEs: one history row per changed reminder, in one INSERT
+        actor, _ = acting_user_and_reason()
+        Reminder.history.bulk_history_create(
+            changed, update=True, default_user=by or actor, default_change_reason=f"Cancelled: {reason}"[:300]
+        )
+    return len(cancelled)
 
 
 def reminder_cancel_for_user(*, subject: str, kinds: Iterable[str], user, reason: str, by=None) -> int:
