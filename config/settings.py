@@ -6,6 +6,7 @@ PostgreSQL and Redis. With ``DEBUG`` off, ``SECRET_KEY`` is required and the sec
 are those ``manage.py check --deploy`` asks for.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -37,7 +38,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
+    "axes",
     "drf_spectacular",
     "simple_history",
     "core",
@@ -60,6 +62,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     "core.middleware.SiteTimezoneMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into the lockout page
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -97,6 +100,20 @@ LOGIN_REDIRECT_URL = "dashboard:index"
 LOGOUT_REDIRECT_URL = "login"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- brute force: django-axes on every password login (admin and dashboard), database handler ---
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out username+address, right password or not
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = 5  # the 5th wrong password locks; the 6th attempt is refused whatever the password
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 30))
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_LOCKOUT_TEMPLATE = "core/login_locked.html"
+AXES_RESET_ON_SUCCESS = False  # a success in between does not wipe the count
+AXES_VERBOSE = False  # its start-up banner would precede the JSON the management commands print
+# The address is REMOTE_ADDR: behind a reverse proxy every client shares the proxy's, so the lock holds per username.
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -154,9 +171,11 @@ LOGGING = {
 # --- REST API ---
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "api.authentication.HashedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
+    # Failed token authentications per client address (api.authentication): the 11th in a minute answers 429.
+    "DEFAULT_THROTTLE_RATES": {"auth_failure": env_str("AUTH_FAILURE_RATE", "10/min")},
     "DEFAULT_PERMISSION_CLASSES": ["api.permissions.RolePermissions"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "api.exceptions.exception_handler",
@@ -165,6 +184,13 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
 }
+# API tokens (django-rest-knox): only a SHA-512 digest is stored; each token expires. Lifetimes by role (days):
+# sponsors' read-only dashboards 90, every other account (staff tokens can write) 30.
+API_TOKEN_TTL_SPONSOR_DAYS = env_int("API_TOKEN_TTL_SPONSOR_DAYS", 90)
+API_TOKEN_TTL_STAFF_DAYS = env_int("API_TOKEN_TTL_STAFF_DAYS", 30)
+# core.tokens sets each token's expiry by role; knox's own default is the shorter one, never "no expiry".
+REST_KNOX = {"AUTH_HEADER_PREFIX": "Token", "TOKEN_TTL": timedelta(days=API_TOKEN_TTL_STAFF_DAYS)}
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "Dose-escalation cohort manager API",
     "DESCRIPTION": "Trials, cohorts, participants, safety. Errors are JSON {code, message, fields}.",
@@ -173,8 +199,15 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
-# --- Celery ---
+# --- Celery and the cache ---
 REDIS_URL = env_str("REDIS_URL")
+# The cache holds the API's throttle counters, so every web process must share it: Redis when there is one,
+# otherwise files under var/ (one machine, many processes).
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(VAR_DIR / "cache")}
+}
 CELERY_BROKER_URL = REDIS_URL or "filesystem://"
 if not REDIS_URL:
     _queue_dir = VAR_DIR / "celery" / "queue"

@@ -10,7 +10,8 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from core.errors import DomainError
 from core.history import audit
-from core.models import Heartbeat
+from core.lockouts import lockout_release
+from core.models import Heartbeat, LockoutRelease
 
 
 class ReasonForChangeForm(forms.ModelForm):
@@ -152,3 +153,42 @@ class HeartbeatAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class LockoutReleaseForm(RefusalClean, forms.ModelForm):
+    class Meta:
+        model = LockoutRelease
+        fields = ["kind", "username", "reason"]
+        widgets = {"reason": forms.TextInput(attrs={"size": 80})}
+
+
+@admin.register(LockoutRelease)
+class LockoutReleaseAdmin(ServiceRefusalMixin, admin.ModelAdmin):
+    """Unlock a login or signing lockout (data managers): each release is a row of its own, never changed."""
+
+    form = LockoutReleaseForm
+    list_display = ("released_at", "kind", "username", "released_by", "reason")
+    list_filter = ("kind",)
+    list_select_related = ("released_by",)
+    search_fields = ("username",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("kind", "username", "user", "released_by", "released_at", "reason") if obj else ()
+
+    def has_add_permission(self, request):
+        return request.user.has_perm("core.release_lockout")
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        released = lockout_release(
+            kind=form.cleaned_data["kind"],
+            username=form.cleaned_data["username"],
+            by=request.user,
+            reason=form.cleaned_data["reason"],
+        )
+        obj.pk, obj.released_at = released.pk, released.released_at

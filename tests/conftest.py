@@ -83,3 +83,12 @@ def nct_trial(db):
 
     protocol_load(path=PROTOCOL_FILE)
     return Trial.objects.get(registry_id="NCT06949137")
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(settings, request):
+    """Each test gets an empty cache of its own: the API's failed-authentication counters never leak between
+    tests (and never touch the Redis database the Celery broker uses)."""
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": request.node.nodeid}
+    }

@@ -20,12 +20,11 @@ from safety.services.reviews import (
     reviews_open_due,
 )
 from safety.services.signatures import (
-    SIGNING_LOCKOUT_FAILURES,
-    SIGNING_LOCKOUT_MINUTES,
     review_sign,
     signature_digest,
     verify_signatures,
 )
+from safety.services.signing_lock import SIGNING_LOCKOUT_FAILURES, SIGNING_LOCKOUT_MINUTES, signing_tries_left
 
 __all__ = [
     "AE_FIELDS",
@@ -46,5 +45,6 @@ __all__ = [
     "review_sign",
     "reviews_open_due",
     "signature_digest",
+    "signing_tries_left",
     "verify_signatures",
 ]

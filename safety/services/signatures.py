@@ -5,7 +5,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from cohorts.models import Cohort
-from core.errors import ErrorCode, InvalidInput, PermissionDenied, RuleViolation, require_permission
+from core.errors import ErrorCode, InvalidInput, RuleViolation, require_permission
 from core.history import audit
 from safety.models import SafetyReview, SignatureFailure, SignOff
 from safety.selectors import (
@@ -14,10 +14,8 @@ from safety.selectors import (
 )
 from safety.services.decisions import review_make_effective
 from safety.services.gate import check_review_data_current
+from safety.services.signing_lock import refuse_if_signing_locked, wrong_password_refusal
 from trial.models import Trial
-
-SIGNING_LOCKOUT_FAILURES = 5
-SIGNING_LOCKOUT_MINUTES = 30
 
 
 def signature_digest(
@@ -50,11 +48,6 @@ def signature_digest(
     return sha256_hex(canonical_json(signed))
 
 
-def _signing_locked(user) -> bool:
-    since = timezone.now() - timezone.timedelta(minutes=SIGNING_LOCKOUT_MINUTES)
-    return SignatureFailure.objects.filter(user=user, at__gte=since).count() >= SIGNING_LOCKOUT_FAILURES
-
-
 def review_sign(*, review: SafetyReview, user, password: str, meaning: str, comment: str = "") -> SignOff:
     """A committee member signs by re-entering the password (Part 11 §11.200); never by a token alone.
 
@@ -68,17 +61,10 @@ def review_sign(*, review: SafetyReview, user, password: str, meaning: str, comm
             "The meaning of a signature is approve or reject.",
             {"meaning": ["approve or reject"]},
         )
-    if _signing_locked(user):
-        raise PermissionDenied(
-            ErrorCode.SIGNING_LOCKED,
-            f"Too many wrong passwords: signing is locked for "
-            f"{SIGNING_LOCKOUT_MINUTES} minutes. Contact the administrator.",
-        )
+    refuse_if_signing_locked(user)
     if not password or not user.check_password(password):
         SignatureFailure.objects.create(user=user, review=review, at=timezone.now())  # kept: outside the signing txn
-        raise PermissionDenied(
-            ErrorCode.WRONG_PASSWORD, "The password is not correct: nothing was signed.", {"password": ["Incorrect."]}
-        )
+        raise wrong_password_refusal(user)
     full_name = user.get_full_name().strip()
     if not full_name:
         raise RuleViolation(ErrorCode.SIGNER_NAME_MISSING, "Your account has no full name: a signature must show it.")
