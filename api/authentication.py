@@ -11,6 +11,7 @@ itself would delete it on sight, which would erase it from the record. A revoked
 import binascii
 from hmac import compare_digest
 
+from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from knox.auth import TokenAuthentication
@@ -18,11 +19,13 @@ from knox.crypto import hash_token
 from knox.models import AuthToken
 from knox.settings import CONSTANTS
 from rest_framework import exceptions
-from rest_framework.authentication import get_authorization_header
+from rest_framework.authentication import SessionAuthentication, get_authorization_header
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.throttling import SimpleRateThrottle
 
 from core.errors import ErrorCode
 from core.tokens import token_is_expired
+from core.two_factor import is_verified, requires_two_factor
 
 
 class AuthenticationFailureThrottle(SimpleRateThrottle):
@@ -83,6 +86,25 @@ class HashedTokenAuthentication(TokenAuthentication):
         raise exceptions.AuthenticationFailed("Invalid token.", code=ErrorCode.AUTHENTICATION_FAILED)
 
 
+class TwoFactorRequired(exceptions.PermissionDenied):
+    default_code = ErrorCode.TWO_FACTOR_REQUIRED
+    default_detail = "Log in to the admin with your authentication code first, or use an API token."
+
+
+class VerifiedSessionAuthentication(SessionAuthentication):
+    """The session, as the dashboard and the admin use it. A role that logs in to the admin with a second factor
+    (``core.two_factor``) writes through a session only once that session is verified; reads are the
+    dashboard's and need the password login only."""
+
+    def authenticate(self, request):
+        result = super().authenticate(request)
+        if result is not None and request.method not in SAFE_METHODS:
+            user = result[0]
+            if requires_two_factor(user) and not is_verified(request._request.user):
+                raise TwoFactorRequired
+        return result
+
+
 class HashedTokenScheme(OpenApiAuthenticationExtension):
     """The OpenAPI security scheme of ``HashedTokenAuthentication``: ``Authorization: Token <token>``."""
 
@@ -93,3 +115,7 @@ class HashedTokenScheme(OpenApiAuthenticationExtension):
         return build_bearer_security_scheme_object(
             header_name="Authorization", token_prefix=self.target.authenticate_header(None)
         )
+
+
+class VerifiedSessionScheme(SessionScheme):
+    target_class = VerifiedSessionAuthentication

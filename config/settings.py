@@ -42,6 +42,8 @@ INSTALLED_APPS = [
     "knox",
     "axes",
     "csp",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "drf_spectacular",
     "simple_history",
     "core",
@@ -61,6 +63,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "core.admin_login.AdminTwoFactorMiddleware",  # the admin needs the second factor for OTP_REQUIRED_ROLES
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
@@ -116,6 +120,10 @@ AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 AXES_LOCKOUT_TEMPLATE = "core/login_locked.html"
 AXES_RESET_ON_SUCCESS = False  # a success in between does not wipe the count
 AXES_VERBOSE = False  # its start-up banner would precede the JSON the management commands print
+# --- two-factor admin login (django-otp TOTP; core.two_factor): these roles and every superuser ---
+OTP_REQUIRED_FOR_ADMIN = True  # not from the environment: production cannot be started without it
+OTP_REQUIRED_ROLES = ("Safety committee", "Investigator", "Data manager")  # core.roles' names
+OTP_TOTP_ISSUER = "Cohort manager"
 # The address is REMOTE_ADDR: behind a reverse proxy every client shares the proxy's, so the lock holds per username.
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -192,7 +200,7 @@ LOGGING = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "api.authentication.HashedTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "api.authentication.VerifiedSessionAuthentication",
     ],
     # Failed token authentications per client address (api.authentication): the 11th in a minute answers 429.
     "DEFAULT_THROTTLE_RATES": {"auth_failure": env_str("AUTH_FAILURE_RATE", "10/min")},

@@ -4,6 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from core.admin_login import AdminLoginForm, two_factor_setup, two_factor_verify
 from core.views import healthz
 
 SWAGGER_CDN = ["https://cdn.jsdelivr.net"]
@@ -14,8 +15,12 @@ swagger_ui = csp_update(SWAGGER_CSP)(SpectacularSwaggerSplitView.as_view(url_nam
 admin.site.site_header = "Dose-escalation cohort manager"
 admin.site.site_title = "Cohort manager"
 admin.site.index_title = "Trial administration"
+admin.site.login_form = AdminLoginForm  # asks for the authenticator code (core.two_factor)
+admin.site.login_template = "core/admin_login.html"
 
 urlpatterns = [
+    path("admin/2fa/setup/", two_factor_setup, name="two-factor-setup"),
+    path("admin/2fa/verify/", two_factor_verify, name="two-factor-verify"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("api.urls")),
     path("dashboard/", include("dashboard.urls")),

@@ -62,6 +62,7 @@ class ErrorCode(enum.StrEnum):
     PROTOCOL_FILE_MISSING = "protocol_file_missing", (400,), "`load_protocol`: no such file"
     PROTOCOL_FILE_MALFORMED = "protocol_file_malformed", (400,), "`load_protocol`: not a JSON object"
     PROTOCOL_FILE_INVALID = "protocol_file_invalid", (400,), "`load_protocol`: a field of the file is wrong"
+    OTP_INVALID = "otp_invalid", (400,), "a wrong or stale authenticator code (admin two-factor login only)"
 
     # --- 401, 403, 404, 405, 406, 415, 429: who may call what, and how ----------------------------------------------
     NOT_AUTHENTICATED = "not_authenticated", (401,), "no credentials"
@@ -70,6 +71,7 @@ class ErrorCode(enum.StrEnum):
     PERMISSION_DENIED = "permission_denied", (403,), "the role lacks the permission"
     WRONG_PASSWORD = "wrong_password", (403,), "signing with a wrong password (logged; counts toward the lock)"
     SIGNING_LOCKED = "signing_locked", (403,), "5 wrong passwords in 30 minutes: signing is locked"
+    TWO_FACTOR_REQUIRED = "two_factor_required", (403,), "a write with a session that logged in without its second factor"
     TOKEN_ISSUE_REFUSED = "token_issue_refused", (403,), "a token for an inactive account, or a superuser's by a non-superuser"
     NOT_FOUND = "not_found", (404,), "no such record"
     METHOD_NOT_ALLOWED = "method_not_allowed", (405,), "the path does not take this method"

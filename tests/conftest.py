@@ -92,3 +92,10 @@ def _own_cache(settings, request):
     settings.CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": request.node.nodeid}
     }
+
+
+@pytest.fixture(autouse=True)
+def _admin_without_second_factor(settings, request):
+    """Most tests open the admin with ``force_login``, which has no second factor: the two-factor requirement is
+    off for them and on for the tests marked ``two_factor`` (tests/core/test_two_factor.py), which test it."""
+    settings.OTP_REQUIRED_FOR_ADMIN = bool(request.node.get_closest_marker("two_factor"))
