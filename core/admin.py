@@ -6,6 +6,7 @@ from django.contrib import admin
 from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
 from django.template.response import TemplateResponse
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from simple_history.admin import SimpleHistoryAdmin
 
 from core.errors import DomainError
@@ -192,3 +193,26 @@ class LockoutReleaseAdmin(ServiceRefusalMixin, admin.ModelAdmin):
             reason=form.cleaned_data["reason"],
         )
         obj.pk, obj.released_at = released.pk, released.released_at
+
+
+if admin.site.is_registered(TOTPDevice):
+    admin.site.unregister(TOTPDevice)  # django-otp's own admin shows a device's secret as a QR code and edits it
+
+
+@admin.register(TOTPDevice)
+class AuthenticatorDeviceAdmin(admin.ModelAdmin):
+    """Authenticator apps (two-factor): who has one and when it was last used, never the secret. A lost phone:
+    a superuser deletes the device and its user enrols again at the next login (no role may delete)."""
+
+    list_display = ("user", "name", "confirmed", "created_at", "last_used_at")
+    list_filter = ("confirmed",)
+    list_select_related = ("user",)
+    search_fields = ("user__username",)
+    fields = ("user", "name", "confirmed", "created_at", "last_used_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -144,3 +144,20 @@ def test_an_unverified_session_may_read_the_api_but_not_write_while_a_token_may(
     with_token = APIClient()
     with_token.credentials(HTTP_AUTHORIZATION=f"Token {token_for(investigator)}")
     assert with_token.post("/api/v1/trials/NCT06949137/open-first-cohort/", {}, format="json").status_code == 201
+
+
+def test_the_device_list_never_shows_a_secret_and_nobody_adds_or_edits_a_device_there(client, clock, settings):
+    member = UserFactory(username="src1", role=SAFETY_COMMITTEE)
+    _login(client, "src1")
+    key = _enrol(client, clock)
+    device = TOTPDevice.objects.get(user=member)
+    settings.OTP_REQUIRED_FOR_ADMIN = False  # the superuser below opens the admin with force_login
+    client.force_login(UserFactory(username="root", is_superuser=True))
+    listing = client.get("/admin/otp_totp/totpdevice/")
+    page = client.get(f"/admin/otp_totp/totpdevice/{device.pk}/change/")
+    assert client.get("/admin/otp_totp/totpdevice/add/").status_code == 403
+    assert listing.status_code == 200 and b"src1" in listing.content
+    assert page.status_code == 200
+    for shown in (listing.content, page.content):
+        assert device.key.encode() not in shown and base64.b32encode(key).rstrip(b"=") not in shown
+        assert b"qrcode" not in shown.lower()
