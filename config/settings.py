@@ -119,6 +119,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 30))
 AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 AXES_LOCKOUT_TEMPLATE = "core/login_locked.html"
 AXES_RESET_ON_SUCCESS = False  # a success in between does not wipe the count
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "otp_token"]  # masked in the recorded attempts, as the password
 AXES_VERBOSE = False  # its start-up banner would precede the JSON the management commands print
 # --- two-factor admin login (django-otp TOTP; core.two_factor): these roles and every superuser ---
 OTP_REQUIRED_FOR_ADMIN = True  # not from the environment: production cannot be started without it

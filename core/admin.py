@@ -1,8 +1,10 @@
 """Admin base classes: the audit trail (reason for change, no delete) and the refusal of a service shown on
 the form that asked for it."""
 
+from axes.admin import AccessAttemptAdmin as AxesAccessAttemptAdmin
+from axes.models import AccessAttempt
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
 from django.template.response import TemplateResponse
@@ -216,3 +218,51 @@ class AuthenticatorDeviceAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+class UnlockForm(forms.Form):
+    reason = forms.CharField(max_length=500, widget=forms.TextInput(attrs={"size": 80}), help_text="Required.")
+
+
+if admin.site.is_registered(AccessAttempt):
+    admin.site.unregister(AccessAttempt)
+
+
+@admin.register(AccessAttempt)
+class LoginAttemptAdmin(AxesAccessAttemptAdmin):
+    """django-axes' failed logins, with *Unlock* (a recorded release) instead of a silent delete."""
+
+    actions = ["unlock"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_release_permission(self, request):
+        return request.user.has_perm("core.release_lockout")
+
+    @admin.action(description="Unlock these logins (with a reason)", permissions=["release"])
+    def unlock(self, request, queryset):
+        form = UnlockForm(request.POST if "apply" in request.POST else None)
+        attempts = list(queryset)
+        if not form.is_valid():
+            for attempt in attempts:
+                attempt.label = f"{attempt.username} from {attempt.ip_address}: {attempt.failures_since_start} failures"
+            return action_form_page(
+                self,
+                request,
+                title="Unlock logins",
+                intro="Each username's failed logins are reset (from every address); the release is recorded.",
+                objects=attempts,
+                form=form,
+                action="unlock",
+                submit="Unlock",
+            )
+        for username in sorted({attempt.username for attempt in attempts if attempt.username}):
+            try:
+                lockout_release(kind=LockoutRelease.Kind.LOGIN, username=username, by=request.user,
+                                reason=form.cleaned_data["reason"])  # fmt: skip
+            except DomainError as refused:
+                self.message_user(request, f"{username}: not unlocked: {refused.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"{username} can log in again.", messages.SUCCESS)
+        return None

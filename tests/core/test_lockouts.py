@@ -96,3 +96,27 @@ def test_a_release_cannot_be_changed_or_deleted_in_the_admin(client):
     page = client.get(f"/admin/core/lockoutrelease/{release.pk}/change/")
     assert page.status_code == 200 and b'name="reason"' not in page.content
     assert client.get(f"/admin/core/lockoutrelease/{release.pk}/delete/").status_code == 403
+
+
+def test_a_data_manager_unlocks_from_the_failed_logins_list_with_a_reason(client):
+    UserFactory(username="nurse", role=SITE_STAFF)
+    manager = UserFactory(username="dm", role=DATA_MANAGER)
+    for _ in range(5):
+        _login(client, "nurse", "wrong password")
+    attempt = AccessAttempt.objects.get(username="nurse")
+    client.force_login(manager)
+    listing = client.get("/admin/axes/accessattempt/")
+    assert b"Unlock these logins" in listing.content
+    ask = client.post("/admin/axes/accessattempt/", {"action": "unlock", "_selected_action": [attempt.pk]})
+    assert ask.status_code == 200 and b"Unlock logins" in ask.content
+    client.post(
+        "/admin/axes/accessattempt/",
+        {"action": "unlock", "_selected_action": [attempt.pk], "apply": "yes", "reason": "identity checked"},
+    )
+    assert LockoutRelease.objects.get().username == "nurse"
+    assert not AccessAttempt.objects.exists()
+    client.logout()
+    _login(client, "nurse", "wrong again")
+    again = AccessAttempt.objects.get(username="nurse")
+    client.force_login(UserFactory(username="root", is_superuser=True))
+    assert client.get(f"/admin/axes/accessattempt/{again.pk}/delete/").status_code == 403, "no silent unlock"
