@@ -9,6 +9,7 @@ minutes; ``safety.services.signatures``). A data manager releases either with a 
 from axes.utils import reset as axes_reset
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from core.errors import ErrorCode, InvalidInput, require_permission
@@ -36,10 +37,7 @@ def lockout_release(*, kind: str, username: str, by, reason: str) -> LockoutRele
     return release
 
 
-def latest_release(*, user, kind: str):
-    """When ``user``'s lock of ``kind`` was last released (None if never)."""
-    return (
-        LockoutRelease.objects.filter(user=user, kind=kind)
-        .order_by("-released_at")
-        .values_list("released_at", flat=True)
-    ).first()
+def latest_release(*, user, kind: str) -> QuerySet:
+    """The time ``user``'s lock of ``kind`` was last released, as a one-row query (empty if never) for a
+    subquery: the lock's own count reads it in the same query."""
+    return LockoutRelease.objects.filter(user=user, kind=kind).order_by("-released_at").values("released_at")[:1]

@@ -5,6 +5,7 @@ wrong passwords after the member's latest release count."""
 
 from datetime import datetime, timedelta
 
+from django.db.models import Exists, Q, Subquery
 from django.utils import timezone
 
 from core.errors import ErrorCode, PermissionDenied
@@ -18,15 +19,13 @@ UNLOCK_HINT = "A data manager can unlock it now: System → Lockout releases →
 
 
 def _counted_failures(user, now: datetime) -> list[datetime]:
+    """The latest wrong passwords inside the window and after the user's latest signing release (one query)."""
     since = now - timedelta(minutes=SIGNING_LOCKOUT_MINUTES)
-    released = latest_release(user=user, kind=LockoutRelease.Kind.SIGNING)
-    if released is not None and released > since:
-        since = released
-    return list(
-        SignatureFailure.objects.filter(user=user, at__gt=since)
-        .order_by("-at")
-        .values_list("at", flat=True)[:SIGNING_LOCKOUT_FAILURES]
+    release = latest_release(user=user, kind=LockoutRelease.Kind.SIGNING)
+    failures = SignatureFailure.objects.filter(user=user, at__gt=since).filter(
+        Q(at__gt=Subquery(release)) | ~Exists(release)
     )
+    return list(failures.order_by("-at").values_list("at", flat=True)[:SIGNING_LOCKOUT_FAILURES])
 
 
 def signing_tries_left(user) -> int:
