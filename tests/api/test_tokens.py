@@ -217,7 +217,7 @@ def test_the_migration_turns_old_clear_text_tokens_into_hashed_expiring_ones_and
     from django.apps import apps
     from django.db import connection
 
-    migration = importlib.import_module("core.migrations.0004_hash_clear_text_tokens")
+    migration = importlib.import_module("core.migrations.0005_hash_clear_text_tokens")
     sponsor = UserFactory(username="old-dash", role=SPONSOR, is_staff=False)
     old_key = "a" * 40
     with connection.cursor() as cursor:

@@ -10,7 +10,7 @@ from core.roles import sync_roles
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('core', '0004_hash_clear_text_tokens'),
+        ('core', '0005_hash_clear_text_tokens'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
         ('axes', '0010_accessattemptexpiration'),
     ]

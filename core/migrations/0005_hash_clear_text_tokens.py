@@ -39,7 +39,7 @@ def hash_clear_text_tokens(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("core", "0003_api_tokens")]
+    dependencies = [("core", "0004_api_tokens")]
 
     operations = [
         migrations.RunPython(hash_clear_text_tokens, migrations.RunPython.noop),

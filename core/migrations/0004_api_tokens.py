@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('core', '0002_roles'),
+        ('core', '0003_user_and_role_history'),
         ('knox', '0009_extend_authtoken_field'),
     ]
 
