@@ -5,6 +5,8 @@ errors get a stable code too. A database integrity error that slipped past a ser
 reported as 409 ``conflict`` and the transaction is rolled back: never a 500 for a rule.
 """
 
+import math
+
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
@@ -71,7 +73,7 @@ def exception_handler(exc, context):
         if getattr(exc, "auth_header", None):
             headers["WWW-Authenticate"] = exc.auth_header
         if getattr(exc, "wait", None):
-            headers["Retry-After"] = str(int(exc.wait))
+            headers["Retry-After"] = str(math.ceil(exc.wait))
         code = exc.get_codes() if isinstance(exc.get_codes(), str) else ErrorCode.ERROR
         return Response(error_body(code, " ".join(_messages(exc.detail))), status=exc.status_code, headers=headers)
     return None

@@ -23,7 +23,7 @@ class ErrorSerializer(serializers.Serializer):
 
 ERROR_RESPONSES = {
     400: OpenApiResponse(ErrorSerializer, description="Malformed request (code `invalid` with field messages)."),
-    401: OpenApiResponse(ErrorSerializer, description="No or bad token."),
+    401: OpenApiResponse(ErrorSerializer, description="No, bad or revoked token; `token_expired`."),
     403: OpenApiResponse(ErrorSerializer, description="The role lacks the permission (`permission_denied`)."),
     404: OpenApiResponse(ErrorSerializer, description="No such record."),
     409: OpenApiResponse(ErrorSerializer, description="A rule forbids it now (e.g. `cohort_full`, `no_consent`)."),

@@ -96,9 +96,9 @@ def protocol_copy(directory: Path, *, registry_id: str, cohort_size: int, max_pe
 def make_users():
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
-    from rest_framework.authtoken.models import Token
 
     from core.roles import INVESTIGATOR, SITE_STAFF
+    from core.tokens import token_issue
 
     users = []
     for username, role in (("bench-coordinator", SITE_STAFF), ("bench-investigator", INVESTIGATOR)):
@@ -108,7 +108,7 @@ def make_users():
         user.groups.add(Group.objects.get(name=role))
         users.append(user)
     coordinator, investigator = users
-    return coordinator, investigator, Token.objects.create(user=coordinator).key
+    return coordinator, investigator, token_issue(user=coordinator)[1]
 
 
 def template_participant(trial, *, coordinator, investigator):

@@ -6,10 +6,12 @@ PostgreSQL and Redis. With ``DEBUG`` off, ``SECRET_KEY`` is required and the sec
 are those ``manage.py check --deploy`` asks for.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import current_signature_key_id, env_bool, env_int, env_list, env_str, parse_signature_keys
@@ -56,7 +58,11 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
+    "axes",
+    "csp",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "drf_spectacular",
     "simple_history",
     "core",
@@ -71,6 +77,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before anything reads the body: an API body over API_MAX_BODY_BYTES is a 413 JSON, never read.
     "api.middleware.RequestBodyLimitMiddleware",
@@ -78,10 +85,13 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "core.admin_login.AdminTwoFactorMiddleware",  # the admin needs the second factor for OTP_REQUIRED_ROLES
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     "core.middleware.SiteTimezoneMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into the lockout page
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -124,6 +134,25 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # service that owns the change; core.admin.AuditedAdmin also refuses a posted revert.
 SIMPLE_HISTORY_REVERT_DISABLED = True
 
+# --- brute force: django-axes on every password login (admin and dashboard), database handler ---
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out username+address, right password or not
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = 5  # the 5th wrong password locks; the 6th attempt is refused whatever the password
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 30))
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_LOCKOUT_TEMPLATE = "core/login_locked.html"
+AXES_RESET_ON_SUCCESS = False  # a success in between does not wipe the count
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "otp_token"]  # masked in the recorded attempts, as the password
+AXES_VERBOSE = False  # its start-up banner would precede the JSON the management commands print
+# --- two-factor admin login (django-otp TOTP; core.two_factor): these roles and every superuser ---
+OTP_REQUIRED_FOR_ADMIN = True  # not from the environment: production cannot be started without it
+OTP_REQUIRED_ROLES = ("Safety committee", "Investigator", "Data manager")  # core.roles' names
+OTP_TOTP_ISSUER = "Cohort manager"
+# The address is REMOTE_ADDR: behind a reverse proxy every client shares the proxy's, so the lock holds per username.
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
@@ -151,6 +180,23 @@ STORAGES = {
 }
 
 # --- security (check --deploy clean when DEBUG is off) ---
+# Content-Security-Policy (django-csp): no inline script and nothing from another origin, anywhere. Styles may
+# be inline (the admin's and the app's style attributes); scripts are static files only. The Swagger UI page
+# alone adds its CDN (config.urls).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600)
 X_FRAME_OPTIONS = "DENY"
@@ -196,9 +242,11 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "api.authentication.HashedTokenAuthentication",
+        "api.authentication.VerifiedSessionAuthentication",
     ],
+    # Failed token authentications per client address (api.authentication): the 11th in a minute answers 429.
+    "DEFAULT_THROTTLE_RATES": {"auth_failure": env_str("AUTH_FAILURE_RATE", "10/min")},
     "DEFAULT_PERMISSION_CLASSES": ["api.permissions.RolePermissions"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "api.exceptions.exception_handler",
@@ -207,6 +255,13 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
 }
+# API tokens (django-rest-knox): only a SHA-512 digest is stored; each token expires. Lifetimes by role (days):
+# sponsors' read-only dashboards 90, every other account (staff tokens can write) 30.
+API_TOKEN_TTL_SPONSOR_DAYS = env_int("API_TOKEN_TTL_SPONSOR_DAYS", 90)
+API_TOKEN_TTL_STAFF_DAYS = env_int("API_TOKEN_TTL_STAFF_DAYS", 30)
+# core.tokens sets each token's expiry by role; knox's own default is the shorter one, never "no expiry".
+REST_KNOX = {"AUTH_HEADER_PREFIX": "Token", "TOKEN_TTL": timedelta(days=API_TOKEN_TTL_STAFF_DAYS)}
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "Dose-escalation cohort manager API",
     "DESCRIPTION": "Trials, cohorts, participants, safety. Errors are JSON {code, message, fields}.",
@@ -215,8 +270,15 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
-# --- Celery ---
+# --- Celery and the cache ---
 REDIS_URL = env_str("REDIS_URL")
+# The cache holds the API's throttle counters, so every web process must share it: Redis when there is one,
+# otherwise files under var/ (one machine, many processes).
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(VAR_DIR / "cache")}
+}
 CELERY_BROKER_URL = REDIS_URL or "filesystem://"
 if not REDIS_URL:
     _queue_dir = VAR_DIR / "celery" / "queue"

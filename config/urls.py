@@ -1,15 +1,26 @@
+from csp.decorators import csp_update
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from core.admin_login import AdminLoginForm, two_factor_setup, two_factor_verify
 from core.views import healthz
+
+SWAGGER_CDN = ["https://cdn.jsdelivr.net"]
+SWAGGER_CSP = {"script-src": SWAGGER_CDN, "style-src": SWAGGER_CDN, "img-src": SWAGGER_CDN}
+
+swagger_ui = csp_update(SWAGGER_CSP)(SpectacularSwaggerSplitView.as_view(url_name="schema"))
 
 admin.site.site_header = "Dose-escalation cohort manager"
 admin.site.site_title = "Cohort manager"
 admin.site.index_title = "Trial administration"
+admin.site.login_form = AdminLoginForm  # asks for the authenticator code (core.two_factor)
+admin.site.login_template = "core/admin_login.html"
 
 urlpatterns = [
+    path("admin/2fa/setup/", two_factor_setup, name="two-factor-setup"),
+    path("admin/2fa/verify/", two_factor_verify, name="two-factor-verify"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("api.urls")),
     path("dashboard/", include("dashboard.urls")),
@@ -20,7 +31,10 @@ urlpatterns = [
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    # The split view serves its script as a file (no inline script); the UI itself comes from drf-spectacular's CDN.
+    path(
+        "api/docs/", csp_update(SWAGGER_CSP)(SpectacularSwaggerSplitView.as_view(url_name="schema")), name="swagger-ui"
+    ),
     path("healthz", healthz, name="healthz"),
 ]
 

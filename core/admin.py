@@ -1,8 +1,10 @@
 """Admin base classes: the audit trail (reason for change, no delete) and the refusal of a service shown on
 the form that asked for it."""
 
+from axes.admin import AccessAttemptAdmin as AxesAccessAttemptAdmin
+from axes.models import AccessAttempt
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm, UserChangeForm
@@ -10,11 +12,13 @@ from django.contrib.auth.models import Group, User
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseForbidden
 from django.template.response import TemplateResponse
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from simple_history.admin import SimpleHistoryAdmin
 
 from core.errors import DomainError
 from core.history import audit
-from core.models import Heartbeat
+from core.lockouts import lockout_release
+from core.models import Heartbeat, LockoutRelease
 
 
 class ReasonForChangeForm(forms.ModelForm):
@@ -198,3 +202,113 @@ class AuditedUserAdmin(AuditedAdmin, UserAdmin):
 @admin.register(Group)
 class AuditedGroupAdmin(AuditedAdmin, GroupAdmin):
     fieldsets = ((None, {"fields": ("name", "permissions")}),)
+
+
+class LockoutReleaseForm(RefusalClean, forms.ModelForm):
+    class Meta:
+        model = LockoutRelease
+        fields = ["kind", "username", "reason"]
+        widgets = {"reason": forms.TextInput(attrs={"size": 80})}
+
+
+@admin.register(LockoutRelease)
+class LockoutReleaseAdmin(ServiceRefusalMixin, admin.ModelAdmin):
+    """Unlock a login or signing lockout (data managers): each release is a row of its own, never changed."""
+
+    form = LockoutReleaseForm
+    list_display = ("released_at", "kind", "username", "released_by", "reason")
+    list_filter = ("kind",)
+    list_select_related = ("released_by",)
+    search_fields = ("username",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("kind", "username", "user", "released_by", "released_at", "reason") if obj else ()
+
+    def has_add_permission(self, request):
+        return request.user.has_perm("core.release_lockout")
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        released = lockout_release(
+            kind=form.cleaned_data["kind"],
+            username=form.cleaned_data["username"],
+            by=request.user,
+            reason=form.cleaned_data["reason"],
+        )
+        obj.pk, obj.released_at = released.pk, released.released_at
+
+
+if admin.site.is_registered(TOTPDevice):
+    admin.site.unregister(TOTPDevice)  # django-otp's own admin shows a device's secret as a QR code and edits it
+
+
+@admin.register(TOTPDevice)
+class AuthenticatorDeviceAdmin(admin.ModelAdmin):
+    """Authenticator apps (two-factor): who has one and when it was last used, never the secret. A lost phone:
+    a superuser deletes the device and its user enrols again at the next login (no role may delete)."""
+
+    list_display = ("user", "name", "confirmed", "created_at", "last_used_at")
+    list_filter = ("confirmed",)
+    list_select_related = ("user",)
+    search_fields = ("user__username",)
+    fields = ("user", "name", "confirmed", "created_at", "last_used_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class UnlockForm(forms.Form):
+    reason = forms.CharField(max_length=500, widget=forms.TextInput(attrs={"size": 80}), help_text="Required.")
+
+
+if admin.site.is_registered(AccessAttempt):
+    admin.site.unregister(AccessAttempt)
+
+
+@admin.register(AccessAttempt)
+class LoginAttemptAdmin(AxesAccessAttemptAdmin):
+    """django-axes' failed logins, with *Unlock* (a recorded release) instead of a silent delete."""
+
+    actions = ["unlock"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_release_permission(self, request):
+        return request.user.has_perm("core.release_lockout")
+
+    @admin.action(description="Unlock these logins (with a reason)", permissions=["release"])
+    def unlock(self, request, queryset):
+        form = UnlockForm(request.POST if "apply" in request.POST else None)
+        attempts = list(queryset)
+        if not form.is_valid():
+            for attempt in attempts:
+                attempt.label = f"{attempt.username} from {attempt.ip_address}: {attempt.failures_since_start} failures"
+            return action_form_page(
+                self,
+                request,
+                title="Unlock logins",
+                intro="Each username's failed logins are reset (from every address); the release is recorded.",
+                objects=attempts,
+                form=form,
+                action="unlock",
+                submit="Unlock",
+            )
+        for username in sorted({attempt.username for attempt in attempts if attempt.username}):
+            try:
+                lockout_release(kind=LockoutRelease.Kind.LOGIN, username=username, by=request.user,
+                                reason=form.cleaned_data["reason"])  # fmt: skip
+            except DomainError as refused:
+                self.message_user(request, f"{username}: not unlocked: {refused.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"{username} can log in again.", messages.SUCCESS)
+        return None

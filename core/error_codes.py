@@ -64,18 +64,23 @@ class ErrorCode(enum.StrEnum):
     PROTOCOL_FILE_MISSING = "protocol_file_missing", (400,), "`load_protocol`: no such file"
     PROTOCOL_FILE_MALFORMED = "protocol_file_malformed", (400,), "`load_protocol`: not a JSON object"
     PROTOCOL_FILE_INVALID = "protocol_file_invalid", (400,), "`load_protocol`: a field of the file is wrong"
+    OTP_INVALID = "otp_invalid", (400,), "a wrong or stale authenticator code (admin two-factor login only)"
 
-    # --- 401, 403, 404, 405, 406, 413, 415, 500: who may call what, and how -------------------------------------
+    # --- 401, 403, 404, 405, 406, 413, 415, 429, 500: who may call what, and how --------------------------------
     NOT_AUTHENTICATED = "not_authenticated", (401,), "no credentials"
-    AUTHENTICATION_FAILED = "authentication_failed", (401,), "a bad token"
+    AUTHENTICATION_FAILED = "authentication_failed", (401,), "a bad or revoked token"
+    TOKEN_EXPIRED = "token_expired", (401,), "the token's lifetime is over (sponsors 90 days, staff 30 by default)"
     PERMISSION_DENIED = "permission_denied", (403,), "the role lacks the permission"
     WRONG_PASSWORD = "wrong_password", (403,), "signing with a wrong password (logged; counts toward the lock)"
     SIGNING_LOCKED = "signing_locked", (403,), "5 wrong passwords in 30 minutes: signing is locked"
+    TWO_FACTOR_REQUIRED = "two_factor_required", (403,), "a write with a session that logged in without its second factor"
+    TOKEN_ISSUE_REFUSED = "token_issue_refused", (403,), "a token for an inactive account, or a superuser's by a non-superuser"
     NOT_FOUND = "not_found", (404,), "no such record"
     METHOD_NOT_ALLOWED = "method_not_allowed", (405,), "the path does not take this method"
     NOT_ACCEPTABLE = "not_acceptable", (406,), "the `Accept` header asks for something other than JSON"
     PAYLOAD_TOO_LARGE = "payload_too_large", (413,), "a request body over the API's limit (1 MiB; not read)"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type", (415,), "a body that is not JSON where JSON is required"
+    THROTTLED = "throttled", (429,), "too many failed authentications from this address: wait `Retry-After` seconds"
     ERROR = "error", (400,), "a framework refusal without a code of its own (not expected)"
 
     SERVER_ERROR = "server_error", (500,), "an unexpected failure; nothing was saved (logged; not expected)"

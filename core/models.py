@@ -1,6 +1,8 @@
 import simple_history
+from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.db import models
+from knox.models import AuthToken
 
 from core.history import AuditedRecords
 
@@ -34,3 +36,44 @@ simple_history.register(
     m2m_fields=["groups", "user_permissions"],
 )
 simple_history.register(Group, app="core", records_class=AuditedRecords, m2m_fields=["permissions"])
+
+
+class ApiToken(AuthToken):
+    """An API token as the admin lists it (knox's row: a digest, never the token). Issued and revoked only by
+    ``core.tokens``; these two permissions, not knox's add/delete, say who may."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "API token"
+        permissions = [("issue_apitoken", "Can issue API tokens"), ("revoke_apitoken", "Can revoke API tokens")]
+
+    def __str__(self) -> str:
+        return f"{self.token_key}… ({self.user})"
+
+
+class LockoutRelease(models.Model):
+    """A data manager unlocked an account before its lockout ran out: who, whose, which lock, when and why.
+
+    Append-only (nothing edits or deletes a release); the signing lock counts only the wrong passwords after
+    the user's latest signing release, and the admin login's failures (django-axes) are reset.
+    """
+
+    class Kind(models.TextChoices):
+        LOGIN = "login", "Admin and dashboard login (too many wrong passwords)"
+        SIGNING = "signing", "Signing (too many wrong passwords)"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    username = models.CharField(max_length=150, help_text="The account unlocked.")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+")
+    released_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    released_at = models.DateTimeField()
+    reason = models.TextField()
+
+    class Meta:
+        ordering = ["-released_at"]
+        indexes = [models.Index(fields=["user", "kind", "released_at"])]
+        permissions = [("release_lockout", "Can unlock a login or signing lockout")]
+        constraints = [models.CheckConstraint(condition=~models.Q(reason=""), name="lockout_release_has_reason")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.username} unlocked at {self.released_at:%Y-%m-%d %H:%M}"

@@ -133,6 +133,10 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         | _OWN_REMINDERS
         | _REMINDER_LOG
         | {"core.view_heartbeat", "cohorts.correct_locked_data", _INTEGRITY_ALERTS}
+        # API tokens: issued (shown once) and revoked in the admin, each audited (core.tokens).
+        | {"core.view_apitoken", "core.issue_apitoken", "core.revoke_apitoken"}
+        # Lockouts: sees the failed logins (django-axes) and unlocks a login or signing with a reason (core.lockouts).
+        | {"core.view_lockoutrelease", "core.release_lockout", "axes.view_accessattempt", "axes.view_accessfailurelog"}
     ),
 }
 

@@ -124,3 +124,19 @@ def nct_trial(db):
 
     protocol_load(path=PROTOCOL_FILE)
     return Trial.objects.get(registry_id="NCT06949137")
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(settings, request):
+    """Each test gets an empty cache of its own: the API's failed-authentication counters never leak between
+    tests (and never touch the Redis database the Celery broker uses)."""
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": request.node.nodeid}
+    }
+
+
+@pytest.fixture(autouse=True)
+def _admin_without_second_factor(settings, request):
+    """Most tests open the admin with ``force_login``, which has no second factor: the two-factor requirement is
+    off for them and on for the tests marked ``two_factor`` (tests/core/test_two_factor.py), which test it."""
+    settings.OTP_REQUIRED_FOR_ADMIN = bool(request.node.get_closest_marker("two_factor"))

@@ -1,12 +1,14 @@
 """factory_boy factories shared by the suite."""
 
+import datetime as dt
 from decimal import Decimal
 
 import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 
+from core.tokens import token_issue
 from trial.models import DoseLevel, Site, Trial
 
 
@@ -29,7 +31,12 @@ class UserFactory(factory.django.DjangoModelFactory):
 
 
 def token_for(user) -> str:
-    return Token.objects.get_or_create(user=user)[0].key
+    """A fresh API token for ``user``, issued by the service (hashed at rest). Many tests move the clock months
+    away from the day the token was issued, so its expiry is put far off; tests/api/test_tokens.py holds the
+    lifetimes themselves."""
+    token, secret = token_issue(user=user)
+    AuthToken.objects.filter(pk=token.pk).update(expiry=token.created + dt.timedelta(days=100 * 365))
+    return secret
 
 
 class TrialFactory(factory.django.DjangoModelFactory):
@@ -81,8 +88,6 @@ class DoseLevelFactory(factory.django.DjangoModelFactory):
 
 
 # --- cohorts: participants that pass screening, built through the services as staff would ---
-
-import datetime as dt  # noqa: E402
 
 from django.utils import timezone  # noqa: E402
 

@@ -21,11 +21,10 @@ from safety.services.reviews import (
     reviews_open_due,
 )
 from safety.services.signatures import (
-    SIGNING_LOCKOUT_FAILURES,
-    SIGNING_LOCKOUT_MINUTES,
     review_sign,
 )
 from safety.services.simulations import simulation_report_record
+from safety.services.signing_lock import SIGNING_LOCKOUT_FAILURES, SIGNING_LOCKOUT_MINUTES, signing_tries_left
 from safety.services.verification import PROBLEM_CODES, signature_report, verify_signatures
 from safety.signing import digest_matches
 
@@ -49,8 +48,10 @@ __all__ = [
     "review_propose",
     "review_sign",
     "reviews_open_due",
+    "signature_digest",
     "signature_report",
     "signatures_check",
     "simulation_report_record",
+    "signing_tries_left",
     "verify_signatures",
 ]

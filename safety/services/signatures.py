@@ -5,7 +5,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from cohorts.models import Cohort
-from core.errors import ErrorCode, InvalidInput, PermissionDenied, RuleViolation, require_permission
+from core.errors import ErrorCode, InvalidInput, RuleViolation, require_permission
 from core.history import audit
 from safety.models import SafetyReview, SignatureFailure, SignOff
 from safety.selectors import (
@@ -19,16 +19,14 @@ from safety.services.reminding import (
     review_signed_reminders_cancel,
     signing_lockout_reminder,
 )
+from safety.services.signing_lock import (
+    SIGNING_LOCKOUT_MINUTES,
+    refuse_if_signing_locked,
+    signing_tries_left,
+    wrong_password_refusal,
+)
 from safety.signing import signature_digest, signing_key_id
 from trial.models import Trial
-
-SIGNING_LOCKOUT_FAILURES = 5
-SIGNING_LOCKOUT_MINUTES = 30
-
-
-def _signing_locked(user) -> bool:
-    since = timezone.now() - timezone.timedelta(minutes=SIGNING_LOCKOUT_MINUTES)
-    return SignatureFailure.objects.filter(user=user, at__gte=since).count() >= SIGNING_LOCKOUT_FAILURES
 
 
 def review_sign(*, review: SafetyReview, user, password: str, meaning: str, comment: str = "") -> SignOff:
@@ -45,24 +43,17 @@ def review_sign(*, review: SafetyReview, user, password: str, meaning: str, comm
             "The meaning of a signature is approve or reject.",
             {"meaning": ["approve or reject"]},
         )
-    if _signing_locked(user):
-        raise PermissionDenied(
-            ErrorCode.SIGNING_LOCKED,
-            f"Too many wrong passwords: signing is locked for "
-            f"{SIGNING_LOCKOUT_MINUTES} minutes. Contact the administrator.",
-        )
+    refuse_if_signing_locked(user)
     if not password or not user.check_password(password):
         with transaction.atomic():  # kept: outside the signing transaction
             failure = SignatureFailure.objects.create(user=user, review=review, at=timezone.now())
-            if _signing_locked(user):
+            if signing_tries_left(user) == 0:  # this wrong password locked signing
                 signing_lockout_reminder(
                     user=user,
                     failure_id=failure.pk,
                     until=failure.at + timezone.timedelta(minutes=SIGNING_LOCKOUT_MINUTES),
                 )
-        raise PermissionDenied(
-            ErrorCode.WRONG_PASSWORD, "The password is not correct: nothing was signed.", {"password": ["Incorrect."]}
-        )
+        raise wrong_password_refusal(user)
     full_name = user.get_full_name().strip()
     if not full_name:
         raise RuleViolation(ErrorCode.SIGNER_NAME_MISSING, "Your account has no full name: a signature must show it.")

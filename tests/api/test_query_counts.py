@@ -86,6 +86,7 @@ def measured(django_db_setup, django_db_blocker):
         PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
         SIGNATURE_KEYS=dict(TEST_SIGNATURE_KEYS),
         SIGNATURE_KEY_ID=TEST_SIGNATURE_KEY_ID,
+        OTP_REQUIRED_FOR_ADMIN=False,  # force_login has no second factor
         STORAGES={
             **settings.STORAGES,
             "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

@@ -5,11 +5,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-from rest_framework.authtoken.models import Token
 
 from core.actors import CREATE_ROLE_USER, os_user, system_actor
 from core.history import acting_as
 from core.roles import ROLES, SAFETY_COMMITTEE, SPONSOR
+from core.tokens import token_issue
 
 
 class Command(BaseCommand):
@@ -21,7 +21,9 @@ class Command(BaseCommand):
         parser.add_argument("--first-name", default="")
         parser.add_argument("--last-name", default="")
         parser.add_argument("--email", default="")
-        parser.add_argument("--token", action="store_true", help="also create an API token for the user")
+        parser.add_argument(
+            "--token", action="store_true", help="also issue an API token (printed once; only its digest is stored)"
+        )
         parser.add_argument("--chair", action="store_true", help="Safety committee only: this member chairs reviews")
 
     def handle(self, *args, username, role, first_name, last_name, email, token, chair, **options):
@@ -50,7 +52,7 @@ class Command(BaseCommand):
                 )
             key = None
             if token:
-                key = Token.objects.create(user=user).key
+                key = token_issue(user=user, reason="create_role_user --token")[1]
         self.stdout.write(
             json.dumps({"username": username, "role": role, "chair": chair, "password": password, "token": key})
         )
