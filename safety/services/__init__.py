@@ -23,8 +23,8 @@ from safety.services.reviews import (
 from safety.services.signatures import (
     review_sign,
 )
-from safety.services.simulations import simulation_report_record
 from safety.services.signing_lock import SIGNING_LOCKOUT_FAILURES, SIGNING_LOCKOUT_MINUTES, signing_tries_left
+from safety.services.simulations import simulation_report_record
 from safety.services.verification import PROBLEM_CODES, signature_report, verify_signatures
 from safety.signing import digest_matches
 
@@ -51,7 +51,7 @@ __all__ = [
     "signature_digest",
     "signature_report",
     "signatures_check",
-    "simulation_report_record",
     "signing_tries_left",
+    "simulation_report_record",
     "verify_signatures",
 ]
