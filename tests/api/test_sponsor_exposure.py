@@ -13,8 +13,8 @@ import re
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db.models import F, Value
-from django.db.models.functions import Concat
+from django.db.models import CharField, F, Value
+from django.db.models.functions import Cast, Concat
 from django.urls import reverse
 from rest_framework.test import APIClient
 
@@ -45,7 +45,7 @@ def world(nct_trial):
             by=coordinator,
         )  # fmt: skip
     # Usernames nobody would write by chance, so that a hit is a leak and never a coincidence.
-    get_user_model().objects.update(username=Concat(Value("uname-"), F("pk"), Value("-x")))
+    get_user_model().objects.update(username=Concat(Value("uname-"), Cast(F("pk"), CharField()), Value("-x")))
     sponsor = UserFactory(username="sponsor-reader", role=SPONSOR, is_staff=False)
     api = APIClient()
     api.force_authenticate(sponsor)
