@@ -11,6 +11,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from core.errors import DomainError
 from core.history import audit
 from core.models import Heartbeat
+from trial.access import scope_records
 
 
 class ReasonForChangeForm(forms.ModelForm):
@@ -45,6 +46,27 @@ class AuditedAdmin(SimpleHistoryAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    # Site scoping (trial.access): the changelist, the change page, the actions and every foreign-key choice
+    # show only the participants of the user's sites (sponsors: their trials; committee, data managers: all).
+    def get_queryset(self, request):
+        return scope_records(super().get_queryset(request), request.user)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        """Every choice of a record (a participant, a site, an infusion…) narrowed to the user's scope, also
+        where a form builds its own list (the infusion and Gilbert's syndrome forms)."""
+        form = super().get_form(request, obj, change=change, **kwargs)
+        user = request.user
+
+        class ScopedForm(form):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                for field in self.fields.values():
+                    if getattr(field, "queryset", None) is not None:
+                        field.queryset = scope_records(field.queryset, user)
+
+        ScopedForm.__name__ = form.__name__
+        return ScopedForm
 
     def _reason(self, form, change: bool) -> str:
         if change:

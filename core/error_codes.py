@@ -69,6 +69,7 @@ class ErrorCode(enum.StrEnum):
     NOT_AUTHENTICATED = "not_authenticated", (401,), "no credentials"
     AUTHENTICATION_FAILED = "authentication_failed", (401,), "a bad token"
     PERMISSION_DENIED = "permission_denied", (403,), "the role lacks the permission"
+    NOT_ASSIGNED = "not_assigned", (403,), "the record's site (or trial) is not one the user is assigned to"
     WRONG_PASSWORD = "wrong_password", (403,), "signing with a wrong password (logged; counts toward the lock)"
     SIGNING_LOCKED = "signing_locked", (403,), "5 wrong passwords in 30 minutes: signing is locked"
     NOT_FOUND = "not_found", (404,), "no such record"

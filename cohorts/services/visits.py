@@ -16,6 +16,7 @@ from cohorts.services.deviations import deviation_open_by_system
 from core.cleaning import clean_text
 from core.errors import ErrorCode, InvalidInput, RuleViolation, require_permission
 from core.history import audit
+from trial.access import require_participant_access
 
 
 def _lock_visit(visit: FollowUpVisit) -> FollowUpVisit:
@@ -41,6 +42,7 @@ def visit_complete(*, visit: FollowUpVisit, on: date, by) -> FollowUpVisit:
     """Record a visit as done on ``on`` (the site's date). Outside its window it is recorded, and a minor
     deviation (category visit window) opens."""
     require_permission(by, "cohorts.change_followupvisit", "record follow-up visits")
+    require_participant_access(by, visit, via="participant")
     if isinstance(on, datetime) or not isinstance(on, date):
         raise InvalidInput(ErrorCode.INVALID, "The visit date must be a date.", {"on": ["Invalid."]})
     with transaction.atomic():
@@ -80,6 +82,7 @@ def visit_complete(*, visit: FollowUpVisit, on: date, by) -> FollowUpVisit:
 
 def visit_miss(*, visit: FollowUpVisit, reason: str, by) -> FollowUpVisit:
     require_permission(by, "cohorts.change_followupvisit", "record follow-up visits")
+    require_participant_access(by, visit, via="participant")
     reason = clean_text(
         reason, field="reason", label="Reason", max_length=2000, required=True, code=ErrorCode.REASON_REQUIRED
     )

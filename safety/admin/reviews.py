@@ -14,6 +14,7 @@ from django.utils.html import format_html, format_html_join
 from core.errors import DomainError
 from safety import services
 from safety.models import SafetyReview, SignOff
+from trial.access import scope_records
 
 
 class ProposeForm(forms.Form):
@@ -147,7 +148,7 @@ class SafetyReviewAdmin(admin.ModelAdmin):
     )
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(signature_total=Count("signatures"))
+        return scope_records(super().get_queryset(request), request.user).annotate(signature_total=Count("signatures"))
 
     def has_add_permission(self, request):
         return False  # reviews open by the DLT windows, a stopping rule, or the chair (services)

@@ -20,6 +20,7 @@ from safety import dlt
 from safety.models import AdverseEvent
 from safety.services.clocks import start_reporting_clocks
 from safety.services.stopping import apply_stopping_rules, is_related_death
+from trial.access import require_participant_access
 
 AE_FIELDS = (
     "verbatim_term",
@@ -156,6 +157,7 @@ def _coerce(values: Mapping[str, Any]) -> dict[str, Any]:
 def adverse_event_record(*, participant: Participant, values: Mapping[str, Any], by) -> AdverseEvent:
     """Record a new adverse event; DLT candidacy, clocks and stopping rules in the same transaction."""
     require_permission(by, "safety.add_adverseevent", "record adverse events")
+    require_participant_access(by, participant)
     values = _coerce(values)
     with transaction.atomic():
         participant = (
@@ -183,6 +185,7 @@ def adverse_event_update(
     ``information_received_at`` (default: now) is when the site received this follow-up's information; a
     clock it starts (the event became serious, a SUSAR, fatal or life-threatening) counts from then."""
     require_permission(by, "safety.change_adverseevent", "update adverse events")
+    require_participant_access(by, event, via="participant")
     if not reason.strip():
         raise InvalidInput(ErrorCode.REASON_REQUIRED, "Give the reason for this follow-up.", {"reason": ["Required."]})
     values = _coerce(values)
@@ -231,6 +234,7 @@ def adverse_event_update(
 def dlt_decide(*, event: AdverseEvent, confirm: bool, reason: str, by) -> AdverseEvent:
     """An investigator confirms or rejects a DLT candidate, with a reason; confirmed DLTs feed escalation."""
     require_permission(by, "safety.decide_dlt", "confirm or reject DLTs (investigators only)")
+    require_participant_access(by, event, via="participant")
     if not reason.strip():
         raise InvalidInput(
             ErrorCode.REASON_REQUIRED, "Give the reason for the DLT decision.", {"reason": ["Required."]}
