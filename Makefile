@@ -30,7 +30,14 @@ var/secret_key:
 	$(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))' > var/secret_key
 	chmod 600 var/secret_key
 
-install: $(STAMP) var/secret_key
+# The signature HMAC key (21 CFR 11.70), kept out of the database like the secret key: "id:secret", one a line.
+# Rotation: append a new line (keep the old ones, so their signatures stay verifiable); the last line signs.
+var/signature_keys:
+	mkdir -p var
+	$(PYTHON) -c 'import datetime, secrets; print(f"local-{datetime.date.today():%Y%m%d}:{secrets.token_urlsafe(48)}")' > var/signature_keys
+	chmod 600 var/signature_keys
+
+install: $(STAMP) var/secret_key var/signature_keys
 
 migrate: install
 	$(PY) manage.py migrate --noinput

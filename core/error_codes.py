@@ -114,6 +114,7 @@ class ErrorCode(enum.StrEnum):
     NOT_INTERRUPTED = "not_interrupted", (409,), "the infusion is not interrupted"
     VISIT_ALREADY_RECORDED = "visit_already_recorded", (409,), "the visit is recorded already"
     DEVIATION_CLOSED = "deviation_closed", (409,), "a closed deviation is final"
+    DATA_LOCKED = "data_locked", (409,), "the cohort is closed: its clinical records are locked (data manager only)"
     NOT_A_DLT_CANDIDATE = "not_a_dlt_candidate", (409,), "the event is not a DLT candidate"
     ALREADY_REPORTED = "already_reported", (409,), "the expedited report is recorded already"
     COHORT_NOT_OBSERVING = "cohort_not_observing", (409,), "a scheduled review needs an observing cohort"
@@ -134,6 +135,8 @@ class ErrorCode(enum.StrEnum):
     SIGNER_NAME_MISSING = "signer_name_missing", (409,), "the signer's account has no full name"
     MTD_NOT_TREATED = "mtd_not_treated", (409,), "a declared MTD nobody was treated at"
     VISITS_UNRECORDED = "visits_unrecorded", (409,), "an overdue DLT-window visit is neither recorded nor acknowledged"
+    REMINDER_NOT_MUTABLE = "reminder_not_mutable", (409,), "a safety reminder kind cannot be muted"
+    REMINDER_NOT_FINISHED = "reminder_not_finished", (409,), "only a sent or failed reminder can be sent again"
     # fmt: on
 
     @classmethod

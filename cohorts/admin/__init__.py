@@ -5,3 +5,6 @@ Every write calls a service (``cohorts.services``); a refusal comes back on the 
 """
 
 from cohorts.admin import cohorts, consent, follow_up, infusions, participants, screening  # noqa: F401
+from cohorts.admin.data_lock import DataLockAdminMixin
+
+__all__ = ["DataLockAdminMixin"]

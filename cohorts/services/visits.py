@@ -12,6 +12,7 @@ from cohorts.models import (
     ProtocolDeviation,
 )
 from cohorts.selectors import site_today
+from cohorts.services.data_lock import CORRECT_LOCKED_DATA, data_lock_check
 from cohorts.services.deviations import deviation_open_by_system
 from core.cleaning import clean_text
 from core.errors import ErrorCode, InvalidInput, RuleViolation, require_permission
@@ -38,16 +39,26 @@ def _participant_in_follow_up(participant: Participant, *, by, why: str) -> None
         audit(participant, by=by, reason=why).save()
 
 
-def visit_complete(*, visit: FollowUpVisit, on: date, by) -> FollowUpVisit:
+def visit_complete(*, visit: FollowUpVisit, on: date, by, reason: str = "") -> FollowUpVisit:
     """Record a visit as done on ``on`` (the site's date). Outside its window it is recorded, and a minor
-    deviation (category visit window) opens."""
-    require_permission(by, "cohorts.change_followupvisit", "record follow-up visits")
+    deviation (category visit window) opens. ``reason``: needed only for a data manager's correction of a
+    DLT-window visit of a closed cohort (the data lock)."""
+    if not by.has_perm(CORRECT_LOCKED_DATA):
+        require_permission(by, "cohorts.change_followupvisit", "record follow-up visits")
     require_participant_access(by, visit, via="participant")
     if isinstance(on, datetime) or not isinstance(on, date):
         raise InvalidInput(ErrorCode.INVALID, "The visit date must be a date.", {"on": ["Invalid."]})
     with transaction.atomic():
         visit = _lock_visit(visit)
         participant = visit.participant
+        correction = data_lock_check(
+            participant=participant,
+            record=visit,
+            by=by,
+            reason=reason,
+            perm="cohorts.change_followupvisit",
+            action="record follow-up visits",
+        )
         if on > site_today(participant):
             raise InvalidInput(
                 ErrorCode.DATE_IN_FUTURE, "The visit date cannot be in the future.", {"on": ["In the future."]}
@@ -63,7 +74,7 @@ def visit_complete(*, visit: FollowUpVisit, on: date, by) -> FollowUpVisit:
         visit.done_on = on
         visit.recorded_by = by
         visit.recorded_at = timezone.now()
-        audit(visit, by=by, reason=f"Visit done on {on}").save()
+        audit(visit, by=by, reason=f"Visit done on {on}" + (f". {correction}" if correction else "")).save()
         if visit.out_of_window:
             deviation_open_by_system(
                 participant=participant,
@@ -81,17 +92,26 @@ def visit_complete(*, visit: FollowUpVisit, on: date, by) -> FollowUpVisit:
 
 
 def visit_miss(*, visit: FollowUpVisit, reason: str, by) -> FollowUpVisit:
-    require_permission(by, "cohorts.change_followupvisit", "record follow-up visits")
+    if not by.has_perm(CORRECT_LOCKED_DATA):
+        require_permission(by, "cohorts.change_followupvisit", "record follow-up visits")
     require_participant_access(by, visit, via="participant")
     reason = clean_text(
         reason, field="reason", label="Reason", max_length=2000, required=True, code=ErrorCode.REASON_REQUIRED
     )
     with transaction.atomic():
         visit = _lock_visit(visit)
+        audited = data_lock_check(
+            participant=visit.participant,
+            record=visit,
+            by=by,
+            reason=reason,
+            perm="cohorts.change_followupvisit",
+            action="record follow-up visits",
+        )
         visit.status = FollowUpVisit.Status.MISSED
         visit.missed_reason = reason
         visit.recorded_by = by
         visit.recorded_at = timezone.now()
-        audit(visit, by=by, reason=f"Visit missed: {reason}").save()
+        audit(visit, by=by, reason=f"Visit missed: {audited}").save()
         _participant_in_follow_up(visit.participant, by=by, why=f"Follow-up: {visit.name} missed")
     return visit

@@ -197,7 +197,7 @@ class AdverseEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     parser_classes = [JSONParser]
 
     def get_queryset(self) -> QuerySet[AdverseEvent]:
-        cohort = Enrollment.objects.filter(participant=OuterRef("participant")).values("cohort")[:1]
+        cohort = Enrollment.objects.filter(participant=OuterRef("participant")).order_by().values("cohort")[:1]
         events = scope_participants(selectors.adverse_event_list(), self.request.user, participant="participant")
         return events.annotate(cohort_ref=Subquery(cohort)).order_by("-onset_date", "-pk")
 

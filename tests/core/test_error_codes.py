@@ -12,7 +12,7 @@ from rest_framework import exceptions
 from core.errors import ErrorCode
 
 ROOT = Path(settings.BASE_DIR)
-PRODUCTION = ("api", "cohorts", "config", "core", "safety", "trial")
+PRODUCTION = ("api", "cohorts", "config", "core", "reminders", "safety", "trial")
 # Calls whose first argument, or ``code=`` keyword, is an error code.
 RAISERS = {
     "DomainError",

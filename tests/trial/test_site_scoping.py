@@ -273,7 +273,7 @@ def test_create_role_user_assigns_a_sponsor_its_trials_and_refuses_one_without(c
         call_command("create_role_user", "sponsor10", "--role", SPONSOR)
 
 
-MIGRATION = importlib.import_module("trial.migrations.0005_site_and_trial_assignments")
+MIGRATION = importlib.import_module("trial.migrations.0007_site_and_trial_assignments")
 
 
 def test_the_migration_assigns_existing_staff_to_the_only_site_and_sponsors_to_the_only_trial(nct_trial):
@@ -283,7 +283,7 @@ def test_the_migration_assigns_existing_staff_to_the_only_site_and_sponsors_to_t
     assert list(SiteAssignment.objects.filter(user=nurse).values_list("site", flat=True)) == [nct_trial.sites.get().pk]
     assert TrialAssignment.objects.filter(user=sponsor, trial=nct_trial).exists()
     row = SiteAssignment.objects.get(user=nurse)
-    assert "Migration trial 0005" in row.history.latest().history_change_reason
+    assert "Migration trial 0007" in row.history.latest().history_change_reason
 
 
 def test_the_migration_assigns_nobody_when_there_are_several_sites(sites):
