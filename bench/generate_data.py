@@ -97,6 +97,15 @@ def make_users() -> dict:
     }
 
 
+def assign_sites(trial, users: dict) -> None:
+    """The generated coordinator and investigator work at every site of ``trial`` (site scoping, trial.access)."""
+    from trial.models import SiteAssignment
+
+    for person in (users["coordinator"], users["investigator"]):
+        for site in trial.sites.all():
+            SiteAssignment.objects.get_or_create(user=person, site=site)
+
+
 def load_trial(directory: Path, registry_id: str):
     from trial.models import Trial
     from trial.services import protocol_load
@@ -445,6 +454,7 @@ def generate(
         for t in range(trials):
             with transaction.atomic():
                 trial = load_trial(Path(directory), f"{prefix}{t:05d}")
+                assign_sites(trial, users)
                 second, people = first_cohort_through_the_services(trial, users, begin, bulk_size=bulk_size)
                 bulk = bulk_cohort(
                     trial, second, users, size=bulk_size, first_infusion=begin + 50 * DAY, template=people[0]

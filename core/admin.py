@@ -19,6 +19,7 @@ from core.errors import DomainError
 from core.history import audit
 from core.lockouts import lockout_release
 from core.models import Heartbeat, LockoutRelease
+from trial.access import scope_records
 
 
 class ReasonForChangeForm(forms.ModelForm):
@@ -53,6 +54,27 @@ class AuditedAdmin(SimpleHistoryAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    # Site scoping (trial.access): the changelist, the change page, the actions and every foreign-key choice
+    # show only the participants of the user's sites (sponsors: their trials; committee, data managers: all).
+    def get_queryset(self, request):
+        return scope_records(super().get_queryset(request), request.user)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        """Every choice of a record (a participant, a site, an infusion…) narrowed to the user's scope, also
+        where a form builds its own list (the infusion and Gilbert's syndrome forms)."""
+        form = super().get_form(request, obj, change=change, **kwargs)
+        user = request.user
+
+        class ScopedForm(form):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                for field in self.fields.values():
+                    if getattr(field, "queryset", None) is not None:
+                        field.queryset = scope_records(field.queryset, user)
+
+        ScopedForm.__name__ = form.__name__
+        return ScopedForm
 
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         """An old version is shown, never restored ("Revert" is off: ``SIMPLE_HISTORY_REVERT_DISABLED``).

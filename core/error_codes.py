@@ -71,6 +71,7 @@ class ErrorCode(enum.StrEnum):
     AUTHENTICATION_FAILED = "authentication_failed", (401,), "a bad or revoked token"
     TOKEN_EXPIRED = "token_expired", (401,), "the token's lifetime is over (sponsors 90 days, staff 30 by default)"
     PERMISSION_DENIED = "permission_denied", (403,), "the role lacks the permission"
+    NOT_ASSIGNED = "not_assigned", (403,), "the record's site (or trial) is not one the user is assigned to"
     WRONG_PASSWORD = "wrong_password", (403,), "signing with a wrong password (logged; counts toward the lock)"
     SIGNING_LOCKED = "signing_locked", (403,), "5 wrong passwords in 30 minutes: signing is locked"
     TWO_FACTOR_REQUIRED = "two_factor_required", (403,), "a write with a session that logged in without its second factor"

@@ -16,6 +16,8 @@ DATA_MANAGER = "Data manager"
 ROLES = (SITE_STAFF, INVESTIGATOR, SAFETY_COMMITTEE, SPONSOR, DATA_MANAGER)
 
 PROTOCOL_MODELS = ("trial", "site", "doselevel", "eligibilitycriterion", "visitdefinition")
+# Who works at which site, which sponsor reads which trial (trial.access): kept by the data manager.
+ACCESS_MODELS = ("siteassignment", "trialassignment")
 
 
 def _perms(app: str, actions: tuple[str, ...], models: tuple[str, ...]) -> set[str]:
@@ -117,7 +119,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         | _READ_SAFETY
         | _EXPORT_JOBS
         | _OWN_REMINDERS
-        | {"safety.sign_review", _INTEGRITY_ALERTS}
+        | {"safety.sign_review", _INTEGRITY_ALERTS, "trial.view_every_site"}
     ),
     SPONSOR: frozenset(_READ_PROTOCOL | _SPONSOR_READS),
     # The data manager keeps the protocol's parameters and consent versions current (each change audited).
@@ -126,6 +128,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         | _READ_COHORTS
         | _READ_SAFETY
         | _perms("trial", ("add", "change"), PROTOCOL_MODELS)
+        | _perms("trial", ("add", "change", "view"), ACCESS_MODELS)
+        | {"trial.view_every_site"}  # site scoping (trial.access): the data manager sees every site
         | _perms("safety", ("add", "change"), ("ctcaeterm",))
         | {"safety.add_simulationreport"}  # records accepted operating characteristics, before the first cohort
         | _perms("cohorts", ("add", "change"), ("consentdocument",))

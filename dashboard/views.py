@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, render
 from dashboard import selectors, svg
 from exports import permissions as export_permissions
 from exports.permissions import role_label
+from trial.access import scope_trials
 from trial.models import Trial
 
 HALF = 600  # the plots drawn side by side at 1280 px
@@ -22,14 +23,15 @@ HALF = 600  # the plots drawn side by side at 1280 px
 @login_required
 @permission_required("trial.view_trial", raise_exception=True)
 def index(request):
-    trials = Trial.objects.annotate(cohort_count=Count("cohorts")).order_by("registry_id")
+    trials = scope_trials(Trial.objects.all(), request.user, trial="pk")
+    trials = trials.annotate(cohort_count=Count("cohorts")).order_by("registry_id")
     return render(request, "dashboard/index.html", {"trials": trials, "role": role_label(request.user)})
 
 
 @login_required
 @permission_required("trial.view_trial", raise_exception=True)
 def trial_page(request, registry_id: str):
-    trial = get_object_or_404(Trial, registry_id=registry_id)
+    trial = get_object_or_404(scope_trials(Trial.objects.all(), request.user, trial="pk"), registry_id=registry_id)
     user = request.user
     data = selectors.trial_dashboard(
         trial,

@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from exports import dossier, fhir, sdtm, selectors
 from exports.permissions import SDTM_DOMAINS, audience_for, may_export
+from trial.access import scope_of, scope_trials
 from trial.models import Trial
 
 
@@ -69,7 +70,8 @@ class _Export(APIView):
         return self.kind
 
     def trial(self) -> Trial:
-        return get_object_or_404(Trial, registry_id=self.kwargs["registry_id"])
+        trials = scope_trials(Trial.objects.all(), self.request.user, trial="pk")
+        return get_object_or_404(trials, registry_id=self.kwargs["registry_id"])
 
 
 FILE = OpenApiResponse(OpenApiTypes.BINARY, description="The export, streamed; `X-Export-Records` gives the number "
@@ -133,6 +135,8 @@ class _Dossier(APIView):
             review = selectors.review_for_dossier(pk)
         except SafetyReview.DoesNotExist:
             raise NotFound("No such safety review.") from None
+        if not scope_of(request.user).sees_trial(review.trial_id):
+            raise NotFound("No such safety review.")
         return dossier.dossier_data(review, audience_for(request.user))
 
 

@@ -9,6 +9,7 @@ identifier (date of birth, initials, screening number). No export ever carries a
 from dataclasses import dataclass
 
 from core.roles import ROLES, SPONSOR
+from trial.access import EVERYTHING, Scope, scope_of
 
 SDTM_DOMAINS = ("DM", "EX", "AE", "DS", "IE")
 
@@ -33,6 +34,7 @@ class Audience:
     screening: bool  # screen failures and their unmet criteria (roles that read screening data)
     consent: bool  # informed-consent dates (roles that read consent records)
     label: str  # the reader's role, printed on the export ("prepared for")
+    scope: Scope = EVERYTHING  # whose participants it covers: the reader's sites or trials (trial.access)
 
 
 def role_label(user) -> str:
@@ -53,6 +55,7 @@ def audience_for(user) -> Audience:
         screening=not sponsor and user.has_perms(["cohorts.view_screeningrecord", "cohorts.view_criterionassessment"]),
         consent=not sponsor and user.has_perm("cohorts.view_consentrecord"),
         label=role_label(user),
+        scope=scope_of(user),
     )
 
 

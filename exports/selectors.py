@@ -31,10 +31,10 @@ def _first_infusion(participant_ref: str = "pk") -> Subquery:
 def subject_filter(audience: Audience, prefix: str = "") -> Q:
     """The participants an export covers: everyone enrolled (known by study ID); screen failures too for
     roles that read screening data (known by a pseudonymous SF number, never the screening number)."""
-    enrolled = Q(**{f"{prefix}study_id__isnull": False})
+    covered = Q(**{f"{prefix}study_id__isnull": False})
     if audience.screening:
-        return enrolled | Q(**{f"{prefix}status": Participant.Status.SCREEN_FAILED})
-    return enrolled
+        covered |= Q(**{f"{prefix}status": Participant.Status.SCREEN_FAILED})
+    return covered & audience.scope.participants(prefix)  # the reader's sites (or trials) only
 
 
 def subjects(trial: Trial, audience: Audience) -> QuerySet[Participant]:

@@ -20,6 +20,7 @@ from core.errors import InvalidInput, PermissionDenied, require_permission
 from exports import dossier, fhir, sdtm, selectors
 from exports.models import ExportJob
 from exports.permissions import SDTM_DOMAINS, audience_for, may_export
+from trial.access import require_trial_access
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY = 200  # records between two progress updates
@@ -43,6 +44,7 @@ def _domains_for(user) -> list[str]:
 def export_job_check(*, trial, kind: str, review, by) -> None:
     """What starting the job would refuse, raised as a DomainError (the admin form shows it)."""
     require_permission(by, "exports.add_exportjob", "start exports")
+    require_trial_access(by, trial_id=trial.pk)
     if kind not in ExportJob.Kind.values:
         raise InvalidInput("invalid", "Choose what to export.", {"kind": ["Unknown export."]})
     if kind in DOSSIERS:

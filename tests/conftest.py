@@ -119,11 +119,14 @@ PROTOCOL_FILE = settings.BASE_DIR / "trial" / "protocols" / "NCT06949137.json"
 @pytest.fixture
 def nct_trial(db):
     """NCT06949137 loaded from its data file, as `make run` loads it."""
+    from tests.factories import assign_existing_users
     from trial.models import Trial
     from trial.services import protocol_load
 
     protocol_load(path=PROTOCOL_FILE)
-    return Trial.objects.get(registry_id="NCT06949137")
+    trial = Trial.objects.get(registry_id="NCT06949137")
+    assign_existing_users(trial=trial)  # users made by earlier fixtures work at its site (trial.access)
+    return trial
 
 
 @pytest.fixture(autouse=True)

@@ -8,8 +8,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from knox.models import AuthToken
 
+from core.roles import SPONSOR
 from core.tokens import token_issue
-from trial.models import DoseLevel, Site, Trial
+from trial.access import SITE_ROLES
+from trial.models import DoseLevel, Site, SiteAssignment, Trial, TrialAssignment
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -28,6 +30,20 @@ class UserFactory(factory.django.DjangoModelFactory):
     def role(self, create, extracted, **kwargs):
         if create and extracted:
             self.groups.add(Group.objects.get(name=extracted))
+
+    @factory.post_generation
+    def sites(self, create, extracted, **kwargs):
+        """Site scoping (trial.access): site staff and investigators work at ``sites`` (default: every site
+        that exists now); sponsors read ``trials`` (below). Pass ``sites=[]`` for a user assigned nowhere."""
+        if create and self.groups.filter(name__in=SITE_ROLES).exists():
+            for site in Site.objects.all() if extracted is None else extracted:
+                SiteAssignment.objects.get_or_create(user=self, site=site)
+
+    @factory.post_generation
+    def trials(self, create, extracted, **kwargs):
+        if create and self.groups.filter(name=SPONSOR).exists():
+            for trial in Trial.objects.all() if extracted is None else extracted:
+                TrialAssignment.objects.get_or_create(user=self, trial=trial)
 
 
 def token_for(user) -> str:
@@ -65,6 +81,11 @@ class TrialFactory(factory.django.DjangoModelFactory):
     dose_tolerance_pct = Decimal("10")
     review_quorum = 3
 
+    @factory.post_generation
+    def readers(self, create, extracted, **kwargs):
+        if create:
+            assign_existing_users(trial=self)
+
 
 class SiteFactory(factory.django.DjangoModelFactory):
     class Meta:
@@ -75,6 +96,24 @@ class SiteFactory(factory.django.DjangoModelFactory):
     city = "Nanjing"
     country = "China"
     time_zone = "Asia/Shanghai"
+
+    @factory.post_generation
+    def staff(self, create, extracted, **kwargs):
+        if create:
+            assign_existing_users(site=self)
+
+
+def assign_existing_users(*, site=None, trial=None) -> None:
+    """The suite's default for site scoping (trial.access): users created before a site or trial work there
+    too (site staff, investigators) or read it (sponsors), whatever the fixtures' order. The site-scoping
+    tests create their users with explicit ``sites=`` / ``trials=`` after the sites exist."""
+    users = get_user_model().objects
+    for site_ in [site] if site else list(trial.sites.all()) if trial else []:
+        for user in users.filter(groups__name__in=SITE_ROLES).distinct():
+            SiteAssignment.objects.get_or_create(user=user, site=site_)
+    for trial_ in [trial] if trial else []:
+        for user in users.filter(groups__name=SPONSOR).distinct():
+            TrialAssignment.objects.get_or_create(user=user, trial=trial_)
 
 
 class DoseLevelFactory(factory.django.DjangoModelFactory):
@@ -146,13 +185,13 @@ def consent_document(trial, version: str = "1.0"):
     )[0]
 
 
-def eligible_participant(trial, *, number: str, judge: bool = True, consent: bool = True, **overrides):
+def eligible_participant(trial, *, number: str, judge: bool = True, consent: bool = True, site=None, **overrides):
     """A participant screened, judged and consented through the services: eligible unless overridden."""
     from cohorts import services
     from cohorts.selectors import site_today
 
     coordinator, investigator = staff_users()
-    site = trial.sites.order_by("pk").first()
+    site = site or trial.sites.order_by("pk").first()
     participant = services.participant_register(
         trial=trial,
         site=site,

@@ -9,7 +9,8 @@ from cohorts.services import cohort_open_first
 from core.admin import AuditedAdmin, AuditedInline
 from core.errors import DomainError
 from safety import selectors as safety_selectors
-from trial.models import DoseLevel, EligibilityCriterion, Site, Trial, VisitDefinition
+from trial.access import site_assignment_save, trial_assignment_save
+from trial.models import DoseLevel, EligibilityCriterion, Site, SiteAssignment, Trial, TrialAssignment, VisitDefinition
 
 
 class DoseLevelInline(AuditedInline):
@@ -194,3 +195,41 @@ class VisitDefinitionAdmin(AuditedAdmin):
 class SiteAdmin(AuditedAdmin):
     list_display = ("name", "city", "country", "time_zone", "trial")
     list_select_related = ("trial",)
+
+
+class _AssignmentAdmin(AuditedAdmin):
+    """Who works at which site / which sponsor reads which trial. Saved through the service (audited);
+    never deleted: untick *active* to end an assignment, with the reason."""
+
+    list_filter = ("active",)
+    search_fields = ("user__username", "user__first_name", "user__last_name")
+    service = None  # the service that saves one (trial.access)
+    target = ""  # "site" or "trial"
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("user", self.target) if obj else ()
+
+    def save_model(self, request, obj, form, change):
+        reason = self._reason(form, change) if change else "Assigned in the admin"
+        saved = type(self).service(
+            user=obj.user, **{self.target: getattr(obj, self.target)}, active=obj.active, by=request.user, reason=reason
+        )
+        obj.pk = saved.pk
+
+
+@admin.register(SiteAssignment)
+class SiteAssignmentAdmin(_AssignmentAdmin):
+    list_display = ("user", "site", "active")
+    list_select_related = ("user", "site__trial")
+    fields = ("user", "site", "active")
+    service = staticmethod(site_assignment_save)
+    target = "site"
+
+
+@admin.register(TrialAssignment)
+class TrialAssignmentAdmin(_AssignmentAdmin):
+    list_display = ("user", "trial", "active")
+    list_select_related = ("user", "trial")
+    fields = ("user", "trial", "active")
+    service = staticmethod(trial_assignment_save)
+    target = "trial"

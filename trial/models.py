@@ -7,6 +7,7 @@ and a second trial with other dose levels, cohort sizes or windows needs no code
 import zoneinfo
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -316,3 +317,43 @@ class VisitDefinition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} (day {self.day_offset}, −{self.window_before_days}/+{self.window_after_days})"
+
+
+class SiteAssignment(models.Model):
+    """A member of site staff or an investigator works at this site: they see and write its participants only.
+
+    Site staff and investigators with no active assignment see no participant at all (``trial.access``).
+    Ended, never deleted: ``active`` off keeps who had access when, in the history.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="site_assignments")
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="assignments")
+    active = models.BooleanField(default=True, help_text="Off: the user no longer works at this site.")
+
+    history = audited_history()
+
+    class Meta:
+        ordering = ["site", "user__username"]
+        constraints = [models.UniqueConstraint(fields=["user", "site"], name="siteassignment_unique_user_site")]
+        # Held by the Safety committee and Data manager roles (core.roles): no assignment needed (trial.access).
+        permissions = [("view_every_site", "See the participants of every site")]
+
+    def __str__(self) -> str:
+        return f"{self.user} at {self.site}{'' if self.active else ' (ended)'}"
+
+
+class TrialAssignment(models.Model):
+    """A sponsor's account (and its API tokens) reads this trial; a sponsor with none reads no trial."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="trial_assignments")
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="assignments")
+    active = models.BooleanField(default=True, help_text="Off: the sponsor no longer reads this trial.")
+
+    history = audited_history()
+
+    class Meta:
+        ordering = ["trial", "user__username"]
+        constraints = [models.UniqueConstraint(fields=["user", "trial"], name="trialassignment_unique_user_trial")]
+
+    def __str__(self) -> str:
+        return f"{self.user} reads {self.trial.registry_id}{'' if self.active else ' (ended)'}"

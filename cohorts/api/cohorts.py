@@ -18,6 +18,7 @@ from cohorts.models import (
     Enrollment,
     Participant,
 )
+from trial.access import scope_participants, scope_trials
 from trial.models import Trial
 
 # --- serializers: cohorts and enrollment ---------------------------------------------------------
@@ -77,7 +78,7 @@ class CohortViewSet(viewsets.ReadOnlyModelViewSet):
     }
 
     def get_queryset(self) -> QuerySet[Cohort]:
-        return selectors.cohort_list()
+        return scope_trials(selectors.cohort_list(), self.request.user)
 
     @extend_schema(responses={200: EnrollmentSerializer(many=True), **error_responses(401, 403, 404)})
     @action(detail=True, methods=["get"])
@@ -85,6 +86,7 @@ class CohortViewSet(viewsets.ReadOnlyModelViewSet):
         """The cohort's enrollments by slot."""
         cohort = self.get_object()
         enrollments = Enrollment.objects.filter(cohort=cohort).select_related("participant").order_by("slot")
+        enrollments = scope_participants(enrollments, request.user, participant="participant")
         page = self.paginate_queryset(enrollments)
         return self.get_paginated_response(EnrollmentSerializer(page, many=True).data)
 
@@ -117,7 +119,8 @@ class OpenFirstCohortView(GenericAPIView):
     @extend_schema(request=None, responses={201: CohortSerializer, **error_responses(401, 403, 404, 409)})
     def post(self, request, registry_id: str):
         # A NUL byte never reaches the database (PostgreSQL refuses it in text): no such trial.
-        trial = None if "\x00" in registry_id else Trial.objects.filter(registry_id=registry_id).first()
+        trials = scope_trials(Trial.objects.all(), request.user, trial="pk")
+        trial = None if "\x00" in registry_id else trials.filter(registry_id=registry_id).first()
         if trial is None:
             raise NotFound("No trial with this registry ID.")
         cohort = services.cohort_open_first(trial=trial, by=request.user)

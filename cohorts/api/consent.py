@@ -15,6 +15,7 @@ from cohorts.models import (
     ConsentRecord,
     Participant,
 )
+from trial.access import scope_participants
 
 # --- serializers: consent ------------------------------------------------------------------------
 
@@ -63,7 +64,8 @@ class ConsentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     permission_classes = [RoleActionPermissions]
 
     def get_queryset(self) -> QuerySet[ConsentRecord]:
-        return ConsentRecord.objects.select_related("document", "obtained_by").order_by("participant", "-signed_at")
+        records = ConsentRecord.objects.select_related("document", "obtained_by").order_by("participant", "-signed_at")
+        return scope_participants(records, self.request.user, participant="participant")
 
     def filter_queryset(self, queryset):
         if self.action != "list":

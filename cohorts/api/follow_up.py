@@ -18,6 +18,7 @@ from cohorts.models import (
     Participant,
     ProtocolDeviation,
 )
+from trial.access import scope_participants
 
 
 class FollowUpVisitSerializer(serializers.ModelSerializer):
@@ -133,7 +134,7 @@ class FollowUpVisitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
     action_perms = {"complete": ("cohorts.change_followupvisit",), "miss": ("cohorts.change_followupvisit",)}
 
     def get_queryset(self) -> QuerySet[FollowUpVisit]:
-        return selectors.followup_visit_list()
+        return scope_participants(selectors.followup_visit_list(), self.request.user, participant="participant")
 
     def filter_queryset(self, queryset):
         if self.action != "list":
@@ -188,7 +189,7 @@ class ProtocolDeviationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
     permission_classes = [RoleActionPermissions]
 
     def get_queryset(self) -> QuerySet[ProtocolDeviation]:
-        return selectors.deviation_list()
+        return scope_participants(selectors.deviation_list(), self.request.user, participant="participant")
 
     def filter_queryset(self, queryset):
         if self.action != "list":

@@ -41,6 +41,7 @@ from cohorts.models import (
     Participant,
     VitalSigns,
 )
+from trial.access import scope_participants
 
 
 class DripRateReadingSerializer(serializers.ModelSerializer):
@@ -260,7 +261,7 @@ class InfusionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     }
 
     def get_queryset(self) -> QuerySet[Infusion]:
-        return selectors.infusion_list()
+        return scope_participants(selectors.infusion_list(), self.request.user, participant="participant")
 
     def get_serializer_class(self):
         if getattr(self, "swagger_fake_view", False) or sees_bedside_detail(self.request.user):
@@ -392,7 +393,8 @@ class InfusionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     @action(detail=False, methods=["get"])
     def hold(self, request):
         wanted = validated_query(HoldQuerySerializer, request)
-        participant = Participant.objects.select_related("site").filter(pk=wanted["participant"]).first()
+        participants = scope_participants(Participant.objects.select_related("site"), request.user)
+        participant = participants.filter(pk=wanted["participant"]).first()
         if participant is None:
             raise NotFound("No such participant.")
         hold = selectors.infusion_hold(participant=participant)

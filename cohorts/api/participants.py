@@ -30,6 +30,7 @@ from cohorts.models import (
     Participant,
     ScreeningRecord,
 )
+from trial.access import scope_participants
 from trial.models import Site, Trial
 
 # --- serializers: participants and screening -----------------------------------------------------
@@ -224,7 +225,7 @@ class ParticipantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     }
 
     def get_queryset(self) -> QuerySet[Participant]:
-        return selectors.participant_list()
+        return scope_participants(selectors.participant_list(), self.request.user)
 
     def get_serializer_class(self):
         if getattr(self, "swagger_fake_view", False) or sees_direct_identifiers(self.request.user):

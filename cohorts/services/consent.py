@@ -16,12 +16,14 @@ from cohorts.services.screening import eligibility_evaluate
 from core.cleaning import clean_text
 from core.errors import ErrorCode, InvalidInput, RuleViolation, require_permission
 from core.history import audit
+from trial.access import require_participant_access
 
 
 def consent_record(
     *, participant: Participant, document: ConsentDocument, signed_at: datetime, by, witness_name: str = ""
 ) -> ConsentRecord:
     require_permission(by, "cohorts.add_consentrecord", "record consent")
+    require_participant_access(by, participant)
     if document.trial_id != participant.trial_id:
         raise InvalidInput(
             ErrorCode.WRONG_TRIAL, "That consent form belongs to another trial.", {"document": ["Wrong trial."]}

@@ -16,6 +16,7 @@ from cohorts.services.data_lock import CORRECT_LOCKED_DATA, data_lock_check
 from core.cleaning import clean_text
 from core.errors import ErrorCode, InvalidInput, RuleViolation, require_permission
 from core.history import audit
+from trial.access import require_participant_access
 
 
 def deviation_open_by_system(
@@ -51,6 +52,7 @@ def deviation_record(
 ) -> ProtocolDeviation:
     """A deviation found by site staff (the automatic ones open in the services that detect them)."""
     require_permission(by, "cohorts.add_protocoldeviation", "record protocol deviations")
+    require_participant_access(by, participant)
     if category not in ProtocolDeviation.Category.values:
         raise InvalidInput(ErrorCode.INVALID, f"Unknown category {category!r}.", {"category": ["Invalid."]})
     if severity not in ProtocolDeviation.Severity.values:
@@ -105,6 +107,7 @@ def deviation_update(
     """Assess, correct or close a deviation (each change with its reason). A closed deviation is final."""
     if not by.has_perm(CORRECT_LOCKED_DATA):
         require_permission(by, "cohorts.change_protocoldeviation", "change protocol deviations")
+    require_participant_access(by, deviation, via="participant")
     reason = clean_text(
         reason, field="reason", label="Reason", max_length=2000, required=True, code=ErrorCode.REASON_REQUIRED
     )

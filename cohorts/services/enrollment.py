@@ -12,6 +12,7 @@ from cohorts.selectors import current_consent, eligibility_summary
 from cohorts.services.lifecycle import Activity, Transition, cohort_refusal, cohort_transition
 from core.errors import ErrorCode, RuleViolation, require_permission
 from core.history import audit
+from trial.access import require_participant_access
 
 
 def enroll_participant(*, participant: Participant, cohort: Cohort, by) -> Enrollment:
@@ -25,6 +26,7 @@ def enroll_participant(*, participant: Participant, cohort: Cohort, by) -> Enrol
     the first enrollee is the cohort's sentinel; at capacity the cohort becomes full.
     """
     require_permission(by, "cohorts.add_enrollment", "enroll participants")
+    require_participant_access(by, participant)
     with transaction.atomic():
         participant = (
             Participant.objects.select_for_update(of=("self",)).select_related("site", "trial").get(pk=participant.pk)

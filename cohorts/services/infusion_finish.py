@@ -36,6 +36,7 @@ from core.cleaning import (
 )
 from core.errors import ErrorCode, InvalidInput, RuleViolation, require_permission
 from core.history import audit
+from trial.access import require_participant_access
 from trial.models import format_cells
 
 
@@ -54,6 +55,7 @@ def infusion_complete(
     the participant's DLT window and status, her follow-up visits, and the cohort to observing when it
     was its last infusion. A completed infusion gave the product: its volume must be more than 0 mL."""
     require_permission(by, "cohorts.change_infusion", "record infusions")
+    require_participant_access(by, infusion, via="participant")
     ended_at = clean_moment(ended_at, field="ended_at", label="The end")
     cells = clean_cell_count(cells_administered, field="cells_administered")
     volume = clean_volume(volume_ml)
@@ -105,6 +107,7 @@ def infusion_stop_early(
     there is then no average rate.
     """
     require_permission(by, "cohorts.change_infusion", "record infusions")
+    require_participant_access(by, infusion, via="participant")
     ended_at = clean_moment(ended_at, field="ended_at", label="The end")
     reason = clean_text(
         reason, field="reason", label="Reason", max_length=2000, required=True, code=ErrorCode.REASON_REQUIRED

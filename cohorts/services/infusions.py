@@ -42,6 +42,7 @@ from core.cleaning import (
 )
 from core.errors import ErrorCode, InvalidInput, RuleViolation, require_permission
 from core.history import audit
+from trial.access import require_participant_access
 from trial.models import format_cells
 
 VITAL_FIELDS = tuple(VITAL_RANGES)
@@ -145,6 +146,7 @@ def infusion_start(
     outside the tolerance of the cohort's dose level), ``sentinel_hold`` or ``stagger_hold``.
     """
     require_permission(by, "cohorts.add_infusion", "record infusions")
+    require_participant_access(by, participant)
     started_at = clean_moment(started_at, field="started_at", label="The start")
     product_lot = clean_text(product_lot, field="product_lot", label="Product lot", max_length=60, required=True)
     product_expiry = clean_moment(product_expiry, field="product_expiry", label="The product expiry", allow_future=True)
@@ -257,6 +259,7 @@ def drip_rate_record(*, infusion: Infusion, observed_at: datetime, drops_per_min
     (category infusion rate, linked to the reading): major when faster than the maximum (the safety
     direction for a cell product), minor when slower. A rate that is not a positive number is refused."""
     require_permission(by, "cohorts.add_dripratereading", "record drip rates")
+    require_participant_access(by, infusion, via="participant")
     rate = clean_drip_rate(drops_per_minute)
     observed_at = clean_moment(observed_at, field="observed_at", label="The observation time")
     with transaction.atomic():
@@ -305,6 +308,7 @@ def vital_signs_record(
     *, infusion: Infusion, timepoint: str, values: Mapping[str, Any], by, measured_at: datetime | None = None
 ) -> VitalSigns:
     require_permission(by, "cohorts.add_vitalsigns", "record vital signs")
+    require_participant_access(by, infusion, via="participant")
     if timepoint not in VitalSigns.Timepoint.values:
         raise InvalidInput(ErrorCode.INVALID_VITALS, f"Unknown time point {timepoint!r}.", {"timepoint": ["Invalid."]})
     vitals = clean_vital_signs(values, field="vitals")
@@ -319,6 +323,7 @@ def vital_signs_record(
 
 def infusion_interrupt(*, infusion: Infusion, stopped_at: datetime, reason: str, by) -> InfusionInterruption:
     require_permission(by, "cohorts.add_infusioninterruption", "record infusion interruptions")
+    require_participant_access(by, infusion, via="participant")
     stopped_at = clean_moment(stopped_at, field="stopped_at", label="The interruption")
     reason = clean_text(
         reason, field="reason", label="Reason", max_length=2000, required=True, code=ErrorCode.REASON_REQUIRED
@@ -346,6 +351,7 @@ def infusion_interrupt(*, infusion: Infusion, stopped_at: datetime, reason: str,
 
 def infusion_resume(*, infusion: Infusion, restarted_at: datetime, by) -> InfusionInterruption:
     require_permission(by, "cohorts.change_infusioninterruption", "record infusion restarts")
+    require_participant_access(by, infusion, via="participant")
     restarted_at = clean_moment(restarted_at, field="restarted_at", label="The restart")
     with transaction.atomic():
         _, infusion = lock_infusion(infusion)

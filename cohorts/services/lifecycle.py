@@ -30,6 +30,7 @@ from django.utils import timezone
 from cohorts.models import ACTIVE_COHORT_STATES, Cohort
 from core.errors import ErrorCode, RuleViolation, require_permission
 from core.history import audit
+from trial.access import require_trial_access
 from trial.models import DoseLevel, Trial
 
 State = Cohort.State
@@ -192,6 +193,7 @@ def cohort_open(*, trial: Trial, dose_level: DoseLevel, by, reason: str) -> Coho
 def cohort_open_first(*, trial: Trial, by) -> Cohort:
     """Open the trial's first cohort at its lowest dose level (an explicit, permissioned action)."""
     require_permission(by, "cohorts.open_first_cohort", "open the first cohort")
+    require_trial_access(by, trial_id=trial.pk)
     with transaction.atomic():
         trial = Trial.objects.select_for_update().get(pk=trial.pk)
         if trial.status == Trial.Status.STOPPED:

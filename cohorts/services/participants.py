@@ -20,6 +20,7 @@ from cohorts.services.screening import SCREENING_STATUSES, eligibility_evaluate
 from core.cleaning import clean_text
 from core.errors import ErrorCode, InvalidInput, RuleViolation, require_permission
 from core.history import audit
+from trial.access import require_participant_access, require_site_access
 from trial.models import Site, Trial
 
 
@@ -28,6 +29,7 @@ def participant_register(
 ) -> Participant:
     """Start screening a person: a screening number at a site of the trial."""
     require_permission(by, "cohorts.add_participant", "register participants")
+    require_site_access(by, site_id=site.pk, trial_id=site.trial_id)
     if site.trial_id != trial.pk:
         raise InvalidInput(
             ErrorCode.WRONG_SITE, f"Site {site} does not take part in {trial.registry_id}.", {"site": ["Wrong trial."]}
@@ -79,6 +81,7 @@ def participant_update(*, participant: Participant, values: Mapping[str, Any], r
     """Correct who the participant is (initials, date of birth, sex) during screening; eligibility is
     evaluated again in the same transaction. After enrollment these no longer change."""
     require_permission(by, "cohorts.change_participant", "correct participant details")
+    require_participant_access(by, participant)
     unknown = sorted(set(values) - set(PARTICIPANT_EDITABLE))
     if unknown:
         raise InvalidInput(
@@ -123,6 +126,7 @@ def participant_update(*, participant: Participant, values: Mapping[str, Any], r
 
 def participant_withdraw(*, participant: Participant, on: date, reason: str, by) -> Participant:
     require_permission(by, "cohorts.change_participant", "withdraw participants")
+    require_participant_access(by, participant)
     if not reason.strip():
         raise InvalidInput(ErrorCode.REASON_REQUIRED, "Give the reason for withdrawal.", {"reason": ["Required."]})
     with transaction.atomic():
@@ -145,6 +149,7 @@ def participant_withdraw(*, participant: Participant, on: date, reason: str, by)
 def participant_mark_replaced(*, participant: Participant, reason: str, by) -> Participant:
     """A non-evaluable participant stays on record, stops counting for DLT, and frees one slot."""
     require_permission(by, "cohorts.change_participant", "mark participants replaced")
+    require_participant_access(by, participant)
     if not reason.strip():
         raise InvalidInput(
             ErrorCode.REASON_REQUIRED, "Give the reason the participant is not evaluable.", {"reason": ["Required."]}

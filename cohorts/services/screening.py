@@ -20,6 +20,7 @@ from cohorts.selectors import eligibility_summary
 from core.cleaning import clean_text
 from core.errors import ErrorCode, InvalidInput, RuleViolation, require_permission
 from core.history import audit
+from trial.access import require_participant_access
 
 SCREENING_STATUSES = (Participant.Status.SCREENING, Participant.Status.ELIGIBLE, Participant.Status.SCREEN_FAILED)
 
@@ -44,6 +45,7 @@ def screening_record_save(
     ``fractures=None`` keeps the fracture list as it is; a list replaces it.
     """
     require_permission(by, "cohorts.change_participant", "record screening data")
+    require_participant_access(by, participant)
     unknown = sorted(set(values) - set(SCREENING_FIELDS))
     if unknown:
         raise InvalidInput(
@@ -163,6 +165,7 @@ def judgments_confirm(
 ) -> list[JudgmentConfirmation]:
     """Several judgment criteria confirmed at once (one evaluation afterwards)."""
     require_permission(by, "cohorts.add_judgmentconfirmation", "confirm eligibility judgments (investigators only)")
+    require_participant_access(by, participant)
     criteria = {c.code: c for c in participant.trial.criteria.filter(code__in=list(answers))}
     for code in answers:
         if code not in criteria:
@@ -207,6 +210,7 @@ def gilbert_diagnosis_record(*, participant: Participant, documented: bool, note
     """
     what = "record a Gilbert's syndrome diagnosis (investigators only)"
     require_permission(by, "cohorts.add_gilbertsyndromediagnosis", what)
+    require_participant_access(by, participant)
     if not isinstance(documented, bool):
         raise InvalidInput(
             ErrorCode.INVALID,

@@ -18,6 +18,7 @@ from cohorts.services.reminding import visit_reminders_cancel
 from core.cleaning import clean_text
 from core.errors import ErrorCode, InvalidInput, RuleViolation, require_permission
 from core.history import audit
+from trial.access import require_participant_access
 
 
 def _lock_visit(visit: FollowUpVisit) -> FollowUpVisit:
@@ -45,6 +46,7 @@ def visit_complete(*, visit: FollowUpVisit, on: date, by, reason: str = "") -> F
     DLT-window visit of a closed cohort (the data lock)."""
     if not by.has_perm(CORRECT_LOCKED_DATA):
         require_permission(by, "cohorts.change_followupvisit", "record follow-up visits")
+    require_participant_access(by, visit, via="participant")
     if isinstance(on, datetime) or not isinstance(on, date):
         raise InvalidInput(ErrorCode.INVALID, "The visit date must be a date.", {"on": ["Invalid."]})
     with transaction.atomic():
@@ -94,6 +96,7 @@ def visit_complete(*, visit: FollowUpVisit, on: date, by, reason: str = "") -> F
 def visit_miss(*, visit: FollowUpVisit, reason: str, by) -> FollowUpVisit:
     if not by.has_perm(CORRECT_LOCKED_DATA):
         require_permission(by, "cohorts.change_followupvisit", "record follow-up visits")
+    require_participant_access(by, visit, via="participant")
     reason = clean_text(
         reason, field="reason", label="Reason", max_length=2000, required=True, code=ErrorCode.REASON_REQUIRED
     )

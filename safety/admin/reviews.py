@@ -15,6 +15,7 @@ from core.errors import DomainError
 from safety import services
 from safety.admin.dose_finding import ReviewDoseFindingMixin
 from safety.models import SafetyReview, SignOff
+from trial.access import scope_records
 
 
 class ProposeForm(forms.Form):
@@ -127,7 +128,7 @@ class SafetyReviewAdmin(ReviewDoseFindingMixin, admin.ModelAdmin):
         css = {"all": ("safety/dosefinding.css",)}
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(signature_total=Count("signatures"))
+        return scope_records(super().get_queryset(request), request.user).annotate(signature_total=Count("signatures"))
 
     def has_add_permission(self, request):
         return False  # reviews open by the DLT windows, a stopping rule, or the chair (services)

@@ -38,6 +38,7 @@ from cohorts.models import Enrollment, Participant
 from safety import selectors, services
 from safety.api.clocks import ReportingClockSerializer
 from safety.models import AdverseEvent, CtcaeTerm
+from trial.access import scope_participants
 
 
 class AdverseEventSerializer(serializers.ModelSerializer):
@@ -212,7 +213,8 @@ class AdverseEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
 
     def get_queryset(self) -> QuerySet[AdverseEvent]:
         cohort = Enrollment.objects.filter(participant=OuterRef("participant")).order_by().values("cohort")[:1]
-        return selectors.adverse_event_list().annotate(cohort_ref=Subquery(cohort)).order_by("-onset_date", "-pk")
+        events = scope_participants(selectors.adverse_event_list(), self.request.user, participant="participant")
+        return events.annotate(cohort_ref=Subquery(cohort)).order_by("-onset_date", "-pk")
 
     def filter_queryset(self, queryset):
         if self.action != "list":

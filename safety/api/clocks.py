@@ -15,6 +15,7 @@ from api.schema import error_responses
 from api.serializers import StrictSerializer
 from safety import services
 from safety.models import ReportingClock
+from trial.access import scope_participants
 
 
 class ReportingClockSerializer(serializers.ModelSerializer):
@@ -83,11 +84,9 @@ class ReportingClockViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
             default=Value(False),
             output_field=BooleanField(),
         )
-        return (
-            ReportingClock.objects.select_related("adverse_event__participant", "done_by")
-            .annotate(is_overdue=overdue)
-            .order_by("due_at", "pk")
-        )
+        clocks = ReportingClock.objects.select_related("adverse_event__participant", "done_by")
+        clocks = scope_participants(clocks, self.request.user, participant="adverse_event__participant")
+        return clocks.annotate(is_overdue=overdue).order_by("due_at", "pk")
 
     def filter_queryset(self, queryset):
         if self.action != "list":

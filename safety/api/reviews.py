@@ -16,6 +16,7 @@ from cohorts.models import Cohort
 from safety import services
 from safety.models import SafetyReview, SignOff
 from safety.selectors import trial_summary
+from trial.access import scope_trials
 from trial.models import Trial
 
 
@@ -140,7 +141,7 @@ class SafetyReviewViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet
     queryset = SafetyReview.objects.select_related("cohort__dose_level", "trial").prefetch_related("signatures")
 
     def get_queryset(self):
-        queryset = super().get_queryset()
+        queryset = scope_trials(super().get_queryset(), self.request.user)
         filters = ReviewFilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)  # a bad value (a NUL byte, an unknown state) is a 400
         if filters.validated_data.get("trial"):
@@ -221,7 +222,9 @@ class EscalationHistoryView(ListAPIView):
     queryset = SafetyReview.objects.none()  # for the permission class; the real queryset is below
 
     def get_queryset(self):
-        trial = get_object_or_404(Trial, registry_id=self.kwargs["registry_id"])
+        trial = get_object_or_404(
+            scope_trials(Trial.objects.all(), self.request.user, trial="pk"), registry_id=self.kwargs["registry_id"]
+        )
         return (
             SafetyReview.objects.filter(trial=trial, state=SafetyReview.State.EFFECTIVE)
             .select_related("cohort__dose_level", "resulting_cohort__dose_level")
@@ -238,4 +241,5 @@ class TrialSummaryView(APIView):
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request, registry_id: str):
-        return Response(trial_summary(get_object_or_404(Trial, registry_id=registry_id)))
+        trials = scope_trials(Trial.objects.all(), request.user, trial="pk")
+        return Response(trial_summary(get_object_or_404(trials, registry_id=registry_id)))

@@ -22,6 +22,7 @@ from safety.models import AdverseEvent
 from safety.services.clocks import start_reporting_clocks
 from safety.services.reminding import dlt_decision_reminders_cancel, event_reminders_update
 from safety.services.stopping import apply_stopping_rules, is_related_death
+from trial.access import require_participant_access
 
 AE_FIELDS = (
     "verbatim_term",
@@ -158,6 +159,7 @@ def _coerce(values: Mapping[str, Any]) -> dict[str, Any]:
 def adverse_event_record(*, participant: Participant, values: Mapping[str, Any], by) -> AdverseEvent:
     """Record a new adverse event; DLT candidacy, clocks and stopping rules in the same transaction."""
     require_permission(by, "safety.add_adverseevent", "record adverse events")
+    require_participant_access(by, participant)
     values = _coerce(values)
     with transaction.atomic():
         participant = (
@@ -187,6 +189,7 @@ def adverse_event_update(
     clock it starts (the event became serious, a SUSAR, fatal or life-threatening) counts from then."""
     if not by.has_perm(cohort_services.CORRECT_LOCKED_DATA):
         require_permission(by, "safety.change_adverseevent", "update adverse events")
+    require_participant_access(by, event, via="participant")
     if not reason.strip():
         raise InvalidInput(ErrorCode.REASON_REQUIRED, "Give the reason for this follow-up.", {"reason": ["Required."]})
     values = _coerce(values)
@@ -245,6 +248,7 @@ def dlt_decide(*, event: AdverseEvent, confirm: bool, reason: str, by) -> Advers
     """An investigator confirms or rejects a DLT candidate, with a reason; confirmed DLTs feed escalation."""
     if not by.has_perm(cohort_services.CORRECT_LOCKED_DATA):
         require_permission(by, "safety.decide_dlt", "confirm or reject DLTs (investigators only)")
+    require_participant_access(by, event, via="participant")
     if not reason.strip():
         raise InvalidInput(
             ErrorCode.REASON_REQUIRED, "Give the reason for the DLT decision.", {"reason": ["Required."]}

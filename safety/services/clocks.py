@@ -10,6 +10,7 @@ from core.history import audit
 from safety import dlt
 from safety.models import AdverseEvent, ReportingClock
 from safety.services.reminding import clock_reminders_cancel, clock_reminders_schedule
+from trial.access import require_participant_access
 
 
 def start_reporting_clocks(event: AdverseEvent, *, known_at: datetime, by) -> list[ReportingClock]:
@@ -40,6 +41,7 @@ def start_reporting_clocks(event: AdverseEvent, *, known_at: datetime, by) -> li
 
 def clock_complete(*, clock: ReportingClock, done_at: datetime, reported_to: str, by) -> ReportingClock:
     require_permission(by, "safety.change_reportingclock", "record expedited reports")
+    require_participant_access(by, clock, via="adverse_event.participant")
     if not reported_to.strip():
         raise InvalidInput(ErrorCode.RECIPIENT_REQUIRED, "Say to whom it was reported.", {"reported_to": ["Required."]})
     if "\x00" in reported_to or len(reported_to) > 200:

@@ -24,6 +24,7 @@ from bench.generate_data import generate
 from cohorts.models import Cohort
 from core.roles import SPONSOR
 from tests.conftest import TEST_SIGNATURE_KEY_ID, TEST_SIGNATURE_KEYS
+from trial.access import assignments_for_new_user
 from trial.models import Trial
 
 pytestmark = pytest.mark.django_db
@@ -102,9 +103,13 @@ def measured(django_db_setup, django_db_blocker):
         site.force_login(superuser)
         clients = {"staff": staff_api, "sponsor": sponsor_api, "admin": site}
         generate(trials=1, participants=10, adverse_events=10, big_trial_events=10, medium_trial_events=0)
-        small = _measure_all(clients, Trial.objects.get(registry_id="GEN00000"))
+        small_trial = Trial.objects.get(registry_id="GEN00000")
+        assignments_for_new_user(user=sponsor, trials=[small_trial], reason="query counts")  # trial.access
+        small = _measure_all(clients, small_trial)
         generate(trials=1, participants=1000, adverse_events=1000, big_trial_events=1000, prefix="GEM")
-        large = _measure_all(clients, Trial.objects.get(registry_id="GEM00000"))
+        large_trial = Trial.objects.get(registry_id="GEM00000")
+        assignments_for_new_user(user=sponsor, trials=[large_trial], reason="query counts")
+        large = _measure_all(clients, large_trial)
         transaction.set_rollback(True)
     return {key: (small[key], large[key]) for key in small}
 

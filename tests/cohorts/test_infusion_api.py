@@ -41,7 +41,7 @@ def staff(db):
 
 
 @pytest.fixture
-def sponsor(db):
+def sponsor(nct_trial):  # after the trial: a sponsor reads the trials assigned to it (trial.access)
     return _client(UserFactory(username="sponsor", role=SPONSOR))
 
 
@@ -403,11 +403,12 @@ def test_the_list_endpoints_take_a_constant_number_of_queries(
                 by=nurse(),
             )
     for client in (staff, sponsor):
-        with django_assert_max_num_queries(10):
+        with django_assert_max_num_queries(12):  # +2: the reader's site and trial assignments (trial.access)
             response = client.get("/api/v1/infusions/")
         assert len(response.json()["results"]) == infused
-        # Each list also asks once whether the reader is a sponsor (free text withheld, staff pseudonymised).
-        with django_assert_max_num_queries(7):
+        # Each list asks once whether the reader is a sponsor (free text withheld, staff pseudonymised), and twice
+        # for the reader's site and trial assignments (trial.access).
+        with django_assert_max_num_queries(9):
             assert len(client.get("/api/v1/visits/").json()["results"]) == 7 * infused
-        with django_assert_max_num_queries(7):
+        with django_assert_max_num_queries(9):
             assert len(client.get("/api/v1/deviations/").json()["results"]) == infused

@@ -38,13 +38,15 @@ def test_a_sponsor_reads_the_protocol_but_cannot_change_it():
     assert not sponsor.has_perm("trial.add_doselevel")
 
 
-def test_create_role_user_command_makes_a_staff_user_in_that_group(capsys):
+def test_create_role_user_command_makes_a_staff_user_in_that_group(capsys, nct_trial):
     import json
 
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    call_command("create_role_user", "nurse1", "--role", "Site staff", "--first-name", "Li", "--token")
+    call_command(
+        "create_role_user", "nurse1", "--role", "Site staff", "--first-name", "Li", "--site", "HelpThera", "--token"
+    )
     printed = json.loads(capsys.readouterr().out)
     user = get_user_model().objects.get(username="nurse1")
     assert user.is_staff and user.check_password(printed["password"])
@@ -52,9 +54,9 @@ def test_create_role_user_command_makes_a_staff_user_in_that_group(capsys):
     assert printed["token"]
 
 
-def test_a_sponsor_user_gets_no_admin_access_because_the_admin_shows_identifiers(capsys):
+def test_a_sponsor_user_gets_no_admin_access_because_the_admin_shows_identifiers(capsys, nct_trial):
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    call_command("create_role_user", "sponsor1", "--role", SPONSOR, "--token")
+    call_command("create_role_user", "sponsor1", "--role", SPONSOR, "--trial", "NCT06949137", "--token")
     assert get_user_model().objects.get(username="sponsor1").is_staff is False
