@@ -206,8 +206,12 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 HEARTBEAT_SECONDS = env_int("HEARTBEAT_SECONDS", 60)
 REVIEW_CHECK_SECONDS = env_int("REVIEW_CHECK_SECONDS", 15 * 60)
+FOLLOW_UP_SWEEP_SECONDS = env_int("FOLLOW_UP_SWEEP_SECONDS", 15 * 60)
 CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "core.tasks.heartbeat", "schedule": float(HEARTBEAT_SECONDS)},
     # A cohort whose last DLT window has ended goes to review without anyone hunting for it.
     "open-due-safety-reviews": {"task": "safety.tasks.open_due_reviews", "schedule": float(REVIEW_CHECK_SECONDS)},
+    # Visits nobody recorded by the end of their window (site date) become missed; participants complete or are
+    # flagged lost to follow-up. One task per trial.
+    "sweep-follow-up": {"task": "cohorts.tasks.sweep_follow_up", "schedule": float(FOLLOW_UP_SWEEP_SECONDS)},
 }

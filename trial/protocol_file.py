@@ -47,6 +47,7 @@ class ParametersSchema(StrictSerializer):
     dlt_min_relationship = serializers.ChoiceField(choices=["unlikely", "possible", "probable", "definite"])
     dlt_stop_count = serializers.IntegerField(min_value=1, max_value=100)
     stop_on_related_death = serializers.BooleanField()
+    lost_to_follow_up_missed_visits = serializers.IntegerField(min_value=1, max_value=100, required=False, default=2)
 
     def validate(self, attrs):
         if attrs["infusion_rate_max"] < attrs["infusion_rate_min"]:

@@ -50,6 +50,7 @@ class FollowUpVisitAdmin(ServiceRefusalMixin, AuditedAdmin):
         "status",
         "done_on",
         "missed_reason",
+        "missed_automatically",
         "recorded_by",
         "recorded_at",
     )
@@ -66,7 +67,7 @@ class FollowUpVisitAdmin(ServiceRefusalMixin, AuditedAdmin):
 
     def has_change_permission(self, request, obj=None):
         return super().has_change_permission(request, obj) and (
-            obj is None or obj.status == FollowUpVisit.Status.SCHEDULED
+            obj is None or obj.status == FollowUpVisit.Status.SCHEDULED or obj.missed_automatically
         )
 
     @admin.display(description="Window")
@@ -90,6 +91,7 @@ class FollowUpVisitAdmin(ServiceRefusalMixin, AuditedAdmin):
                 )
         else:
             services.visit_miss(visit=obj, reason=data["why_missed"], by=request.user)
+            self.message_user(request, f"{obj.name} is missed: a minor deviation records it.", messages.WARNING)
 
     def save_related(self, request, form, formsets, change):
         pass  # no inlines; the service wrote everything

@@ -1,4 +1,4 @@
-"""Every write to participants, screening, consent, cohorts, enrollment, infusions, visits and deviations.
+"""Every write to participants, screening, consent, cohorts, enrollment, infusions, visits, deviations, follow-up.
 
 One module per concept; every public name is re-exported here, so callers keep writing
 ``from cohorts import services; services.enroll_participant(...)``.
@@ -13,6 +13,13 @@ from cohorts.services.deviations import (
     deviation_update,
 )
 from cohorts.services.enrollment import enroll_participant
+from cohorts.services.follow_up import (
+    SweepReport,
+    follow_up_progress_apply,
+    follow_up_sweep,
+    lost_to_follow_up_confirm,
+    lost_to_follow_up_dismiss,
+)
 from cohorts.services.infusion_finish import (
     infusion_complete,
     infusion_stop_early,
@@ -35,6 +42,12 @@ from cohorts.services.lifecycle import (
     cohort_refusal,
     cohort_transition,
     transition_allowed,
+)
+from cohorts.services.participant_lifecycle import (
+    PARTICIPANT_TRANSITIONS,
+    ParticipantTransition,
+    participant_transition,
+    participant_transition_allowed,
 )
 from cohorts.services.participants import (
     PARTICIPANT_EDITABLE,
@@ -59,11 +72,14 @@ from cohorts.services.visits import (
 
 __all__ = [
     "PARTICIPANT_EDITABLE",
+    "PARTICIPANT_TRANSITIONS",
     "SCREENING_FIELDS",
     "SCREENING_STATUSES",
     "TRANSITIONS",
     "VITAL_FIELDS",
     "Activity",
+    "ParticipantTransition",
+    "SweepReport",
     "Transition",
     "cohort_open",
     "cohort_open_first",
@@ -76,6 +92,8 @@ __all__ = [
     "drip_rate_record",
     "eligibility_evaluate",
     "enroll_participant",
+    "follow_up_progress_apply",
+    "follow_up_sweep",
     "gilbert_diagnosis_record",
     "infusion_complete",
     "infusion_interrupt",
@@ -84,8 +102,12 @@ __all__ = [
     "infusion_stop_early",
     "judgment_confirm",
     "judgments_confirm",
+    "lost_to_follow_up_confirm",
+    "lost_to_follow_up_dismiss",
     "participant_mark_replaced",
     "participant_register",
+    "participant_transition",
+    "participant_transition_allowed",
     "participant_update",
     "participant_withdraw",
     "screening_record_save",

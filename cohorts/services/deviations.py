@@ -14,7 +14,7 @@ from cohorts.models import (
 from cohorts.selectors import site_today
 from core.cleaning import clean_text
 from core.errors import ErrorCode, InvalidInput, RuleViolation, require_permission
-from core.history import audit
+from core.history import audit, audited_bulk_create
 
 
 def deviation_open_by_system(
@@ -34,6 +34,26 @@ def deviation_open_by_system(
     )
     audit(deviation, by=by, reason=f"Opened automatically: {category.replace('_', ' ')}").save()
     return deviation
+
+
+def deviations_open_by_system(rows: list[dict], *, by, reason: str) -> list[ProtocolDeviation]:
+    """Many deviations opened by an automatic check (the follow-up sweep) in one INSERT per batch, each with
+    its history row. ``rows`` hold the fields of ``deviation_open_by_system`` (``participant`` and links)."""
+    now = timezone.now()
+    deviations = [
+        audit(
+            ProtocolDeviation(
+                trial_id=row["participant"].trial_id,
+                source=ProtocolDeviation.Source.SYSTEM,
+                detected_at=now,
+                **row,
+            ),
+            by=by,
+            reason=reason,
+        )
+        for row in rows
+    ]
+    return audited_bulk_create(deviations)
 
 
 def deviation_record(
