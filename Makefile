@@ -4,14 +4,25 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint install migrate bench clean browser-deps
+LOCK_FLAGS := --quiet --generate-hashes --no-strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links \
+	--no-emit-trusted-host
 
-$(STAMP): pyproject.toml
+.PHONY: run test lint install migrate bench clean browser-deps lock
+
+# Installs exactly the versions of requirements/dev.lock, each checked against its hash; then the project
+# itself without resolving anything (--no-deps). The Dockerfile does the same from requirements/prod.lock.
+$(STAMP): pyproject.toml requirements/dev.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --require-hashes -r requirements/dev.lock
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+## make lock: pin every dependency of pyproject.toml, with hashes, into requirements/{prod,dev}.lock.
+## Run it after changing a dependency (tests/test_build_files.py fails while a lock is out of step).
+lock: $(STAMP)
+	CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile $(LOCK_FLAGS) --output-file requirements/prod.lock pyproject.toml
+	CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile $(LOCK_FLAGS) --extra dev --output-file requirements/dev.lock pyproject.toml
 
 # A per-machine secret key under var/ (git-ignored) so that manage.py works here without exporting one.
 var/secret_key:
@@ -19,7 +30,14 @@ var/secret_key:
 	$(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))' > var/secret_key
 	chmod 600 var/secret_key
 
-install: $(STAMP) var/secret_key
+# The signature HMAC key (21 CFR 11.70), kept out of the database like the secret key: "id:secret", one a line.
+# Rotation: append a new line (keep the old ones, so their signatures stay verifiable); the last line signs.
+var/signature_keys:
+	mkdir -p var
+	$(PYTHON) -c 'import datetime, secrets; print(f"local-{datetime.date.today():%Y%m%d}:{secrets.token_urlsafe(48)}")' > var/signature_keys
+	chmod 600 var/signature_keys
+
+install: $(STAMP) var/secret_key var/signature_keys
 
 migrate: install
 	$(PY) manage.py migrate --noinput

@@ -33,7 +33,8 @@ def _messages(value) -> list[str]:
     return [str(value)]
 
 
-def _body(code: str, message: str, fields: dict | None = None) -> dict:
+def error_body(code: str, message: str, fields: dict | None = None) -> dict:
+    """The one shape of every error the API answers with (also outside DRF: ``api.handlers``)."""
     return {"code": str(code), "message": message, "fields": fields or {}}
 
 
@@ -50,7 +51,9 @@ def exception_handler(exc, context):
     if isinstance(exc, IntegrityError):
         set_rollback()
         return Response(
-            _body(ErrorCode.CONFLICT, "The request conflicts with the current state of the record; nothing was saved."),
+            error_body(
+                ErrorCode.CONFLICT, "The request conflicts with the current state of the record; nothing was saved."
+            ),
             status=status.HTTP_409_CONFLICT,
         )
     if isinstance(exc, exceptions.ValidationError):
@@ -61,7 +64,7 @@ def exception_handler(exc, context):
         else:
             message = " ".join(_messages(exc.detail))
             fields = {}
-        return Response(_body(ErrorCode.INVALID, message, fields), status=status.HTTP_400_BAD_REQUEST)
+        return Response(error_body(ErrorCode.INVALID, message, fields), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, exceptions.APIException):
         set_rollback()
         headers = {}
@@ -70,5 +73,5 @@ def exception_handler(exc, context):
         if getattr(exc, "wait", None):
             headers["Retry-After"] = str(int(exc.wait))
         code = exc.get_codes() if isinstance(exc.get_codes(), str) else ErrorCode.ERROR
-        return Response(_body(code, " ".join(_messages(exc.detail))), status=exc.status_code, headers=headers)
+        return Response(error_body(code, " ".join(_messages(exc.detail))), status=exc.status_code, headers=headers)
     return None

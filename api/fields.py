@@ -40,3 +40,32 @@ class PassThroughCountField(serializers.Field):
 
     def to_representation(self, value):
         return value
+
+
+class TextField(serializers.CharField):
+    """Text, and only text: a JSON number, boolean, list or object is refused (400 naming the field).
+
+    DRF's ``CharField`` turns ``-5`` into ``"-5"`` and ``1e308`` into ``"1e+308"``: a screening number,
+    a lot number, a CTCAE code or a reason sent as a number would be stored as the text of a number
+    nobody typed. Every text field the API reads is a ``TextField`` (``InputModelSerializer`` maps the
+    models' text columns to it), and ``tests/api/test_hostile_input.py`` sends a number to each.
+    """
+
+    default_error_messages = {"not_text": "Must be text (a JSON string), not {kind}."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_text", kind=_json_kind(data))
+        return super().to_internal_value(data)
+
+
+def _json_kind(value) -> str:
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return "null" if value is None else type(value).__name__

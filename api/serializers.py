@@ -1,7 +1,9 @@
 """Serializers every app's API shares, and the trial's."""
 
+from django.db import models
 from rest_framework import serializers
 
+from api.fields import TextField
 from trial.models import DoseLevel, EligibilityCriterion, Site, Trial, VisitDefinition
 
 
@@ -17,6 +19,16 @@ class StrictSerializer(serializers.Serializer):
             if unknown:
                 raise serializers.ValidationError({key: ["Unknown field."] for key in unknown})
         return super().to_internal_value(data)
+
+
+class InputModelSerializer(serializers.ModelSerializer):
+    """A model serializer that reads requests: the model's text columns become ``TextField`` (no numbers)."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: TextField,
+        models.TextField: TextField,
+    }
 
 
 class DoseLevelSerializer(serializers.ModelSerializer):

@@ -11,7 +11,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_int, env_list, env_str
+from config.env import current_signature_key_id, env_bool, env_int, env_list, env_str, parse_signature_keys
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var"))).resolve()
@@ -25,6 +25,24 @@ if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
     SECRET_KEY = "insecure-development-key-only-used-with-debug-on"  # noqa: S105
+
+# Electronic signatures (21 CFR 11.70): each digest is an HMAC-SHA256 under a key that is not in the
+# database. SIGNATURE_KEYS ("id:secret,id:secret") from the environment, else var/signature_keys (written by
+# `make install`, one "id:secret" a line), else with DEBUG on a development key. Old ids stay listed so that
+# their signatures stay verifiable; SIGNATURE_KEY_ID (default: the last listed) signs. Without any key and
+# with DEBUG off, `check --deploy` fails (safety.E001) and signing refuses.
+_SIGNATURE_KEY_FILE = VAR_DIR / "signature_keys"
+if env_str("SIGNATURE_KEYS"):
+    SIGNATURE_KEYS = parse_signature_keys(env_str("SIGNATURE_KEYS"), source="SIGNATURE_KEYS")
+elif _SIGNATURE_KEY_FILE.is_file():
+    SIGNATURE_KEYS = parse_signature_keys(
+        _SIGNATURE_KEY_FILE.read_text(encoding="utf-8"), source=str(_SIGNATURE_KEY_FILE)
+    )
+elif DEBUG:
+    SIGNATURE_KEYS = {"dev-insecure": "insecure-development-signature-key-used-only-with-debug-on"}
+else:
+    SIGNATURE_KEYS = {}
+SIGNATURE_KEY_ID = current_signature_key_id(SIGNATURE_KEYS, env_str("SIGNATURE_KEY_ID"))
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -47,11 +65,14 @@ INSTALLED_APPS = [
     "api",
     "dashboard",
     "exports",
+    "reminders",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before anything reads the body: an API body over API_MAX_BODY_BYTES is a 413 JSON, never read.
+    "api.middleware.RequestBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -98,6 +119,10 @@ LOGOUT_REDIRECT_URL = "login"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# The audit trail (21 CFR 11.10(e)): the History view only shows old versions. A correction goes through the
+# service that owns the change; core.admin.AuditedAdmin also refuses a posted revert.
+SIMPLE_HISTORY_REVERT_DISABLED = True
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
@@ -142,6 +167,11 @@ if not DEBUG:
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30)
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))  # for the filebased backend
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "cohort-manager@localhost")
 
 LOGGING = {
@@ -152,7 +182,18 @@ LOGGING = {
 }
 
 # --- REST API ---
+# Hostile input (docs/api.md#hostile-input): the body's size is checked before it is read, its JSON
+# nesting before it is decoded. Forms (the admin) keep Django's own limit, set here explicitly.
+API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 1024 * 1024)
+API_JSON_MAX_DEPTH = 64
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2621440  # 2.5 MiB, Django's default
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 REST_FRAMEWORK = {
+    "DEFAULT_PARSER_CLASSES": [
+        "api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
@@ -189,6 +230,10 @@ if not REDIS_URL:
     }
     for _folder in (_queue_dir, _processed_dir, _control_dir, VAR_DIR / "celery" / "results"):
         _folder.mkdir(parents=True, exist_ok=True)
+else:
+    # An unacknowledged task (acks_late) returns to the queue after the visibility timeout: it must be longer
+    # than the longest task (CELERY_TASK_TIME_LIMIT), or a slow task would run twice while it still runs.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_RESULT_BACKEND = REDIS_URL or f"file://{VAR_DIR / 'celery' / 'results'}"
 CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_TASK_SERIALIZER = "json"
@@ -207,6 +252,13 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 HEARTBEAT_SECONDS = env_int("HEARTBEAT_SECONDS", 60)
 REVIEW_CHECK_SECONDS = env_int("REVIEW_CHECK_SECONDS", 15 * 60)
 FOLLOW_UP_SWEEP_SECONDS = env_int("FOLLOW_UP_SWEEP_SECONDS", 15 * 60)
+# Reminders (reminders/services/delivery.py): the sweep claims due rows in batches; a row claimed longer than
+# the claim timeout ago (its task lost) is claimed again; a failed send is retried with exponential backoff.
+REMINDER_SWEEP_SECONDS = env_int("REMINDER_SWEEP_SECONDS", 60)
+REMINDER_SWEEP_BATCH = env_int("REMINDER_SWEEP_BATCH", 500)
+REMINDER_CLAIM_TIMEOUT_SECONDS = env_int("REMINDER_CLAIM_TIMEOUT_SECONDS", 15 * 60)
+REMINDER_RETRY_SECONDS = env_int("REMINDER_RETRY_SECONDS", 60)
+REMINDER_MAX_ATTEMPTS = env_int("REMINDER_MAX_ATTEMPTS", 8)
 CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "core.tasks.heartbeat", "schedule": float(HEARTBEAT_SECONDS)},
     # A cohort whose last DLT window has ended goes to review without anyone hunting for it.
@@ -214,4 +266,10 @@ CELERY_BEAT_SCHEDULE = {
     # Visits nobody recorded by the end of their window (site date) become missed; participants complete or are
     # flagged lost to follow-up. One task per trial.
     "sweep-follow-up": {"task": "cohorts.tasks.sweep_follow_up", "schedule": float(FOLLOW_UP_SWEEP_SECONDS)},
+    # A sweep that waited longer than its interval is dropped: the next one claims the same rows.
+    "sweep-due-reminders": {
+        "task": "reminders.tasks.sweep_due_reminders",
+        "schedule": float(REMINDER_SWEEP_SECONDS),
+        "options": {"expires": float(REMINDER_SWEEP_SECONDS)},
+    },
 }

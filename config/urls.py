@@ -23,3 +23,9 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("healthz", healthz, name="healthz"),
 ]
+
+# Under /api/ these answer the JSON error contract; elsewhere Django's own pages (api.handlers).
+handler400 = "api.handlers.bad_request"
+handler403 = "api.handlers.permission_denied"
+handler404 = "api.handlers.page_not_found"
+handler500 = "api.handlers.server_error"

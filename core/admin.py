@@ -4,7 +4,11 @@ the form that asked for it."""
 from django import forms
 from django.contrib import admin
 from django.contrib.admin import helpers
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm, UserChangeForm
+from django.contrib.auth.models import Group, User
 from django.core.exceptions import ValidationError
+from django.http import HttpResponseForbidden
 from django.template.response import TemplateResponse
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -45,6 +49,17 @@ class AuditedAdmin(SimpleHistoryAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        """An old version is shown, never restored ("Revert" is off: ``SIMPLE_HISTORY_REVERT_DISABLED``).
+
+        simple-history only hides the button; a posted form would still save the old version past the
+        services (a stopped trial back to recruiting), so the POST is refused here. A correction goes
+        through the record's own page, that is through the service that owns the change.
+        """
+        if request.method != "GET":
+            return HttpResponseForbidden("Reverting to an old version is off: correct the record on its own page.")
+        return super().history_form_view(request, object_id, version_id, extra_context)
 
     def _reason(self, form, change: bool) -> str:
         if change:
@@ -152,3 +167,34 @@ class HeartbeatAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# Users and roles, audited like clinical records (21 CFR 11.10(d), (e)). A change of a user (name, staff or
+# active flag, a role given or taken, the chair's permission) needs a reason and writes history rows with who
+# and why, for the user and its many-to-many rows. Users are never deleted: one who leaves is deactivated
+# (*Active* unticked, with the reason). Groups are audited the same way (``sync_roles`` owns their permissions).
+
+
+class AuditedUserChangeForm(ReasonForChangeForm, UserChangeForm):
+    pass
+
+
+class AuditedPasswordChangeForm(AdminPasswordChangeForm):
+    def save(self, commit=True):
+        self.user._change_reason = "Password set in the admin"
+        return super().save(commit)
+
+
+admin.site.unregister(User)
+admin.site.unregister(Group)
+
+
+@admin.register(User)
+class AuditedUserAdmin(AuditedAdmin, UserAdmin):
+    form = AuditedUserChangeForm
+    change_password_form = AuditedPasswordChangeForm
+
+
+@admin.register(Group)
+class AuditedGroupAdmin(AuditedAdmin, GroupAdmin):
+    fieldsets = ((None, {"fields": ("name", "permissions")}),)

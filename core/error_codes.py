@@ -29,6 +29,8 @@ class ErrorCode(enum.StrEnum):
     # --- 400: malformed input, nothing saved ---------------------------------------------------------------------
     INVALID = "invalid", (400,), "wrong shape, type or choice; NUL bytes; too long (`fields` says which)"
     PARSE_ERROR = "parse_error", (400,), "the request body is not valid JSON"
+    NESTING_TOO_DEEP = "nesting_too_deep", (400,), "a JSON body nested more than 64 levels deep (not decoded)"
+    BAD_REQUEST = "bad_request", (400,), "a request Django refuses before the API reads it (e.g. too many fields)"
     UNKNOWN_FIELDS = "unknown_fields", (400,), "a field the record does not have or that cannot change here"
     NOTE_REQUIRED = "note_required", (400,), "a Gilbert's syndrome diagnosis without its note"
     REASON_REQUIRED = "reason_required", (400,), "a change that needs a reason, without one"
@@ -63,7 +65,7 @@ class ErrorCode(enum.StrEnum):
     PROTOCOL_FILE_MALFORMED = "protocol_file_malformed", (400,), "`load_protocol`: not a JSON object"
     PROTOCOL_FILE_INVALID = "protocol_file_invalid", (400,), "`load_protocol`: a field of the file is wrong"
 
-    # --- 401, 403, 404, 405, 406, 415: who may call what, and how ----------------------------------------------
+    # --- 401, 403, 404, 405, 406, 413, 415, 500: who may call what, and how -------------------------------------
     NOT_AUTHENTICATED = "not_authenticated", (401,), "no credentials"
     AUTHENTICATION_FAILED = "authentication_failed", (401,), "a bad token"
     PERMISSION_DENIED = "permission_denied", (403,), "the role lacks the permission"
@@ -72,8 +74,11 @@ class ErrorCode(enum.StrEnum):
     NOT_FOUND = "not_found", (404,), "no such record"
     METHOD_NOT_ALLOWED = "method_not_allowed", (405,), "the path does not take this method"
     NOT_ACCEPTABLE = "not_acceptable", (406,), "the `Accept` header asks for something other than JSON"
+    PAYLOAD_TOO_LARGE = "payload_too_large", (413,), "a request body over the API's limit (1 MiB; not read)"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type", (415,), "a body that is not JSON where JSON is required"
     ERROR = "error", (400,), "a framework refusal without a code of its own (not expected)"
+
+    SERVER_ERROR = "server_error", (500,), "an unexpected failure; nothing was saved (logged; not expected)"
 
     # --- 409: a rule forbids it now, nothing saved -----------------------------------------------------------------
     RULE_VIOLATION = "rule_violation", (409,), "a rule forbids it (the generic code; services give a specific one)"
@@ -118,6 +123,7 @@ class ErrorCode(enum.StrEnum):
         "the lost-to-follow-up flag is decided already",
     )
     DEVIATION_CLOSED = "deviation_closed", (409,), "a closed deviation is final"
+    DATA_LOCKED = "data_locked", (409,), "the cohort is closed: its clinical records are locked (data manager only)"
     NOT_A_DLT_CANDIDATE = "not_a_dlt_candidate", (409,), "the event is not a DLT candidate"
     ALREADY_REPORTED = "already_reported", (409,), "the expedited report is recorded already"
     COHORT_NOT_OBSERVING = "cohort_not_observing", (409,), "a scheduled review needs an observing cohort"
@@ -138,6 +144,8 @@ class ErrorCode(enum.StrEnum):
     SIGNER_NAME_MISSING = "signer_name_missing", (409,), "the signer's account has no full name"
     MTD_NOT_TREATED = "mtd_not_treated", (409,), "a declared MTD nobody was treated at"
     VISITS_UNRECORDED = "visits_unrecorded", (409,), "an overdue DLT-window visit is neither recorded nor acknowledged"
+    REMINDER_NOT_MUTABLE = "reminder_not_mutable", (409,), "a safety reminder kind cannot be muted"
+    REMINDER_NOT_FINISHED = "reminder_not_finished", (409,), "only a sent or failed reminder can be sent again"
     # fmt: on
 
     @classmethod

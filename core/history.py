@@ -1,11 +1,18 @@
 """The audit trail: every clinical model keeps who, when, what changed and why.
 
 ``audited_history()`` is the one way a model gets its history table; services pass the acting
-user and the reason with ``audit()`` before saving.
+user and the reason with ``audit()`` before saving. Code that acts for nobody in particular (a
+management command, a beat task) runs inside ``acting_as(system_actor(...))``, so every history
+row it writes names that actor. History rows are append-only (``core.append_only``): nothing
+updates or deletes them, and a user named in them can never be deleted (``history_user`` is
+``PROTECT``; users are deactivated instead).
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 
+from django.conf import settings
 from django.db import models
 from simple_history.models import HistoricalRecords
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
@@ -13,11 +20,56 @@ from simple_history.utils import bulk_create_with_history, bulk_update_with_hist
 # The reason every automatic change (a beat task's sweep, a consequence the system draws) starts with.
 AUTOMATIC = "automatic"
 
+# (user, reason) that history rows take when their instance names none: set by ``acting_as``.
+_acting: ContextVar[tuple | None] = ContextVar("acting", default=None)
+
+
+class AuditedRecords(HistoricalRecords):
+    """simple-history's records with three changes for a Part 11 trail.
+
+    - ``history_user`` is ``PROTECT`` (simple-history uses ``SET_NULL``): deleting a user can never
+      erase "who" from a history row.
+    - The acting user and reason of ``acting_as`` apply when the instance carries none.
+    - A save that only touches ``skip_fields`` (``last_login`` on every login) writes no row.
+    """
+
+    def __init__(self, *args, skip_fields: tuple[str, ...] = (), **kwargs):
+        kwargs.setdefault("history_change_reason_field", models.TextField(null=True, blank=True))
+        self.skip_fields = frozenset(skip_fields)
+        super().__init__(*args, **kwargs)
+
+    def _get_history_user_fields(self):
+        return {
+            "history_user": models.ForeignKey(
+                self.user_model or settings.AUTH_USER_MODEL,
+                null=True,
+                related_name=self.user_related_name,
+                on_delete=models.PROTECT,
+                db_constraint=self.user_db_constraint,
+            )
+        }
+
+    def post_save(self, instance, created, using=None, **kwargs):
+        fields = kwargs.get("update_fields")
+        if not created and fields and self.skip_fields and set(fields) <= self.skip_fields:
+            return
+        super().post_save(instance, created, using=using, **kwargs)
+
+    def get_history_user(self, instance):
+        if not hasattr(instance, "_history_user") and _acting.get() is not None:
+            return _acting.get()[0]
+        return super().get_history_user(instance)
+
+    def get_change_reason_for_object(self, instance, history_type, using):
+        reason = super().get_change_reason_for_object(instance, history_type, using)
+        if not reason and _acting.get() is not None:
+            return _acting.get()[1]
+        return reason
+
 
 def audited_history(**kwargs) -> HistoricalRecords:
-    """HistoricalRecords with a free-text reason for change (Part 11 audit trail)."""
-    kwargs.setdefault("history_change_reason_field", models.TextField(null=True, blank=True))
-    return HistoricalRecords(**kwargs)
+    """The history of an audited model, with a free-text reason for change (Part 11 audit trail)."""
+    return AuditedRecords(**kwargs)
 
 
 def audit(instance: models.Model, *, by=None, reason: str | None = None) -> models.Model:
@@ -27,6 +79,16 @@ def audit(instance: models.Model, *, by=None, reason: str | None = None) -> mode
     if reason:
         instance._change_reason = reason
     return instance
+
+
+@contextmanager
+def acting_as(user, reason: str = "") -> Iterator[None]:
+    """Inside the block, history rows whose instance names no user (or no reason) take these."""
+    token = _acting.set((user, reason))
+    try:
+        yield
+    finally:
+        _acting.reset(token)
 
 
 def automatic(detail: str) -> str:

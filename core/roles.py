@@ -73,6 +73,10 @@ _SPONSOR_READS = _perms(
 # Staff roles start exports in the admin (a background job per export); what an export holds follows the view
 # permissions above (exports/permissions.py). Sponsors export through the API only: they have no admin.
 _EXPORT_JOBS = _perms("exports", ("add", "view"), ("exportjob",))
+# Staff see their own reminders ("My reminders", GET /api/v1/reminders/); the data manager reads the whole log and
+# sends a reminder again. Sponsors get none.
+_OWN_REMINDERS = {"reminders.view_reminder"}
+_REMINDER_LOG = {"reminders.view_reminder_log", "reminders.send_reminder_again"}
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     SITE_STAFF: frozenset(
@@ -82,6 +86,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         | SCREENING_WRITES
         | BEDSIDE_WRITES
         | _EXPORT_JOBS
+        | _OWN_REMINDERS
         | {"cohorts.add_enrollment"}
     ),
     # Investigators do what staff do, confirm judgment criteria, document Gilbert's syndrome (E14) and open a
@@ -93,6 +98,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         | SCREENING_WRITES
         | BEDSIDE_WRITES
         | _EXPORT_JOBS
+        | _OWN_REMINDERS
         | {
             "cohorts.add_enrollment",
             "cohorts.add_judgmentconfirmation",
@@ -105,7 +111,9 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         }
     ),
     # The committee reads everything and signs reviews (safety.sign_review; the password is re-entered).
-    SAFETY_COMMITTEE: frozenset(_READ_PROTOCOL | _READ_COHORTS | _READ_SAFETY | _EXPORT_JOBS | {"safety.sign_review"}),
+    SAFETY_COMMITTEE: frozenset(
+        _READ_PROTOCOL | _READ_COHORTS | _READ_SAFETY | _EXPORT_JOBS | _OWN_REMINDERS | {"safety.sign_review"}
+    ),
     SPONSOR: frozenset(_READ_PROTOCOL | _SPONSOR_READS),
     # The data manager keeps the protocol's parameters and consent versions current (each change audited).
     DATA_MANAGER: frozenset(
@@ -116,7 +124,9 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         | _perms("safety", ("add", "change"), ("ctcaeterm",))
         | _perms("cohorts", ("add", "change"), ("consentdocument",))
         | _EXPORT_JOBS
-        | {"core.view_heartbeat"}
+        | _OWN_REMINDERS
+        | _REMINDER_LOG
+        | {"core.view_heartbeat", "cohorts.correct_locked_data"}
     ),
 }
 

@@ -150,6 +150,8 @@ class TrialDashboard:
     enrollment: dict[int, list[tuple[date, int]]]  # cohort sequence -> (site date, cumulative enrolled)
     reviews: list[ReviewStep] = field(default_factory=list)
     clocks: list[ClockRow] = field(default_factory=list)
+    dose_finding: dict = field(default_factory=dict)  # pathways and TITE-BOIN from the current data
+    path_rows: list[dict] = field(default_factory=list)
 
 
 def _next_review(row: dict) -> str:
@@ -171,10 +173,11 @@ def _visit_status(visit: FollowUpVisit, today: date) -> str:
     return "due" if today >= visit.window_start else "scheduled"
 
 
-def cohort_rows(trial: Trial) -> list[CohortRow]:
+def cohort_rows(trial: Trial, *, verdicts: dict | None = None) -> list[CohortRow]:
     """The API's trial summary per cohort, plus the evaluable count under the protocol's rule."""
     summary = safety_selectors.trial_summary(trial)
-    verdicts = safety_selectors.participant_evaluability(trial)
+    if verdicts is None:
+        verdicts = safety_selectors.participant_evaluability(trial)
     cohort_of = dict(Enrollment.objects.filter(trial=trial).values_list("participant_id", "cohort_id"))
     evaluable: dict[int, int] = {}
     for participant_id, verdict in verdicts.items():
@@ -306,9 +309,12 @@ def clock_compliance(trial: Trial, *, now: datetime | None = None) -> list[Clock
 def trial_dashboard(trial: Trial, *, with_reviews: bool = True, with_clocks: bool = True) -> TrialDashboard:
     zone = site_zone(trial)
     today = timezone.localdate(timezone=zone)
+    verdicts = safety_selectors.participant_evaluability(trial)
+    dose_finding = safety_selectors.trial_dose_finding(trial, today=today, verdicts=verdicts)
     return TrialDashboard(
-        trial=trial, as_of=today, zone=zone.key, cohorts=cohort_rows(trial),
+        trial=trial, as_of=today, zone=zone.key, cohorts=cohort_rows(trial, verdicts=verdicts),
         lanes=swimmer_lanes(trial, today=today, zone=zone), grades_by_dose=grades_by_dose(trial),
         enrollment=enrollment_over_time(trial, zone=zone),
         reviews=review_steps(trial) if with_reviews else [], clocks=clock_compliance(trial) if with_clocks else [],
+        dose_finding=dose_finding, path_rows=safety_selectors.pathway_rows(dose_finding.get("pathways") or {}),
     )  # fmt: skip

@@ -23,7 +23,7 @@ MANIFESTATION = (
     "Each signature below is manifested as 21 CFR 11.50 requires: the printed name of the signer, the date "
     "and time the signature was executed, and its meaning. It was given with the signer's password re-entered "
     "(21 CFR 11.200) and is bound to the review's snapshot digest, the decision and the previous signature of "
-    "the trial by its own SHA-256 digest (21 CFR 11.70)."
+    "the trial by its own digest, an HMAC-SHA256 under a key held outside the database (21 CFR 11.70)."
 )
 DIGEST_METHOD = "SHA-256 over the canonical JSON of the snapshot: keys sorted, no spaces, UTF-8 kept"
 
@@ -60,7 +60,7 @@ def dossier_data(review, audience: Audience) -> dict:
     recomputed = safety_selectors.sha256_hex(safety_selectors.canonical_json(snapshot))
     problems = safety_services.verify_signatures(trial=review.trial)
     signatures = sorted(review.signatures.all(), key=lambda s: s.sequence)
-    mine = [p for p in problems if any(f"signature #{s.sequence} (" in p for s in signatures)]
+    mine = [p["message"] for p in problems if p["sequence"] in {s.sequence for s in signatures}]
     recommended = safety_services.protocol_recommendation(review)
     decisions = dict(review.Decision.choices)
     return {
@@ -93,16 +93,13 @@ def dossier_data(review, audience: Audience) -> dict:
              "meaning_display": s.get_meaning_display(), "signed_at": _iso(s.signed_at),
              "signed_at_site": _local(s.signed_at, zone), "decision_signed": s.decision, "mtd_level": s.mtd_level,
              "comment": s.comment, "digest": s.digest, "previous_digest": s.previous_digest,
-             "digest_verified": s.digest == safety_services.signature_digest(
-                 review_id=review.pk, snapshot_digest=review.snapshot_digest, decision=s.decision,
-                 signer_id=s.signer_id, signer_name=s.signer_full_name, meaning=s.meaning, signed_at=s.signed_at,
-                 previous=s.previous_digest, mtd_level=s.mtd_level)}
+             "key_id": s.key_id, "digest_verified": safety_services.digest_matches(s)}
             for s in signatures
         ],
         "chain_verification": {"trial_chain_intact": not problems, "this_review_intact": not mine,
                                "problems": mine, "problems_elsewhere_in_trial": len(problems) - len(mine),
-                               "method": "safety.services.verify_signatures: every signature's digest "
-                               "recomputed and each previous digest checked"},
+                               "method": "safety.services.verify_signatures: every signature's HMAC "
+                               "recomputed under its key, each previous digest, the chain head and the count checked"},
         "opened_cohort": _cohort(review.resulting_cohort),
     }  # fmt: skip
 

@@ -101,6 +101,10 @@ class AdverseEvent(models.Model):
     class Meta:
         ordering = ["-onset_date", "-pk"]
         permissions = [("decide_dlt", "Can confirm or reject a DLT candidate")]
+        indexes = [
+            # The list's order (newest onset first) and its onset-date filter, whatever the trial's size.
+            models.Index(F("onset_date").desc(), F("id").desc(), name="ae_onset_desc"),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(grade__gte=1, grade__lte=5), name="ae_grade_1_to_5"),
             models.CheckConstraint(
@@ -162,6 +166,33 @@ class AdverseEvent(models.Model):
     @property
     def fatal_or_life_threatening(self) -> bool:
         return self.sae_death or self.sae_life_threatening or self.outcome == self.Outcome.FATAL
+
+
+class AdverseEventTally(models.Model):
+    """How many of a participant's adverse events have each (worst grade, seriousness, DLT status).
+
+    Derived data, kept by database triggers on ``safety_adverseevent`` (insert, update, delete; installed by
+    migration 0008), so it is exact for every write path, bulk and raw SQL included, in the writing
+    transaction. The trial summary adds these rows up instead of scanning the events: its cost grows with
+    the trial's participants, not its events. Never written by Python.
+    """
+
+    participant = models.ForeignKey(Participant, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False)
+    worst_grade = models.PositiveSmallIntegerField()
+    serious = models.BooleanField()
+    dlt_status = models.CharField(max_length=16)
+    events = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["participant", "worst_grade", "serious", "dlt_status"], name="ae_tally_one_row_per_key"
+            ),
+            models.CheckConstraint(condition=Q(events__gte=0), name="ae_tally_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.participant_id}: {self.events} × grade {self.worst_grade}"
 
 
 class ReportingClock(models.Model):
@@ -294,10 +325,13 @@ class SafetyReview(models.Model):
 class SignOff(models.Model):
     """A committee member's electronic signature (21 CFR Part 11 §11.50, §11.70, §11.200).
 
-    Bound to what was signed by a SHA-256 digest over the review's canonical snapshot, the
-    decision, the signer, the meaning and the time, chained to the trial's previous signature.
-    Rows are never updated or deleted (a database trigger refuses it).
+    Bound to what was signed by an HMAC-SHA256 (under the key ``key_id`` names, kept out of the
+    database) over the review's canonical snapshot, the decision, the signer, the meaning and the time,
+    chained to the trial's previous signature. Rows are never updated or deleted, and a new row must
+    link to the trial's chain head (database triggers; safety migration 0008).
     """
+
+    LEGACY_KEY_ID = "sha256-legacy"  # rows signed before keyed digests: an unkeyed SHA-256, verified as such
 
     class Meaning(models.TextChoices):
         APPROVE = "approve", "Approve"
@@ -320,6 +354,9 @@ class SignOff(models.Model):
     signed_at = models.DateTimeField()
     previous_digest = models.CharField(max_length=64, blank=True)
     digest = models.CharField(max_length=64, unique=True)
+    key_id = models.CharField(
+        max_length=32, help_text="The id of the HMAC key (settings.SIGNATURE_KEYS) the digest was made with."
+    )
 
     class Meta:
         ordering = ["trial", "sequence"]
@@ -332,8 +369,62 @@ class SignOff(models.Model):
         return f"{self.signer_full_name}: {self.get_meaning_display()} ({self.signed_at:%Y-%m-%d %H:%M} UTC)"
 
 
+class SignatureChainHead(models.Model):
+    """The head of a trial's signature chain after each signature: one row per signature, append-only.
+
+    Written by the database itself (a trigger after each insert into ``safety_signoff``, so in the same
+    transaction as the signature); its rows can never be updated, deleted or truncated. A trial's head is
+    its row with the highest ``count``: a signature deleted from the tail, or an emptied signature table,
+    leaves a head that ``verify_signatures`` finds no longer matching.
+    """
+
+    trial = models.ForeignKey("trial.Trial", on_delete=models.PROTECT, related_name="+")
+    count = models.PositiveIntegerField(help_text="Signatures of the trial up to and including this one")
+    head_digest = models.CharField(max_length=64)
+    signature = models.OneToOneField(SignOff, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["trial", "count"]
+        constraints = [models.UniqueConstraint(fields=["trial", "count"], name="chainhead_unique_count_per_trial")]
+
+    def __str__(self) -> str:
+        return f"Chain head of trial {self.trial_id}: {self.count} signatures, {self.head_digest[:12]}…"
+
+
+class IntegrityAlert(models.Model):
+    """A failed integrity check (the daily signature verification): what broke, when it was found.
+
+    One row per kind of check and day (the beat task may run twice: the unique key decides). Never edited.
+    """
+
+    class Kind(models.TextChoices):
+        SIGNATURES = "signatures", "Signature chain (verify_signatures)"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    detected_on = models.DateField(help_text="UTC date of the check")
+    detected_at = models.DateTimeField()
+    signatures_checked = models.PositiveIntegerField()
+    problem_count = models.PositiveIntegerField()
+    problems = models.JSONField(help_text="The structured problems verify_signatures reported")
+
+    class Meta:
+        ordering = ["-detected_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "detected_on"], name="integrityalert_one_per_kind_per_day"),
+            models.CheckConstraint(condition=Q(problem_count__gte=1), name="integrityalert_has_problems"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.problem_count} problem(s) on {self.detected_on}"
+
+
 class SignatureFailure(models.Model):
-    """A refused signing attempt (wrong password); counts toward the signer's lockout."""
+    """A refused signing attempt (wrong password); counts toward the signer's lockout.
+
+    An append-only log: the database refuses UPDATE, DELETE and TRUNCATE (``core.append_only``).
+    """
+
+    append_only = True
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     review = models.ForeignKey(SafetyReview, on_delete=models.PROTECT, related_name="+")

@@ -1,5 +1,7 @@
 from celery import shared_task
 
+from core.actors import BEAT, system_actor
+from core.history import acting_as
 from safety.services import reviews_open_due
 
 
@@ -10,4 +12,6 @@ def open_due_reviews() -> list[int]:
     Safe to run twice and from several workers: the cohort row is locked and only an observing cohort
     opens a review (then it is in review); the partial unique index allows one open review per cohort.
     """
-    return [review.pk for review in reviews_open_due()]
+    actor = system_actor(BEAT)
+    with acting_as(actor, "Scheduled task safety.tasks.open_due_reviews"):
+        return [review.pk for review in reviews_open_due(by=actor)]

@@ -24,7 +24,7 @@ from cohorts import ports
 from safety.cohort_reader import SafetyReaderForCohorts
 
 ROOT = Path(settings.BASE_DIR)
-APPS = ("api", "cohorts", "config", "core", "safety", "trial")
+APPS = ("api", "cohorts", "config", "core", "reminders", "safety", "trial")
 PROJECT = (*APPS, "tests", "bench")
 MAX_LINES = 450
 # Rule tables that are data may run longer; none does yet.
@@ -119,7 +119,7 @@ def _is_package(module: str) -> bool:
 
 
 def test_production_code_has_no_function_local_import():
-    allowed = {("safety/apps.py", "ready")}
+    allowed = {("safety/apps.py", "ready"), ("core/apps.py", "ready")}
     found = []
     for path in _modules(APPS):
         where = str(path.relative_to(ROOT))

@@ -1,8 +1,14 @@
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, render
+from django.template.loader import render_to_string
+from django.urls import path, reverse
+from django.utils.html import format_html
 
 from cohorts.services import cohort_open_first
 from core.admin import AuditedAdmin, AuditedInline
 from core.errors import DomainError
+from safety import selectors as safety_selectors
 from trial.models import DoseLevel, EligibilityCriterion, Site, Trial, VisitDefinition
 
 
@@ -70,11 +76,27 @@ class TrialAdmin(AuditedAdmin):
                 )
             },
         ),
+        (
+            "Decision tables of this protocol version",
+            {"fields": ("decision_tables",), "classes": ("collapse",)},
+        ),
         ("Safety windows", {"fields": ("dlt_window_days", "sentinel_observation_days", "stagger_hours")}),
         ("Follow-up", {"fields": ("lost_to_follow_up_missed_visits",)}),
         (
             "DLT definition and stopping rules",
             {"fields": ("dlt_min_grade", "dlt_min_relationship", "dlt_stop_count", "stop_on_related_death")},
+        ),
+        (
+            "Reminder lead times",
+            {
+                "fields": (
+                    "visit_reminder_days",
+                    "review_target_days",
+                    "review_reminder_days",
+                    "report_reminder_days",
+                    "sae_follow_up_days",
+                )
+            },
         ),
         (
             "Infusion",
@@ -92,6 +114,38 @@ class TrialAdmin(AuditedAdmin):
 
     actions = ("open_first_cohort",)
 
+    class Media:
+        css = {"all": ("safety/dosefinding.css",)}
+
+    @admin.display(description="Decision tables")
+    def decision_tables(self, obj):
+        if obj is None or not obj.pk:
+            return "Shown once the trial is saved."
+        return format_html(
+            '<p class="df-print-link"><a href="{}">Printable page</a> (also: <code>manage.py decision_table</code>). '
+            "A review freezes these tables with the protocol version into its snapshot.</p>{}",
+            reverse("admin:trial_trial_decision_table", args=[obj.pk]),
+            render_to_string(
+                "safety/dosefinding/_decision_tables.html", {"df": safety_selectors.protocol_tables_display(obj)}
+            ),
+        )
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.decision_table_view)
+        return [path("<int:pk>/decision-table/", view, name="trial_trial_decision_table"), *super().get_urls()]
+
+    def decision_table_view(self, request, pk):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        trial = get_object_or_404(Trial, pk=pk)
+        return render(request, "safety/dosefinding/print.html", {
+            "heading": f"{trial.registry_id}: decision tables", "trial": trial,
+            "subtitle": f"design {trial.get_escalation_design_display()} (the protocol's), 3+3 variant "
+                        f"{trial.three_plus_three_variant}, BOIN target {trial.boin_target_rate}",
+            "df": safety_selectors.protocol_tables_display(trial),
+            "back_url": reverse("admin:trial_trial_change", args=[trial.pk]),
+        })  # fmt: skip
+
     @admin.action(description="Open the first cohort (lowest dose)", permissions=["open_first_cohort"])
     def open_first_cohort(self, request, queryset):
         for trial in queryset:
@@ -108,7 +162,7 @@ class TrialAdmin(AuditedAdmin):
     def get_readonly_fields(self, request, obj=None):
         # The registry ID identifies the trial everywhere (files, API, signatures): fixed once loaded.
         # The status moves only through the committee's decisions (stop, MTD): an edit cannot reopen it.
-        return ("registry_id", "status") if obj else ()
+        return ("registry_id", "status", "decision_tables") if obj else ("decision_tables",)
 
 
 @admin.register(DoseLevel)

@@ -135,6 +135,26 @@ class Trial(models.Model):
         help_text="After this many consecutive missed visits the participant is shown as lost to follow-up, "
         "pending an investigator's confirmation (docs/protocol.md).",
     )
+    # --- reminder lead times (protocol data). Empty: the default of reminders.kinds.LEAD_DEFAULTS, with its source
+    # in docs/protocol.md. Nullable, so SQLite adds the columns without rebuilding the table its triggers name.
+    visit_reminder_days = models.PositiveSmallIntegerField(
+        "reminder: days before a visit window opens", null=True, blank=True, help_text="Empty: 2."
+    )
+    review_target_days = models.PositiveSmallIntegerField(
+        "review target: days from opening to the committee's decision", null=True, blank=True, help_text="Empty: 7."
+    )
+    review_reminder_days = models.PositiveSmallIntegerField(
+        "reminder: days before the review target date", null=True, blank=True, help_text="Empty: 2."
+    )
+    report_reminder_days = models.PositiveSmallIntegerField(
+        "reminder: days before a SUSAR report is due", null=True, blank=True, help_text="Empty: 2."
+    )
+    sae_follow_up_days = models.PositiveSmallIntegerField(
+        "reminder: days after awareness to follow up an unresolved serious event",
+        null=True,
+        blank=True,
+        help_text="Empty: 7.",
+    )
 
     history = audited_history()
 

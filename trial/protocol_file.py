@@ -19,6 +19,11 @@ from core.errors import ErrorCode, InvalidInput
 from trial.models import EligibilityCriterion, Trial
 
 
+def _lead_days(minimum: int, maximum: int) -> serializers.IntegerField:
+    """A reminder lead time: optional, empty means the default (reminders.kinds.LEAD_DEFAULTS)."""
+    return serializers.IntegerField(min_value=minimum, max_value=maximum, required=False, allow_null=True, default=None)
+
+
 class ParametersSchema(StrictSerializer):
     escalation_design = serializers.ChoiceField(choices=Trial.EscalationDesign.choices)
     three_plus_three_variant = serializers.ChoiceField(
@@ -48,6 +53,21 @@ class ParametersSchema(StrictSerializer):
     dlt_stop_count = serializers.IntegerField(min_value=1, max_value=100)
     stop_on_related_death = serializers.BooleanField()
     lost_to_follow_up_missed_visits = serializers.IntegerField(min_value=1, max_value=100, required=False, default=2)
+    visit_reminder_days = serializers.IntegerField(
+        min_value=0, max_value=365, required=False, allow_null=True, default=None
+    )
+    review_target_days = serializers.IntegerField(
+        min_value=1, max_value=365, required=False, allow_null=True, default=None
+    )
+    review_reminder_days = serializers.IntegerField(
+        min_value=0, max_value=365, required=False, allow_null=True, default=None
+    )
+    report_reminder_days = serializers.IntegerField(
+        min_value=0, max_value=15, required=False, allow_null=True, default=None
+    )
+    sae_follow_up_days = serializers.IntegerField(
+        min_value=1, max_value=365, required=False, allow_null=True, default=None
+    )
 
     def validate(self, attrs):
         if attrs["infusion_rate_max"] < attrs["infusion_rate_min"]:

@@ -13,3 +13,6 @@ from cohorts.admin import (  # noqa: F401
     participants,
     screening,
 )
+from cohorts.admin.data_lock import DataLockAdminMixin
+
+__all__ = ["DataLockAdminMixin"]

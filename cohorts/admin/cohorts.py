@@ -11,6 +11,7 @@ from cohorts.models import (
 from cohorts.ports import safety_reader
 from cohorts.selectors import cohort_next_step
 from core.admin import AuditedAdmin
+from core.paginators import LargeTablePaginator
 
 
 @admin.register(Cohort)
@@ -79,6 +80,8 @@ class CohortAdmin(AuditedAdmin):
 
 @admin.register(Enrollment)
 class EnrollmentAdmin(AuditedAdmin):
+    paginator = LargeTablePaginator  # large tables: keys first, count estimated (core.paginators)
+    show_full_result_count = False
     list_display = ("participant", "cohort", "slot", "is_sentinel", "enrolled_at", "enrolled_by")
     list_filter = ("cohort__trial", "is_sentinel")
     list_select_related = ("participant", "cohort__dose_level", "enrolled_by")

@@ -5,11 +5,13 @@ from django.contrib import admin, messages
 
 from cohorts import services
 from cohorts.admin.cohorts import CohortListFilter
+from cohorts.admin.data_lock import DataLockAdminMixin
 from cohorts.models import (
     FollowUpVisit,
     ProtocolDeviation,
 )
 from core.admin import AuditedAdmin, ReasonForChangeForm, ServiceRefusalForm, ServiceRefusalMixin
+from core.paginators import LargeTablePaginator
 
 
 class VisitOutcomeForm(ServiceRefusalForm):
@@ -33,7 +35,9 @@ class VisitOutcomeForm(ServiceRefusalForm):
 
 
 @admin.register(FollowUpVisit)
-class FollowUpVisitAdmin(ServiceRefusalMixin, AuditedAdmin):
+class FollowUpVisitAdmin(DataLockAdminMixin, ServiceRefusalMixin, AuditedAdmin):
+    paginator = LargeTablePaginator  # large tables: keys first, count estimated (core.paginators)
+    show_full_result_count = False
     form = VisitOutcomeForm
     list_display = ("participant", "name", "target_date", "window", "status", "done_on", "late")
     list_filter = ("status", "code", ("infusion__cohort", CohortListFilter))
@@ -119,7 +123,7 @@ class DeviationForm(ServiceRefusalForm, ReasonForChangeForm):
 
 
 @admin.register(ProtocolDeviation)
-class ProtocolDeviationAdmin(ServiceRefusalMixin, AuditedAdmin):
+class ProtocolDeviationAdmin(DataLockAdminMixin, ServiceRefusalMixin, AuditedAdmin):
     form = DeviationForm
     list_display = ("detected_at", "participant", "category", "severity", "source", "status", "occurred_on", "summary")
     list_filter = ("status", "severity", "category", "source", "trial")

@@ -11,6 +11,7 @@ from django.utils.html import format_html, format_html_join
 
 from cohorts import selectors, services
 from cohorts.admin.cohorts import CohortListFilter
+from cohorts.admin.data_lock import DataLockAdminMixin
 from cohorts.admin.infusion_forms import (
     DripRateReadingInline,
     InfusionFinishForm,
@@ -33,10 +34,13 @@ from core.admin import (
     ServiceRefusalMixin,
 )
 from core.cleaning import plain_number
+from core.paginators import LargeTablePaginator
 
 
 @admin.register(Infusion)
-class InfusionAdmin(ServiceRefusalMixin, AuditedAdmin):
+class InfusionAdmin(DataLockAdminMixin, ServiceRefusalMixin, AuditedAdmin):
+    paginator = LargeTablePaginator  # large tables: keys first, count estimated (core.paginators)
+    show_full_result_count = False
     list_display = (
         "participant",
         "cohort_dose",

@@ -12,6 +12,7 @@ from cohorts.models import (
 from cohorts.ports import safety_reader
 from core.admin import AuditedAdmin, ServiceRefusalMixin
 from core.errors import DomainError
+from core.paginators import LargeTablePaginator
 
 TIMELINE_TONES = {"ok": "#1e7e34", "warn": "#ba2121", "due": "#b36b00", "": "inherit"}
 
@@ -30,6 +31,8 @@ class EnrollmentInline(admin.TabularInline):
 
 @admin.register(Participant)
 class ParticipantAdmin(ServiceRefusalMixin, AuditedAdmin):
+    paginator = LargeTablePaginator  # large tables: keys first, count estimated (core.paginators)
+    show_full_result_count = False
     list_display = ("screening_number", "study_id", "status", "screening_verdict", "cohort", "site", "replaced")
     list_filter = ("status", "trial", "site", "replaced")
     search_fields = ("screening_number", "study_id")

@@ -5,9 +5,10 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 
-from api.fields import MAX_ID, id_field
+from api.fields import MAX_ID, TextField, id_field
 from api.permissions import RoleActionPermissions
 from api.schema import error_responses
+from api.serializers import InputModelSerializer
 from cohorts import services
 from cohorts.models import (
     ConsentDocument,
@@ -27,12 +28,12 @@ class ConsentDocumentSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ConsentSerializer(serializers.ModelSerializer):
+class ConsentSerializer(InputModelSerializer):
     participant = id_field(Participant.objects.select_related("trial", "site"))
     document = id_field(ConsentDocument.objects.all())
     document_version = serializers.CharField(source="document.version", read_only=True)
     obtained_by = serializers.CharField(source="obtained_by.username", read_only=True)
-    witness_name = serializers.CharField(max_length=120, required=False, allow_blank=True, default="")
+    witness_name = TextField(max_length=120, required=False, allow_blank=True, default="")
 
     class Meta:
         model = ConsentRecord

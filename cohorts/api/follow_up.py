@@ -7,7 +7,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from api.fields import MAX_ID, id_field
+from api.fields import MAX_ID, TextField, id_field
 from api.filters import validated_query
 from api.permissions import RoleActionPermissions
 from api.schema import error_responses
@@ -81,25 +81,25 @@ class VisitCompleteSerializer(serializers.Serializer):
 
 
 class VisitMissSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=2000)
+    reason = TextField(max_length=2000)
 
 
 class DeviationCreateSerializer(serializers.Serializer):
     participant = id_field(Participant.objects.select_related("site"))
     category = serializers.ChoiceField(choices=ProtocolDeviation.Category.choices)
     severity = serializers.ChoiceField(choices=ProtocolDeviation.Severity.choices)
-    description = serializers.CharField(max_length=5000)
+    description = TextField(max_length=5000)
     occurred_on = serializers.DateField()
-    corrective_action = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
+    corrective_action = TextField(required=False, allow_blank=True, max_length=5000, default="")
     infusion = id_field(Infusion.objects.all(), required=False, allow_null=True, default=None)
     visit = id_field(FollowUpVisit.objects.all(), required=False, allow_null=True, default=None)
 
 
 class DeviationUpdateSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=2000, help_text="Reason for the change (kept in the audit trail).")
+    reason = TextField(max_length=2000, help_text="Reason for the change (kept in the audit trail).")
     severity = serializers.ChoiceField(choices=ProtocolDeviation.Severity.choices, required=False)
-    description = serializers.CharField(max_length=5000, required=False)
-    corrective_action = serializers.CharField(max_length=5000, required=False, allow_blank=True)
+    description = TextField(max_length=5000, required=False)
+    corrective_action = TextField(max_length=5000, required=False, allow_blank=True)
     close = serializers.BooleanField(required=False, default=False, help_text="Close (needs a corrective action).")
 
 

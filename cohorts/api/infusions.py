@@ -21,7 +21,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from api.fields import MAX_ID, PassThroughCountField, PassThroughNumberField, id_field
+from api.fields import MAX_ID, PassThroughCountField, PassThroughNumberField, TextField, id_field
 from api.filters import validated_query
 from api.permissions import RoleActionPermissions, sees_bedside_detail
 from api.schema import error_responses
@@ -166,14 +166,14 @@ class VitalsRecordSerializer(VitalsInputSerializer):
 class InfusionStartSerializer(serializers.Serializer):
     participant = id_field(Participant.objects.select_related("site", "trial"), help_text="An enrolled participant.")
     started_at = serializers.DateTimeField()
-    product_lot = serializers.CharField(max_length=60)
+    product_lot = TextField(max_length=60)
     product_expiry = serializers.DateTimeField(help_text="The product may not be started after this moment.")
     cells_planned = PassThroughCountField(required=False, help_text="Default: the cohort's dose level.")
     drop_factor = serializers.IntegerField(
         required=False, min_value=1, max_value=100, help_text="drops/mL of the giving set; default: the trial's."
     )
     volume_ml = PassThroughNumberField(required=False, allow_null=True, help_text="Volume to give (mL).")
-    premedication = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+    premedication = TextField(required=False, allow_blank=True, max_length=2000, default="")
     vitals_before = VitalsInputSerializer(required=False)
 
 
@@ -184,7 +184,7 @@ class ReadingCreateSerializer(serializers.Serializer):
 
 class InterruptSerializer(serializers.Serializer):
     stopped_at = serializers.DateTimeField()
-    reason = serializers.CharField(max_length=2000)
+    reason = TextField(max_length=2000)
 
 
 class ResumeSerializer(serializers.Serializer):
@@ -205,7 +205,7 @@ class CompleteSerializer(serializers.Serializer):
 
 
 class StopEarlySerializer(CompleteSerializer):
-    reason = serializers.CharField(max_length=2000)
+    reason = TextField(max_length=2000)
 
 
 class InfusionFilterSerializer(serializers.Serializer):

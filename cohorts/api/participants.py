@@ -17,9 +17,10 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from api.fields import MAX_ID, id_field
+from api.fields import MAX_ID, TextField, id_field
 from api.permissions import RoleActionPermissions, sees_direct_identifiers
 from api.schema import error_responses
+from api.serializers import InputModelSerializer
 from cohorts import selectors, services
 from cohorts.models import (
     Enrollment,
@@ -105,12 +106,12 @@ class ParticipantSerializer(ParticipantPseudonymSerializer):
 
 
 class ParticipantCreateSerializer(serializers.Serializer):
-    trial = serializers.CharField(max_length=32, help_text="Registry ID of the trial, e.g. NCT06949137.")
+    trial = TextField(max_length=32, help_text="Registry ID of the trial, e.g. NCT06949137.")
     site = id_field(Site.objects.all())
-    screening_number = serializers.CharField(max_length=32)
+    screening_number = TextField(max_length=32)
     date_of_birth = serializers.DateField()
     sex = serializers.ChoiceField(choices=Participant.Sex.choices)
-    initials = serializers.CharField(max_length=8, required=False, allow_blank=True, default="")
+    initials = TextField(max_length=8, required=False, allow_blank=True, default="")
 
     def validate_trial(self, value: str) -> Trial:
         trial = Trial.objects.filter(registry_id=value).first()
@@ -120,25 +121,25 @@ class ParticipantCreateSerializer(serializers.Serializer):
 
 
 class ParticipantFilterSerializer(serializers.Serializer):
-    trial = serializers.CharField(max_length=32, required=False, help_text="Registry ID of the trial.")
+    trial = TextField(max_length=32, required=False, help_text="Registry ID of the trial.")
     cohort = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, help_text="Cohort id.")
     status = serializers.ChoiceField(choices=Participant.Status.choices, required=False)
 
 
-class FractureSerializer(serializers.ModelSerializer):
+class FractureSerializer(InputModelSerializer):
     class Meta:
         model = Fracture
         fields = ("date", "site", "on_anti_osteoporosis_treatment", "fragility")
 
 
-class ScreeningSerializer(serializers.ModelSerializer):
+class ScreeningSerializer(InputModelSerializer):
     """Screening data. ``fractures`` (optional) replaces the fracture list; omitted, it stays as it is.
 
     ``reason`` is required when changing a record that exists (the audit trail keeps it).
     """
 
     fractures = FractureSerializer(many=True, required=False)
-    reason = serializers.CharField(
+    reason = TextField(
         write_only=True,
         required=False,
         allow_blank=True,
@@ -171,7 +172,7 @@ class EligibilitySerializer(serializers.Serializer):
     criteria = CriterionResultSerializer(many=True)
 
 
-class JudgmentSerializer(serializers.ModelSerializer):
+class JudgmentSerializer(InputModelSerializer):
     confirmed_by = serializers.CharField(source="confirmed_by.username", read_only=True)
 
     class Meta:
@@ -182,9 +183,9 @@ class JudgmentSerializer(serializers.ModelSerializer):
         validators = []  # (participant, code) is unique: a second answer revises the first (the service)
 
 
-class GilbertDiagnosisSerializer(serializers.ModelSerializer):
+class GilbertDiagnosisSerializer(InputModelSerializer):
     recorded_by = serializers.CharField(source="recorded_by.username", read_only=True)
-    note = serializers.CharField(
+    note = TextField(
         allow_blank=True, max_length=2000, trim_whitespace=False, help_text="What the diagnosis rests on (required)."
     )
 
@@ -198,7 +199,7 @@ class GilbertDiagnosisSerializer(serializers.ModelSerializer):
 
 class WithdrawSerializer(serializers.Serializer):
     on = serializers.DateField(help_text="Date of withdrawal (site's date; not in the future).")
-    reason = serializers.CharField(max_length=2000)
+    reason = TextField(max_length=2000)
 
 
 @extend_schema_view(

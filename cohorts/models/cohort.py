@@ -38,7 +38,10 @@ class Cohort(models.Model):
 
     class Meta:
         ordering = ["trial", "sequence"]
-        permissions = [("open_first_cohort", "Can open the first cohort of a trial")]
+        permissions = [
+            ("open_first_cohort", "Can open the first cohort of a trial"),
+            ("correct_locked_data", "Can correct the clinical records of a closed cohort, with a reason"),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["trial", "sequence"], name="cohort_unique_sequence"),
             models.UniqueConstraint(

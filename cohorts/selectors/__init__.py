@@ -6,6 +6,7 @@ from cohorts.selectors.cohorts import (
     cohort_next_step,
     dlt_windows_complete,
 )
+from cohorts.selectors.data_lock import data_locked_cohort
 from cohorts.selectors.eligibility import (
     EligibilitySummary,
     consent_criteria,
@@ -55,6 +56,7 @@ __all__ = [
     "consent_document_in_force",
     "criteria_specs",
     "current_consent",
+    "data_locked_cohort",
     "deviation_list",
     "dlt_windows_complete",
     "eligibility_summary",

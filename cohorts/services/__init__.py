@@ -8,6 +8,7 @@ Each function runs in one transaction, validates first and acts second, and writ
 """
 
 from cohorts.services.consent import consent_record
+from cohorts.services.data_lock import CORRECT_LOCKED_DATA, CORRECTION_PREFIX, data_lock_check
 from cohorts.services.deviations import (
     deviation_record,
     deviation_update,
@@ -71,6 +72,8 @@ from cohorts.services.visits import (
 )
 
 __all__ = [
+    "CORRECTION_PREFIX",
+    "CORRECT_LOCKED_DATA",
     "PARTICIPANT_EDITABLE",
     "PARTICIPANT_TRANSITIONS",
     "SCREENING_FIELDS",
@@ -87,6 +90,7 @@ __all__ = [
     "cohort_refusal",
     "cohort_transition",
     "consent_record",
+    "data_lock_check",
     "deviation_record",
     "deviation_update",
     "drip_rate_record",

@@ -12,6 +12,7 @@ from cohorts.models import (
     ProtocolDeviation,
 )
 from cohorts.selectors import site_today
+from cohorts.services.data_lock import CORRECT_LOCKED_DATA, data_lock_check
 from core.cleaning import clean_text
 from core.errors import ErrorCode, InvalidInput, RuleViolation, require_permission
 from core.history import audit, audited_bulk_create
@@ -122,7 +123,8 @@ def deviation_update(
     close: bool = False,
 ) -> ProtocolDeviation:
     """Assess, correct or close a deviation (each change with its reason). A closed deviation is final."""
-    require_permission(by, "cohorts.change_protocoldeviation", "change protocol deviations")
+    if not by.has_perm(CORRECT_LOCKED_DATA):
+        require_permission(by, "cohorts.change_protocoldeviation", "change protocol deviations")
     reason = clean_text(
         reason, field="reason", label="Reason", max_length=2000, required=True, code=ErrorCode.REASON_REQUIRED
     )
@@ -135,7 +137,15 @@ def deviation_update(
             corrective_action, field="corrective_action", label="Corrective action", max_length=5000
         )
     with transaction.atomic():
-        deviation = ProtocolDeviation.objects.select_for_update().get(pk=deviation.pk)
+        deviation = ProtocolDeviation.objects.select_for_update().select_related("participant").get(pk=deviation.pk)
+        reason = data_lock_check(
+            participant=deviation.participant,
+            record=deviation,
+            by=by,
+            reason=reason,
+            perm="cohorts.change_protocoldeviation",
+            action="change protocol deviations",
+        )
         if deviation.status == ProtocolDeviation.Status.CLOSED:
             raise RuleViolation(ErrorCode.DEVIATION_CLOSED, "This deviation is closed; record a new one to add to it.")
         if severity is not None:

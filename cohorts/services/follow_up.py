@@ -2,7 +2,8 @@
 
 * ``follow_up_sweep`` (the beat task ``cohorts.tasks.sweep_trial_follow_up``, per trial): every visit still
   scheduled after the end of its window (the site's date) becomes *missed* with a minor deviation, in one
-  transaction per trial, in batches (the number of queries does not grow with the number of visits).
+  transaction per trial, in batches (the number of queries does not grow with the number of visits). The
+  DLT-window visits of a closed cohort are locked (``data_lock``): the sweep leaves them as they are.
 * ``follow_up_progress_apply`` (the sweep, and every visit recorded by staff): a participant whose schedule is
   done becomes *completed*; after the protocol's number of consecutive missed visits she is *lost to
   follow-up, pending* an investigator's confirmation (a ``LostToFollowUp`` flag); a visit done while she is
@@ -22,11 +23,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from cohorts import rules
-from cohorts.models import FollowUpVisit, LostToFollowUp, Participant, ProtocolDeviation
+from cohorts.models import Cohort, FollowUpVisit, LostToFollowUp, Participant, ProtocolDeviation
 from cohorts.services.deviations import deviations_open_by_system
 from cohorts.services.participant_lifecycle import (
     FOLLOWED,
@@ -34,7 +35,7 @@ from cohorts.services.participant_lifecycle import (
     participant_transition,
     participants_transition,
 )
-from core.actors import system_actor
+from core.actors import BEAT, system_actor
 from core.cleaning import clean_text
 from core.errors import ErrorCode, RuleViolation, require_permission
 from core.history import audit, audited_bulk_create, audited_bulk_update, automatic
@@ -71,12 +72,18 @@ def follow_up_sweep(*, trial_id: int, now: datetime | None = None) -> SweepRepor
     Idempotent: a visit is missed once (it is no longer scheduled, and its deviation has a unique key), a
     participant completes once, a streak is flagged once. Safe to run from several workers at once."""
     now = now or timezone.now()
-    actor = system_actor()
+    actor = system_actor(BEAT)
     with transaction.atomic():
         trial = Trial.objects.get(pk=trial_id)
         report = SweepReport(trial=trial.registry_id)
         overdue = _overdue(trial, now)
-        scheduled = FollowUpVisit.objects.filter(participant__trial=trial, status=FollowUpVisit.Status.SCHEDULED)
+        # The DLT-window visits of a closed cohort are locked (cohorts.services.data_lock): the sweep leaves them.
+        locked = Q(participant__enrollments__cohort__state=Cohort.State.CLOSED) & Q(
+            target_date__lte=F("participant__dlt_window_end")
+        )
+        scheduled = FollowUpVisit.objects.filter(
+            participant__trial=trial, status=FollowUpVisit.Status.SCHEDULED
+        ).exclude(locked)
         candidates = set(
             scheduled.filter(overdue, participant__status__in=FOLLOWED).values_list("participant_id", flat=True)
         )
@@ -100,6 +107,7 @@ def follow_up_sweep(*, trial_id: int, now: datetime | None = None) -> SweepRepor
         visits = list(
             FollowUpVisit.objects.select_for_update(of=("self",))
             .filter(overdue, participant__in=participants, status=FollowUpVisit.Status.SCHEDULED)
+            .exclude(locked)
             .order_by("pk")
         )
         for visit in visits:
@@ -152,7 +160,7 @@ def follow_up_progress_apply(participants: list[Participant], *, now: datetime |
     * otherwise, infused with a visit recorded: *in follow-up*.
     """
     now = now or timezone.now()
-    actor = system_actor()
+    actor = system_actor(BEAT)
     ids = [p.pk for p in participants]
     facts: dict[int, list[rules.VisitFact]] = defaultdict(list)
     codes: dict[int, str] = {}

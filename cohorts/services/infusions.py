@@ -27,6 +27,7 @@ from cohorts.models import (
     ml_per_hour,
 )
 from cohorts.selectors import current_consent
+from cohorts.services.data_lock import data_lock_check
 from cohorts.services.deviations import deviation_open_by_system
 from cohorts.services.lifecycle import Activity, cohort_refusal
 from core.cleaning import (
@@ -115,6 +116,7 @@ def lock_infusion(infusion: Infusion) -> tuple[Cohort, Infusion]:
     services can never wait for each other's locks."""
     _lock_participant(infusion.participant_id)
     cohort = _locked_cohort(infusion.cohort_id)
+    data_lock_check(participant=None, record=infusion, cohort=cohort)  # a closed cohort's infusions are final
     infusion = (
         Infusion.objects.select_for_update(of=("self",))
         .select_related("trial", "dose_level", "participant__site")

@@ -127,7 +127,12 @@ def eligibility_evaluate(*, participant: Participant, by=None) -> rules.Eligibil
                 verdict = ScreeningRecord.Verdict.INCOMPLETE
             else:
                 verdict = ScreeningRecord.Verdict.PENDING_JUDGMENT
-            ScreeningRecord.objects.filter(pk=record.pk).update(verdict=verdict, evaluated_at=timezone.now())
+            record.verdict = verdict
+            record.evaluated_at = timezone.now()
+            unmet = ", ".join(summary.unmet)
+            audit(
+                record, by=by, reason=f"Eligibility evaluated: {verdict}" + (f" (unmet: {unmet})" if unmet else "")
+            ).save(update_fields=["verdict", "evaluated_at"])
         if participant.status in SCREENING_STATUSES:
             if result.eligible:
                 transition = ParticipantTransition.SCREEN_ELIGIBLE

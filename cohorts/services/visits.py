@@ -17,6 +17,7 @@ from cohorts.models import (
     ProtocolDeviation,
 )
 from cohorts.selectors import site_today
+from cohorts.services.data_lock import CORRECT_LOCKED_DATA, data_lock_check
 from cohorts.services.deviations import deviation_open_by_system
 from cohorts.services.follow_up import follow_up_progress_apply, missed_description
 from cohorts.services.participant_lifecycle import (
@@ -24,7 +25,7 @@ from cohorts.services.participant_lifecycle import (
     participant_transition,
     participant_transition_allowed,
 )
-from core.actors import system_actor
+from core.actors import BEAT, system_actor
 from core.cleaning import clean_text
 from core.errors import ErrorCode, InvalidInput, RuleViolation, require_permission
 from core.history import audit, automatic
@@ -61,22 +62,36 @@ def _missed_deviation(visit: FollowUpVisit) -> ProtocolDeviation | None:
 
 
 def _note_late_record(visit: FollowUpVisit, note: str) -> None:
-    """The deviation the sweep opened stays; it says what staff recorded later (unless it is closed)."""
+    """The deviation the sweep opened stays; it says what staff recorded later (unless it is closed or locked)."""
     deviation = _missed_deviation(visit)
-    if deviation is not None and deviation.status == ProtocolDeviation.Status.OPEN:
+    if (
+        deviation is not None
+        and deviation.status == ProtocolDeviation.Status.OPEN
+        and selectors.data_locked_cohort(visit.participant, record=deviation) is None
+    ):
         deviation.description = f"{deviation.description} {note}"
-        audit(deviation, by=system_actor(), reason=automatic("the missed visit was recorded later")).save()
+        audit(deviation, by=system_actor(BEAT), reason=automatic("the missed visit was recorded later")).save()
 
 
-def visit_complete(*, visit: FollowUpVisit, on: date, by) -> FollowUpVisit:
+def visit_complete(*, visit: FollowUpVisit, on: date, by, reason: str = "") -> FollowUpVisit:
     """Record a visit as done on ``on`` (the site's date). Outside its window it is recorded, and a minor
-    deviation (category visit window) opens. A visit the sweep marked missed keeps its deviation."""
-    require_permission(by, "cohorts.change_followupvisit", "record follow-up visits")
+    deviation (category visit window) opens. A visit the sweep marked missed keeps its deviation. ``reason``:
+    needed only for a data manager's correction of a DLT-window visit of a closed cohort (the data lock)."""
+    if not by.has_perm(CORRECT_LOCKED_DATA):
+        require_permission(by, "cohorts.change_followupvisit", "record follow-up visits")
     if isinstance(on, datetime) or not isinstance(on, date):
         raise InvalidInput(ErrorCode.INVALID, "The visit date must be a date.", {"on": ["Invalid."]})
     with transaction.atomic():
         visit = _lock_visit(visit)
         participant = visit.participant
+        correction = data_lock_check(
+            participant=participant,
+            record=visit,
+            by=by,
+            reason=reason,
+            perm="cohorts.change_followupvisit",
+            action="record follow-up visits",
+        )
         if on > site_today(participant):
             raise InvalidInput(
                 ErrorCode.DATE_IN_FUTURE, "The visit date cannot be in the future.", {"on": ["In the future."]}
@@ -96,7 +111,11 @@ def visit_complete(*, visit: FollowUpVisit, on: date, by) -> FollowUpVisit:
         visit.recorded_by = by
         visit.recorded_at = timezone.now()
         audit(
-            visit, by=by, reason=f"Visit done on {on}" + (" (recorded after it was marked missed)" if late else "")
+            visit,
+            by=by,
+            reason=f"Visit done on {on}"
+            + (" (recorded after it was marked missed)" if late else "")
+            + (f". {correction}" if correction else ""),
         ).save()
         where = "outside" if visit.out_of_window else "inside"
         if late:
@@ -119,7 +138,8 @@ def visit_complete(*, visit: FollowUpVisit, on: date, by) -> FollowUpVisit:
 
 def visit_miss(*, visit: FollowUpVisit, reason: str, by) -> FollowUpVisit:
     """Record a visit as missed, with the reason: a minor deviation (category visit window) opens, once."""
-    require_permission(by, "cohorts.change_followupvisit", "record follow-up visits")
+    if not by.has_perm(CORRECT_LOCKED_DATA):
+        require_permission(by, "cohorts.change_followupvisit", "record follow-up visits")
     reason = clean_text(
         reason, field="reason", label="Reason", max_length=2000, required=True, code=ErrorCode.REASON_REQUIRED
     )
@@ -127,13 +147,21 @@ def visit_miss(*, visit: FollowUpVisit, reason: str, by) -> FollowUpVisit:
         visit = _lock_visit(visit)
         participant = visit.participant
         confirming = visit.missed_automatically
+        audited = data_lock_check(
+            participant=participant,
+            record=visit,
+            by=by,
+            reason=reason,
+            perm="cohorts.change_followupvisit",
+            action="record follow-up visits",
+        )
         visit.status = FollowUpVisit.Status.MISSED
         visit.missed_reason = reason
         visit.missed_automatically = False
         visit.recorded_by = by
         visit.recorded_at = timezone.now()
         audit(
-            visit, by=by, reason=f"Visit missed: {reason}" + (" (confirmed after the sweep)" if confirming else "")
+            visit, by=by, reason=f"Visit missed: {audited}" + (" (confirmed after the sweep)" if confirming else "")
         ).save()
         if confirming:
             _note_late_record(visit, f"Missed, confirmed by staff: {reason}")

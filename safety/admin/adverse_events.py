@@ -23,9 +23,11 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from cohorts.admin import DataLockAdminMixin
 from cohorts.models import Cohort, Enrollment
 from core.admin import AuditedAdmin, ReasonForChangeForm, RefusalClean, ServiceRefusalMixin, action_form_page
 from core.errors import DomainError
+from core.paginators import LargeTablePaginator
 from safety import selectors, services
 from safety.admin.clocks import OVERDUE, clock_overdue, local_time
 from safety.models import AdverseEvent, ReportingClock
@@ -137,7 +139,7 @@ class DltDecisionForm(forms.Form):
 
 
 @admin.register(AdverseEvent)
-class AdverseEventAdmin(ServiceRefusalMixin, AuditedAdmin):
+class AdverseEventAdmin(DataLockAdminMixin, ServiceRefusalMixin, AuditedAdmin):
     form = AdverseEventForm
     list_display = (
         "onset_date",
@@ -154,6 +156,8 @@ class AdverseEventAdmin(ServiceRefusalMixin, AuditedAdmin):
     list_display_links = ("onset_date", "term_label")
     list_filter = (WorstGradeFilter, "serious", CohortFilter, "dlt_status", OverdueClockFilter)
     list_select_related = ("participant__site", "participant__trial", "ctcae_term")
+    paginator = LargeTablePaginator  # the page's keys sorted on the event table alone; the count estimated
+    show_full_result_count = False
     search_fields = (
         "verbatim_term",
         "ctcae_term__term",
@@ -216,7 +220,10 @@ class AdverseEventAdmin(ServiceRefusalMixin, AuditedAdmin):
     )
 
     def get_queryset(self, request):
-        cohort = Enrollment.objects.filter(participant=OuterRef("participant")).values("cohort__sequence")[:1]
+        # A participant has one enrollment in her trial; no default ordering in the per-row subquery.
+        cohort = (
+            Enrollment.objects.filter(participant=OuterRef("participant")).order_by().values("cohort__sequence")[:1]
+        )
         return selectors.adverse_event_list().annotate(cohort_sequence=Subquery(cohort))
 
     def get_fieldsets(self, request, obj=None):

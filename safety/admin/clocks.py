@@ -8,6 +8,7 @@ from django.utils.html import format_html
 
 from core.admin import AuditedAdmin, action_form_page
 from core.errors import DomainError
+from core.paginators import LargeTablePaginator
 from safety import services
 from safety.models import ReportingClock
 
@@ -49,6 +50,8 @@ class ClockStateFilter(admin.SimpleListFilter):
 
 @admin.register(ReportingClock)
 class ReportingClockAdmin(AuditedAdmin):
+    paginator = LargeTablePaginator  # large tables: keys first, count estimated (core.paginators)
+    show_full_result_count = False
     list_display = (
         "due_at",
         "state",

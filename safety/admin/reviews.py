@@ -13,6 +13,7 @@ from django.utils.html import format_html, format_html_join
 
 from core.errors import DomainError
 from safety import services
+from safety.admin.dose_finding import ReviewDoseFindingMixin
 from safety.models import SafetyReview, SignOff
 
 
@@ -74,7 +75,7 @@ def _treated_levels(review: SafetyReview | None) -> list[int]:
 
 
 @admin.register(SafetyReview)
-class SafetyReviewAdmin(admin.ModelAdmin):
+class SafetyReviewAdmin(ReviewDoseFindingMixin, admin.ModelAdmin):
     change_form_template = "admin/safety/safetyreview/change_form.html"
     list_display = ("pk", "trial", "cohort_label", "kind", "state", "decision", "signatures_count", "opened_at")
     list_filter = ("state", "kind", "trial")
@@ -88,6 +89,9 @@ class SafetyReviewAdmin(admin.ModelAdmin):
                 "fields": (
                     "dose_table",
                     "recommendation_table",
+                    "tite_boin_table",
+                    "decision_tables",
+                    "pathway_display",
                     "mtd_table",
                     "participant_table",
                     "event_summary",
@@ -116,35 +120,11 @@ class SafetyReviewAdmin(admin.ModelAdmin):
         ),
         ("Integrity", {"fields": ("snapshot_digest",)}),
     )
-    readonly_fields = (
-        "trial",
-        "cohort",
-        "kind",
-        "reason",
-        "state",
-        "opened_at",
-        "opened_by",
-        "dose_table",
-        "recommendation_table",
-        "event_summary",
-        "decision",
-        "rationale",
-        "protocol_recommends",
-        "proposed_by",
-        "proposed_at",
-        "decided_at",
-        "resulting_cohort",
-        "mtd_dose_level",
-        "snapshot_digest",
-        "mtd_table",
-        "participant_table",
-        "serious_table",
-        "dlt_table",
-        "visit_table",
-        "mtd_statement",
-        "mtd_departs_from_rule",
-        "acknowledged_visits",
-    )
+    # Every field shown is read-only (the forms below write through services); mtd_dose_level is not shown.
+    readonly_fields = (*(name for _, section in fieldsets for name in section["fields"]), "mtd_dose_level")
+
+    class Media:
+        css = {"all": ("safety/dosefinding.css",)}
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(signature_total=Count("signatures"))
@@ -193,26 +173,6 @@ class SafetyReviewAdmin(admin.ModelAdmin):
             bars,
             obj.snapshot.get("outcomes") or "(no evaluable participant)",
         )
-
-    @admin.display(description="Recommendations")
-    def recommendation_table(self, obj):
-        recs = obj.snapshot.get("recommendations", {})
-        design = obj.snapshot.get("design")
-        rows = format_html_join(
-            "",
-            "<tr><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            (
-                (
-                    name,
-                    " (protocol)" if name == design else " (second opinion)",
-                    rec.get("recommended_dose") or "none",
-                    "continue" if rec.get("continue") else "stop",
-                    rec.get("reason", ""),
-                )
-                for name, rec in recs.items()
-            ),
-        )
-        return format_html("<table><tr><th>Design</th><th>Next dose</th><th></th><th>Reason</th></tr>{}</table>", rows)
 
     @admin.display(description="Adverse events")
     def event_summary(self, obj):
@@ -366,6 +326,11 @@ class SafetyReviewAdmin(admin.ModelAdmin):
         return [
             path("<int:pk>/sign/", self.admin_site.admin_view(self.sign_view), name=f"{prefix}_sign"),
             path("<int:pk>/propose/", self.admin_site.admin_view(self.propose_view), name=f"{prefix}_propose"),
+            path(
+                "<int:pk>/dose-finding/",
+                self.admin_site.admin_view(self.dose_finding_print_view),
+                name=f"{prefix}_dose_finding",
+            ),
             *super().get_urls(),
         ]
 

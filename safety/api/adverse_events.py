@@ -18,11 +18,11 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
-from api.fields import MAX_ID, id_field, optional_boolean
+from api.fields import MAX_ID, TextField, id_field, optional_boolean
 from api.filters import validated_query
+from api.parsers import JSONParser
 from api.permissions import RoleActionPermissions
 from api.schema import error_responses
 from api.serializers import StrictSerializer
@@ -102,9 +102,9 @@ class AdverseEventSerializer(serializers.ModelSerializer):
 class AdverseEventUpdateSerializer(StrictSerializer):
     """A follow-up: only the fields given change; ``reason`` is required (kept in the event's history)."""
 
-    verbatim_term = serializers.CharField(max_length=300)
+    verbatim_term = TextField(max_length=300)
     ctcae_term = id_field(CtcaeTerm.objects.all(), allow_null=True, help_text="Id of a CTCAE term.")
-    ctcae_term_text = serializers.CharField(
+    ctcae_term_text = TextField(
         max_length=200, allow_blank=True, help_text="The term as free text where the table has none."
     )
     onset_date = serializers.DateField(help_text="Site's date; not before consent, not in the future.")
@@ -127,7 +127,7 @@ class AdverseEventUpdateSerializer(StrictSerializer):
         help_text="When the site received this follow-up's information (default: now). A clock the follow-up "
         "starts (the event became serious, a SUSAR, fatal or life-threatening) counts from here."
     )
-    reason = serializers.CharField(max_length=2000, write_only=True, help_text="Why the event is updated (required).")
+    reason = TextField(max_length=2000, write_only=True, help_text="Why the event is updated (required).")
 
     def validate(self, attrs):
         if not attrs.get("reason"):
@@ -158,11 +158,11 @@ class AdverseEventCreateSerializer(AdverseEventUpdateSerializer):
 
 class DltDecisionSerializer(StrictSerializer):
     confirm = serializers.BooleanField(help_text="true: confirm the DLT; false: reject it.")
-    reason = serializers.CharField(max_length=2000, help_text="Why; kept with the decision.")
+    reason = TextField(max_length=2000, help_text="Why; kept with the decision.")
 
 
 class AdverseEventFilterSerializer(serializers.Serializer):
-    trial = serializers.CharField(max_length=32, required=False, help_text="Registry ID of the trial.")
+    trial = TextField(max_length=32, required=False, help_text="Registry ID of the trial.")
     cohort = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, help_text="Cohort id.")
     participant = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, help_text="Participant id.")
     grade = serializers.IntegerField(min_value=1, max_value=5, required=False, help_text="Current CTCAE grade.")
@@ -196,7 +196,7 @@ class AdverseEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     parser_classes = [JSONParser]
 
     def get_queryset(self) -> QuerySet[AdverseEvent]:
-        cohort = Enrollment.objects.filter(participant=OuterRef("participant")).values("cohort")[:1]
+        cohort = Enrollment.objects.filter(participant=OuterRef("participant")).order_by().values("cohort")[:1]
         return selectors.adverse_event_list().annotate(cohort_ref=Subquery(cohort)).order_by("-onset_date", "-pk")
 
     def filter_queryset(self, queryset):

@@ -5,11 +5,11 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
-from api.fields import MAX_ID, optional_boolean
+from api.fields import MAX_ID, TextField, optional_boolean
 from api.filters import validated_query
+from api.parsers import JSONParser
 from api.permissions import RoleActionPermissions
 from api.schema import error_responses
 from api.serializers import StrictSerializer
@@ -50,7 +50,7 @@ class ReportingClockSerializer(serializers.ModelSerializer):
 
 
 class ClockReportSerializer(StrictSerializer):
-    reported_to = serializers.CharField(max_length=200, help_text="Who received the report.")
+    reported_to = TextField(max_length=200, help_text="Who received the report.")
     done_at = serializers.DateTimeField(required=False, help_text="When it was reported (default: now).")
 
 
@@ -59,7 +59,7 @@ class ReportingClockFilterSerializer(serializers.Serializer):
     done = optional_boolean("Only reported clocks (true) or only open ones (false).")
     kind = serializers.ChoiceField(choices=ReportingClock.Kind.choices, required=False)
     adverse_event = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
-    trial = serializers.CharField(max_length=32, required=False, help_text="Registry ID of the trial.")
+    trial = TextField(max_length=32, required=False, help_text="Registry ID of the trial.")
 
 
 @extend_schema_view(

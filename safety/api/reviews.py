@@ -10,6 +10,7 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.fields import TextField
 from api.permissions import ReadPermissionForWrites
 from cohorts.models import Cohort
 from safety import services
@@ -98,12 +99,12 @@ class ReviewFilterSerializer(serializers.Serializer):
 
 class OpenReviewSerializer(serializers.Serializer):
     cohort = serializers.PrimaryKeyRelatedField(queryset=Cohort.objects.all())
-    reason = serializers.CharField(max_length=2000)
+    reason = TextField(max_length=2000)
 
 
 class ProposeSerializer(serializers.Serializer):
     decision = serializers.ChoiceField(choices=SafetyReview.Decision.choices)
-    rationale = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+    rationale = TextField(max_length=5000, required=False, allow_blank=True, default="")
     mtd_level = serializers.IntegerField(
         min_value=1,
         max_value=100,
@@ -122,9 +123,9 @@ class ProposeSerializer(serializers.Serializer):
 
 
 class SignSerializer(serializers.Serializer):
-    password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
+    password = TextField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
     meaning = serializers.ChoiceField(choices=SignOff.Meaning.choices)
-    comment = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+    comment = TextField(max_length=5000, required=False, allow_blank=True, default="")
 
 
 class SafetyReviewViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
@@ -157,9 +158,10 @@ class SafetyReviewViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet
     @action(detail=True, methods=["post"])
     def propose(self, request, pk=None):
         """Set the decision the committee will sign (before the first signature)."""
+        review = self.get_object()  # an unknown review is a 404 whatever the body
         body = ProposeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        review = services.review_propose(review=self.get_object(), by=request.user, **body.validated_data)
+        review = services.review_propose(review=review, by=request.user, **body.validated_data)
         return Response(ReviewSerializer(review).data)
 
     @extend_schema(request=SignSerializer, responses={201: SignResultSerializer})
@@ -167,9 +169,10 @@ class SafetyReviewViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet
     def sign(self, request, pk=None):
         """Sign with the password re-entered (21 CFR Part 11 §11.200): the token alone is not a signature.
         The answer says whether the decision took effect at this signature and which cohort it opened."""
+        review = self.get_object()  # an unknown review is a 404 whatever the body
         body = SignSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        signature = services.review_sign(review=self.get_object(), user=request.user, **body.validated_data)
+        signature = services.review_sign(review=review, user=request.user, **body.validated_data)
         return Response(SignResultSerializer(signature).data, status=status.HTTP_201_CREATED)
 
     # Reads need safety.view_safetyreview; writes are checked by the services themselves (committee

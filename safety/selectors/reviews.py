@@ -10,6 +10,7 @@ from django.utils import timezone
 from cohorts.models import Cohort, Enrollment, FollowUpVisit, Infusion, Participant
 from safety import dlt, rules
 from safety.models import AdverseEvent
+from safety.selectors import dose_finding
 
 
 def canonical_json(data) -> str:
@@ -112,8 +113,6 @@ def review_snapshot(cohort: Cohort) -> dict:
         for d in doses
     }
     participants_out = []
-    cohorts_out: list[str] = []
-    current_group: tuple[int, int] | None = None
     for enrollment in enrollments:
         participant = enrollment.participant
         level = enrollment.cohort.dose_level.level
@@ -130,17 +129,10 @@ def review_snapshot(cohort: Cohort) -> dict:
         )
         if participant.dlt_window_start is not None:
             per_dose[level]["treated"] += 1
-        if not verdict.evaluable:
-            continue
-        has_dlt = participant.pk in confirmed
-        per_dose[level]["evaluable"] += 1
-        per_dose[level]["dlts"] += int(has_dlt)
-        group = (enrollment.cohort.sequence, level)
-        if group != current_group:
-            cohorts_out.append(str(level))
-            current_group = group
-        cohorts_out[-1] += "T" if has_dlt else "N"
-    outcomes = " ".join(cohorts_out)
+        if verdict.evaluable:
+            per_dose[level]["evaluable"] += 1
+            per_dose[level]["dlts"] += int(participant.pk in confirmed)
+    outcomes = dose_finding.outcome_string(enrollments, verdicts, confirmed)
 
     by_grade = {str(g): 0 for g in range(1, 6)}
     for event in events:
@@ -161,6 +153,13 @@ def review_snapshot(cohort: Cohort) -> dict:
             recommendations[name] = {"recommended_dose": None, "continue": False, "reason": str(exc)}
         selection = rules.select_mtd(name, outcomes, num_doses=num_doses, target=target)
         mtd_selections[name] = selection.to_dict() | {"statement": selection.statement}
+    undecided = {e.participant_id for e in events if e.dlt_status == AdverseEvent.DltStatus.CANDIDATE}
+    people = dose_finding.tite_participants(
+        enrollments, verdicts, confirmed=confirmed, undecided=undecided, today=today, window_days=trial.dlt_window_days
+    )
+    recommendations[dose_finding.TITE_KEY] = dose_finding.tite_boin_opinion(
+        trial, people, num_doses=num_doses, current_dose=cohort.dose_level.level
+    )
 
     def term(event: AdverseEvent) -> str:
         return event.ctcae_term.term if event.ctcae_term else (event.ctcae_term_text or event.verbatim_term)
@@ -230,4 +229,40 @@ def review_snapshot(cohort: Cohort) -> dict:
         "recommendations": recommendations,
         "mtd_selection": mtd_selections,
         "design": trial.escalation_design,
+        "dose_finding": dose_finding.dose_finding_section(trial, outcomes=outcomes, num_doses=num_doses),
+    }
+
+
+def trial_dose_finding(trial, *, today=None, verdicts: dict | None = None) -> dict:
+    """The pathways of the next cohorts and TITE-BOIN from the trial's current data (the dashboard), built as
+    the review snapshot builds them, in a constant number of queries. ``today``: the site's date; ``verdicts``:
+    ``participant_evaluability(trial)`` when the caller has it already."""
+    if today is None:
+        today = timezone.localdate(timezone=zoneinfo.ZoneInfo(trial.sites.order_by("pk").first().time_zone))
+    num_doses = trial.dose_levels.count()
+    enrollments = list(
+        Enrollment.objects.filter(trial=trial)
+        .select_related("participant", "cohort__dose_level")
+        .order_by("cohort__sequence", "slot")
+    )
+    verdicts = participant_evaluability(trial) if verdicts is None else verdicts
+    statuses = list(
+        AdverseEvent.objects.filter(participant__trial=trial)
+        .exclude(dlt_status=AdverseEvent.DltStatus.NOT_CANDIDATE)
+        .values_list("participant_id", "dlt_status")
+    )
+    confirmed = {pk for pk, status in statuses if status == AdverseEvent.DltStatus.CONFIRMED}
+    undecided = {pk for pk, status in statuses if status == AdverseEvent.DltStatus.CANDIDATE}
+    outcomes = dose_finding.outcome_string(enrollments, verdicts, confirmed)
+    current = enrollments[-1].cohort.dose_level.level if enrollments else 1
+    people = dose_finding.tite_participants(
+        enrollments, verdicts, confirmed=confirmed, undecided=undecided, today=today, window_days=trial.dlt_window_days
+    )
+    return {
+        "as_of": str(today),
+        "outcomes": outcomes,
+        "current_dose": current,
+        "design": trial.escalation_design,
+        "pathways": dose_finding.pathways(trial, outcomes, num_doses=num_doses),
+        "tite_boin": dose_finding.tite_boin_opinion(trial, people, num_doses=num_doses, current_dose=current),
     }

@@ -23,19 +23,21 @@ from safety.services.signatures import (
     SIGNING_LOCKOUT_FAILURES,
     SIGNING_LOCKOUT_MINUTES,
     review_sign,
-    signature_digest,
-    verify_signatures,
 )
+from safety.services.verification import PROBLEM_CODES, signature_report, verify_signatures
+from safety.signing import digest_matches
 
 __all__ = [
     "AE_FIELDS",
     "DECISIONS_NEEDING_VISITS",
+    "PROBLEM_CODES",
     "SAE_CRITERIA",
     "SIGNING_LOCKOUT_FAILURES",
     "SIGNING_LOCKOUT_MINUTES",
     "adverse_event_record",
     "adverse_event_update",
     "clock_complete",
+    "digest_matches",
     "dlt_decide",
     "protocol_recommendation",
     "review_mtd_selection",
@@ -45,6 +47,6 @@ __all__ = [
     "review_propose",
     "review_sign",
     "reviews_open_due",
-    "signature_digest",
+    "signature_report",
     "verify_signatures",
 ]

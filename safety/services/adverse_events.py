@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from cohorts import services as cohort_services
 from cohorts.models import Participant
 from core.errors import ErrorCode, InvalidInput, RuleViolation, require_permission
 from core.history import audit
@@ -182,7 +183,8 @@ def adverse_event_update(
 
     ``information_received_at`` (default: now) is when the site received this follow-up's information; a
     clock it starts (the event became serious, a SUSAR, fatal or life-threatening) counts from then."""
-    require_permission(by, "safety.change_adverseevent", "update adverse events")
+    if not by.has_perm(cohort_services.CORRECT_LOCKED_DATA):
+        require_permission(by, "safety.change_adverseevent", "update adverse events")
     if not reason.strip():
         raise InvalidInput(ErrorCode.REASON_REQUIRED, "Give the reason for this follow-up.", {"reason": ["Required."]})
     values = _coerce(values)
@@ -205,6 +207,14 @@ def adverse_event_update(
             AdverseEvent.objects.select_for_update(of=("self",))
             .select_related("participant__trial", "participant__site")
             .get(pk=event.pk)
+        )
+        reason = cohort_services.data_lock_check(
+            participant=event.participant,
+            record=event,
+            by=by,
+            reason=reason,
+            perm="safety.change_adverseevent",
+            action="update adverse events",
         )
         was_related_death = is_related_death(event.grade, event.relationship)
         for name, value in values.items():
@@ -230,7 +240,8 @@ def adverse_event_update(
 
 def dlt_decide(*, event: AdverseEvent, confirm: bool, reason: str, by) -> AdverseEvent:
     """An investigator confirms or rejects a DLT candidate, with a reason; confirmed DLTs feed escalation."""
-    require_permission(by, "safety.decide_dlt", "confirm or reject DLTs (investigators only)")
+    if not by.has_perm(cohort_services.CORRECT_LOCKED_DATA):
+        require_permission(by, "safety.decide_dlt", "confirm or reject DLTs (investigators only)")
     if not reason.strip():
         raise InvalidInput(
             ErrorCode.REASON_REQUIRED, "Give the reason for the DLT decision.", {"reason": ["Required."]}
@@ -238,6 +249,14 @@ def dlt_decide(*, event: AdverseEvent, confirm: bool, reason: str, by) -> Advers
     with transaction.atomic():
         event = (
             AdverseEvent.objects.select_for_update(of=("self",)).select_related("participant__trial").get(pk=event.pk)
+        )
+        audited = cohort_services.data_lock_check(
+            participant=event.participant,
+            record=event,
+            by=by,
+            reason=reason,
+            perm="safety.decide_dlt",
+            action="confirm or reject DLTs (investigators only)",
         )
         if event.dlt_status != AdverseEvent.DltStatus.CANDIDATE:
             raise RuleViolation(
@@ -247,7 +266,7 @@ def dlt_decide(*, event: AdverseEvent, confirm: bool, reason: str, by) -> Advers
         event.dlt_reason = reason
         event.dlt_decided_by = by
         event.dlt_decided_at = timezone.now()
-        audit(event, by=by, reason=f"DLT {'confirmed' if confirm else 'rejected'}: {reason}").save()
+        audit(event, by=by, reason=f"DLT {'confirmed' if confirm else 'rejected'}: {audited}").save()
         if confirm:
             apply_stopping_rules(event, by=by, new_confirmed_dlt=True)
     return event

@@ -1,4 +1,4 @@
-"""Part 11 signatures: the password re-entered, the digest chained per trial, the quorum, verification."""
+"""Part 11 signatures: the password re-entered, the keyed digest chained per trial, the quorum."""
 
 from django.db import transaction
 from django.db.models import Count, Q
@@ -14,40 +14,11 @@ from safety.selectors import (
 )
 from safety.services.decisions import review_make_effective
 from safety.services.gate import check_review_data_current
+from safety.signing import signature_digest, signing_key_id
 from trial.models import Trial
 
 SIGNING_LOCKOUT_FAILURES = 5
 SIGNING_LOCKOUT_MINUTES = 30
-
-
-def signature_digest(
-    *,
-    review_id: int,
-    snapshot_digest: str,
-    decision: str,
-    signer_id: int,
-    signer_name: str,
-    meaning: str,
-    signed_at,
-    previous: str,
-    mtd_level: int | None = None,
-) -> str:
-    """SHA-256 over what was signed: the review's snapshot, the decision (with the MTD dose the
-    committee declared, if any), the signer, the meaning, the time and the previous signature of the
-    trial (a chain: changing any earlier row breaks it)."""
-    signed = {
-        "review": review_id,
-        "snapshot": snapshot_digest,
-        "decision": decision,
-        "signer": signer_id,
-        "signer_name": signer_name,
-        "meaning": meaning,
-        "signed_at": signed_at.isoformat(),
-        "previous": previous,
-    }
-    if mtd_level is not None:  # absent for every other signature, so earlier digests stay valid
-        signed["mtd_level"] = mtd_level
-    return sha256_hex(canonical_json(signed))
 
 
 def _signing_locked(user) -> bool:
@@ -62,6 +33,7 @@ def review_sign(*, review: SafetyReview, user, password: str, meaning: str, comm
     same transaction. A wrong password is refused, logged and counts toward a lockout.
     """
     require_permission(user, "safety.sign_review", "sign safety reviews (committee members only)")
+    key_id = signing_key_id()  # a server without its signature key refuses before the password is tried
     if meaning not in SignOff.Meaning.values:
         raise InvalidInput(
             ErrorCode.INVALID_MEANING,
@@ -118,6 +90,7 @@ def review_sign(*, review: SafetyReview, user, password: str, meaning: str, comm
             comment=comment,
             signed_at=signed_at,
             previous_digest=previous,
+            key_id=key_id,
             digest=signature_digest(
                 review_id=review.pk,
                 snapshot_digest=review.snapshot_digest,
@@ -127,6 +100,7 @@ def review_sign(*, review: SafetyReview, user, password: str, meaning: str, comm
                 meaning=meaning,
                 signed_at=signed_at,
                 previous=previous,
+                key_id=key_id,
                 mtd_level=review.declared_mtd_level,
             ),
         )
@@ -153,37 +127,3 @@ def _quorum_reached(review: SafetyReview, trial: Trial) -> bool:
         signer__user_permissions__content_type__app_label="safety",
         signer__user_permissions__codename="chair_review",
     ).exists()
-
-
-def verify_signatures(*, trial: Trial | None = None) -> list[str]:
-    """Recompute every signature's digest and the chain; return the problems found (empty: intact)."""
-    problems = []
-    trials = [trial] if trial else list(Trial.objects.order_by("registry_id"))
-    for current in trials:
-        previous = ""
-        for signature in SignOff.objects.filter(trial=current).select_related("review").order_by("sequence"):
-            review = signature.review
-            where = f"{current.registry_id} signature #{signature.sequence} ({signature.signer_full_name})"
-            if sha256_hex(canonical_json(review.snapshot)) != review.snapshot_digest:
-                problems.append(f"{where}: review {review.pk}'s snapshot was changed after it was opened")
-            if signature.previous_digest != previous:
-                problems.append(f"{where}: the chain breaks here (previous digest does not match)")
-            expected = signature_digest(
-                review_id=review.pk,
-                snapshot_digest=review.snapshot_digest,
-                decision=signature.decision,
-                signer_id=signature.signer_id,
-                signer_name=signature.signer_full_name,
-                meaning=signature.meaning,
-                signed_at=signature.signed_at,
-                previous=signature.previous_digest,
-                mtd_level=signature.mtd_level,
-            )
-            if expected != signature.digest:
-                problems.append(f"{where}: the digest does not match what was signed")
-            if signature.decision != review.decision:
-                problems.append(f"{where}: signed decision '{signature.decision}' differs from the review's")
-            if signature.mtd_level != review.declared_mtd_level:
-                problems.append(f"{where}: signed MTD dose {signature.mtd_level} differs from the review's")
-            previous = signature.digest
-    return problems

@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from cohorts import services
 from cohorts.models import FollowUpVisit, LostToFollowUp, Participant, ProtocolDeviation
-from core.actors import system_actor
+from core.actors import BEAT, system_actor
 from core.errors import DomainError
 from tests.cohorts.test_infusions_support import SH, T0, enrolled_cohort, frozen, infuse, infuse_cohort, nurse
 from tests.conftest import PROTOCOL_FILE
@@ -343,7 +343,7 @@ def test_the_sweeps_queries_do_not_grow_with_the_number_of_visits(nct_trial, tmp
     infuse_cohort(one)
     _, three = enrolled_cohort(large_trial, size=3, prefix="L")
     infuse_cohort(three)
-    system_actor()  # created once, before either sweep
+    system_actor(BEAT)  # created once, before either sweep
     counts = {}
     for trial in (small_trial, large_trial):
         with frozen(dt.datetime(2028, 6, 1, tzinfo=SH)), CaptureQueriesContext(connection) as queries:

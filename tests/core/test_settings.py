@@ -99,6 +99,7 @@ def test_deploy_check_is_clean_with_debug_off(tmp_path):
             "SECRET_KEY": "k" * 60 + "!@#$%",
             "ALLOWED_HOSTS": "trial.example",
             "VAR_DIR": str(tmp_path),
+            "SIGNATURE_KEYS": "prod-2026:" + "s" * 48,
         },
         capture_output=True,
         text=True,

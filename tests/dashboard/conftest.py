@@ -46,26 +46,3 @@ def chromium(monkeypatch):
             yield context
         finally:
             context.close()
-
-
-@pytest.fixture
-def flushable_reviews(transactional_db):
-    """Let the flush after a transactional test on SQLite empty decided reviews and signatures.
-
-    SQLite's flush deletes row by row, and the immutability triggers (safety migration 0003) refuse to
-    delete a decided review or a signature; PostgreSQL's TRUNCATE fires no row trigger. After the
-    test (before the flush), the triggers are dropped, the two tables emptied, the triggers put back.
-    """
-    import importlib
-
-    yield
-    from django.db import connection
-
-    if connection.vendor != "sqlite":
-        return
-    immutable = importlib.import_module("safety.migrations.0003_immutable_signatures")
-    with connection.schema_editor() as editor:
-        immutable.reverse(None, editor)
-        for table in ("safety_signoff", "safety_signaturefailure", "safety_safetyreview"):
-            editor.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
-        immutable.forward(None, editor)

@@ -82,7 +82,8 @@ def test_the_trial_page_takes_a_constant_number_of_queries(client, nct_trial, dj
         seed_trial(nct_trial)
     with frozen(VIEW):
         client.force_login(UserFactory(username="reader", role=SAFETY_COMMITTEE))
-        with django_assert_max_num_queries(30):
+        # 30 before issue 15; the dose-finding card reads 3 more (dose count, enrollments, DLT statuses)
+        with django_assert_max_num_queries(33):
             assert client.get("/dashboard/NCT06949137/").status_code == 200
 
 

@@ -9,7 +9,7 @@ from django.db import connection
 
 from cohorts import services
 from cohorts.models import FollowUpVisit, LostToFollowUp, ProtocolDeviation
-from core.actors import system_actor
+from core.actors import BEAT, system_actor
 from tests.cohorts.test_infusions_support import SH, enrolled_cohort, frozen, infuse_cohort
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 def test_two_concurrent_sweeps_miss_each_visit_once_with_one_deviation(nct_trial, round_):
     _, participants = enrolled_cohort(nct_trial, size=3)
     infuse_cohort(participants)
-    system_actor()  # created before the threads race
+    system_actor(BEAT)  # created before the threads race
     barrier = threading.Barrier(2)
     reports, errors = [], []
 

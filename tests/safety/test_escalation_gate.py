@@ -90,7 +90,9 @@ def test_the_whole_loop_opens_the_medium_dose_only_after_three_signatures(review
     assert enrollment.is_sentinel
     out = StringIO()
     call_command("verify_signatures", stdout=out)
-    assert json.loads(out.getvalue()) == {"signatures_checked": 3, "intact": True, "problems": []}
+    report = json.loads(out.getvalue())
+    assert (report["signatures_checked"], report["intact"], report["problems"]) == (3, True, [])
+    assert report["heads"]["NCT06949137"]["count"] == 3 and report["legacy_unkeyed"] == 0
 
 
 def test_no_cohort_opens_by_a_direct_service_call_without_an_effective_decision(reviewed, nct_trial):
@@ -239,7 +241,8 @@ def test_verify_signatures_finds_a_tampered_snapshot(reviewed):
     assert exited.value.code == 1
     report = json.loads(out.getvalue())
     assert report["intact"] is False
-    assert "snapshot was changed" in report["problems"][0] and "signature #1" in report["problems"][0]
+    first = report["problems"][0]
+    assert (first["code"], first["sequence"]) == ("snapshot_changed", 1) and "signature #1" in first["message"]
     with pytest.raises(DomainError) as refused:
         _sign_all(reviewed, members[2:])
     assert refused.value.code == "snapshot_tampered"

@@ -7,6 +7,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
+from core.actors import CREATE_ROLE_USER, os_user, system_actor
+from core.history import acting_as
 from core.roles import ROLES, SAFETY_COMMITTEE, SPONSOR
 
 
@@ -29,7 +31,9 @@ class Command(BaseCommand):
         if users.objects.filter(username=username).exists():
             raise CommandError(f"A user named {username!r} already exists.")
         password = secrets.token_urlsafe(12)
-        with transaction.atomic():
+        reason = f"create_role_user {username} --role {role}" + (" --chair" if chair else "")
+        reason += f" (run by {os_user()})"
+        with transaction.atomic(), acting_as(system_actor(CREATE_ROLE_USER), reason):
             user = users.objects.create_user(
                 username=username,
                 password=password,

@@ -18,7 +18,8 @@ from django.db import transaction
 from rest_framework import serializers
 
 from api.serializers import StrictSerializer
-from core.history import audit
+from core.actors import LOAD_CTCAE_TERMS, system_actor
+from core.history import acting_as, audit
 from safety.models import CtcaeTerm
 from trial.protocol_file import error_paths
 
@@ -168,7 +169,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, file: Path, sync: bool, **options):
-        report = ctcae_terms_load(path=file, sync=sync)
+        actor = system_actor(LOAD_CTCAE_TERMS)
+        with acting_as(actor, f"load_ctcae_terms {file.name}"):
+            report = ctcae_terms_load(path=file, sync=sync, by=actor)
         self.stdout.write(json.dumps(report, ensure_ascii=False, indent=2))
         if not report["created"] and not report["updated"]:
             self.stderr.write(f"{report['source']}: every term is already loaded; nothing changed.")

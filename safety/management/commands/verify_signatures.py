@@ -3,15 +3,16 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from safety.models import SignOff
-from safety.services import verify_signatures
+from safety.services import signature_report
 from trial.models import Trial
 
 
 class Command(BaseCommand):
     help = (
-        "Check every safety-review signature: its SHA-256 digest over what was signed and the chain to the "
-        "previous signature. Prints JSON; exits 1 and says where the chain breaks if anything was tampered with."
+        "Check every safety-review signature: its HMAC under its key, the chain of previous digests, the "
+        "trial's chain head and count, and that decided reviews keep their signatures. Prints JSON "
+        '({"signatures_checked", "legacy_unkeyed", "intact", "heads", "problems": [{"trial", "sequence", "code", '
+        '"message"}]}); exits 1 if anything is wrong.'
     )
 
     def add_arguments(self, parser):
@@ -23,12 +24,7 @@ class Command(BaseCommand):
             selected = Trial.objects.filter(registry_id=trial).first()
             if selected is None:
                 raise CommandError(f"No trial {trial!r}.")
-        problems = verify_signatures(trial=selected)
-        checked = SignOff.objects.filter(trial=selected).count() if selected else SignOff.objects.count()
-        self.stdout.write(
-            json.dumps(
-                {"signatures_checked": checked, "intact": not problems, "problems": problems}, ensure_ascii=False
-            )
-        )
-        if problems:
+        report = signature_report(trial=selected)
+        self.stdout.write(json.dumps(report, ensure_ascii=False))
+        if report["problems"]:
             sys.exit(1)

@@ -4,7 +4,9 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from core.actors import LOAD_PROTOCOL, system_actor
 from core.errors import DomainError
+from core.history import acting_as
 from trial.services import protocol_load
 
 DEFAULT_FILE = Path(settings.BASE_DIR) / "trial" / "protocols" / "NCT06949137.json"
@@ -25,8 +27,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, file: Path, sync: bool, **options):
+        actor = system_actor(LOAD_PROTOCOL)
         try:
-            report = protocol_load(path=file, sync=sync)
+            with acting_as(actor, f"load_protocol {file.name}"):
+                report = protocol_load(path=file, sync=sync, by=actor)
         except DomainError as exc:
             raise CommandError(exc.message) from None
         self.stdout.write(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))

@@ -2,22 +2,23 @@
 """The protocol's number of consecutive missed visits after which a participant is flagged lost to follow-up.
 
 SQLite adds the column and its CHECK by rebuilding trial_trial, which it cannot do while the cohort gate
-trigger (safety 0004) refers to the table: the triggers are dropped first and reinstalled last, as in
-safety 0007.
+trigger (safety 0004) refers to the table: every trigger of safety 0003, 0004 and 0008 (the signature chain)
+is dropped first and reinstalled last, with safety 0008's ``drop_triggers`` / ``reinstall``. The history
+table's append-only triggers come back after ``migrate`` (``core.append_only``, post_migrate).
 """
 
 import importlib
 
 from django.db import migrations, models
 
-triggers = importlib.import_module("safety.migrations.0007_deaths_are_serious_and_mtd_selection")
+triggers = importlib.import_module("safety.migrations.0008_signature_keys_and_chain_head")
 
 
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('trial', '0004_evaluability_and_3plus3_variant'),
-        ('safety', '0007_deaths_are_serious_and_mtd_selection'),
+        ('trial', '0006_merge_20261202_0113'),
+        ('safety', '0009_merge_20261202_0113'),
     ]
 
     operations = [

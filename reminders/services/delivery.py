@@ -1,0 +1,206 @@
+"""Delivery, exactly once: the beat sweep claims due rows and sends one delivery task per row after commit;
+the delivery task re-reads the row under its lock and marks it sent only after the mail backend accepted.
+
+- The sweep claims ``pending`` rows due now, and ``sending`` rows claimed longer than the claim timeout ago
+  (their task was lost: broker restarted, worker killed), with ``select_for_update(skip_locked=True)`` in
+  batches: two sweeps, or a sweep and a delivery, never take the same row.
+- The delivery holds the row lock while it sends, so two tasks for one row (a reclaimed row whose first task
+  comes back) are serialised and the second finds it ``sent``. The row's state decides, not a cache.
+- A failed send is recorded (attempts, last error, a delivery row) and the row goes back to ``pending`` with
+  exponential backoff, until ``REMINDER_MAX_ATTEMPTS``: then ``failed``, shown in the data manager's log.
+- What cannot be made exactly-once: a worker killed after the SMTP server accepted and before the commit.
+  The window is the commit itself; the row then goes out again after the claim timeout.
+"""
+
+import logging
+import zoneinfo
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.html import escape
+
+from reminders.kinds import kind_for, retry_delay_seconds
+from reminders.models import Reminder, ReminderDelivery, ReminderMute
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    claimed: int
+    batches: int
+    published: int
+    broker_error: str = ""
+
+
+def _claimable(now: datetime) -> Q:
+    stale = now - timedelta(seconds=settings.REMINDER_CLAIM_TIMEOUT_SECONDS)
+    return Q(state=Reminder.State.PENDING, due_at__lte=now) | Q(state=Reminder.State.SENDING, claimed_at__lt=stale)
+
+
+def reminders_sweep(
+    *, publish: Callable[[int], None], now: datetime | None = None, batch_size: int | None = None
+) -> SweepResult:
+    """Claim every due reminder, batch by batch, and send one delivery task per row after each batch commits
+    (``publish(reminder_id)``: the task module passes the delivery task's sender).
+
+    Queries grow with batches (a locking SELECT and an UPDATE each), not rows. If the broker refuses a
+    publish, the sweep stops publishing: the rest of that batch stays ``sending`` and the next sweep after the
+    claim timeout sends it again.
+    """
+    now = now or timezone.now()
+    batch_size = batch_size or settings.REMINDER_SWEEP_BATCH
+    claimed = batches = published = 0
+    broker_error = ""
+    while not broker_error:
+        with transaction.atomic():
+            ids = list(
+                Reminder.objects.select_for_update(skip_locked=True)
+                .filter(_claimable(now))
+                .order_by("due_at", "pk")
+                .values_list("pk", flat=True)[:batch_size]
+            )
+            if ids:
+                Reminder.objects.filter(pk__in=ids).update(state=Reminder.State.SENDING, claimed_at=now)
+        if not ids:
+            break
+        batches += 1
+        claimed += len(ids)
+        for reminder_id in ids:  # after the commit above: a worker can never see the row before it is claimed
+            try:
+                publish(reminder_id)
+            except Exception as exc:
+                broker_error = f"{type(exc).__name__}: {exc}"
+                log.warning("Reminder sweep stopped publishing at reminder %s: %s", reminder_id, broker_error)
+                break
+            published += 1
+        if len(ids) < batch_size:
+            break
+    return SweepResult(claimed=claimed, batches=batches, published=published, broker_error=broker_error)
+
+
+def site_zone(reminder: Reminder) -> zoneinfo.ZoneInfo:
+    name = reminder.site.time_zone if reminder.site_id else "UTC"
+    return zoneinfo.ZoneInfo(name)
+
+
+def format_moment(moment: datetime | None, zone: zoneinfo.ZoneInfo) -> str:
+    if moment is None:
+        return "now"
+    return f"{moment.astimezone(zone):%Y-%m-%d %H:%M} ({zone.key})"
+
+
+def reminder_message(reminder: Reminder) -> tuple[str, str, str]:
+    """(subject, plain text, HTML): times in the site's zone."""
+    spec = kind_for(reminder.kind)
+    zone = site_zone(reminder)
+    when = format_moment(reminder.event_at or reminder.due_at, zone)
+    trial = f"[{reminder.trial.registry_id}] " if reminder.trial_id else ""
+    subject = f"{trial}{spec.title}: {reminder.subject_label}"[:250]
+    sentence = spec.text.format(label=reminder.subject_label, when=when)
+    footer = "Safety reminder: it cannot be muted." if reminder.safety else "You can mute this kind in My reminders."
+    plain = f"{sentence}\n\nDue {format_moment(reminder.due_at, zone)}.\n{footer}\n"
+    html = (
+        f"<p>{escape(sentence)}</p><p>Due {escape(format_moment(reminder.due_at, zone))}.</p>"
+        f"<p><small>{escape(footer)}</small></p>"
+    )
+    return subject, plain, html
+
+
+def reminder_recipients(reminder: Reminder) -> list[str]:
+    """The addresses: the user, or every active user of the role with an address; muted users are left out
+    of a non-safety kind (they still see it in-app)."""
+    users = get_user_model().objects.filter(is_active=True).exclude(email="")
+    if reminder.recipient_user_id:
+        users = users.filter(pk=reminder.recipient_user_id)
+    else:
+        users = users.filter(groups__name=reminder.recipient_role)
+    if not reminder.safety:
+        muted = ReminderMute.objects.filter(kind=reminder.kind).values("user_id")
+        users = users.exclude(pk__in=muted)
+    return sorted(set(users.values_list("email", flat=True)))
+
+
+def _record(reminder: Reminder, *, attempt: int, outcome: str, recipients: list[str], error: str = "") -> None:
+    ReminderDelivery.objects.create(
+        reminder=reminder, attempt=attempt, at=timezone.now(), outcome=outcome, recipients="\n".join(recipients),
+        error=error[:2000],
+    )  # fmt: skip
+
+
+def reminder_deliver(*, reminder_id: int) -> str:
+    """Send one claimed reminder. Returns the row's state afterwards (``sent``, ``pending`` to retry, ``failed``),
+    or why nothing was done (``skipped:<state>``). Safe to run twice."""
+    with transaction.atomic():
+        reminder = (
+            Reminder.objects.select_for_update(of=("self",))
+            .select_related("site", "trial")
+            .filter(pk=reminder_id)
+            .first()
+        )
+        if reminder is None:
+            return "skipped:missing"
+        if reminder.state != Reminder.State.SENDING:
+            return f"skipped:{reminder.state}"
+        attempt = reminder.attempts + 1
+        recipients = reminder_recipients(reminder)
+        now = timezone.now()
+        if reminder.channel == Reminder.Channel.IN_APP or (
+            not recipients and not reminder.safety and _all_muted(reminder)
+        ):
+            accepted, error = True, ""
+        elif not recipients:
+            accepted, error = False, "nobody to send to: no active user of the role has an e-mail address"
+        else:
+            accepted, error = _send(reminder, recipients)
+        if accepted:
+            Reminder.objects.filter(pk=reminder.pk).update(
+                state=Reminder.State.SENT, sent_at=now, attempts=attempt, claimed_at=None
+            )
+            _record(reminder, attempt=attempt, outcome=ReminderDelivery.Outcome.SENT, recipients=recipients)
+            return Reminder.State.SENT
+        gave_up = attempt >= settings.REMINDER_MAX_ATTEMPTS
+        delay = timedelta(seconds=retry_delay_seconds(attempt, base=settings.REMINDER_RETRY_SECONDS))
+        Reminder.objects.filter(pk=reminder.pk).update(
+            state=Reminder.State.FAILED if gave_up else Reminder.State.PENDING,
+            due_at=reminder.due_at if gave_up else now + delay,
+            attempts=attempt,
+            last_error=error[:2000],
+            claimed_at=None,
+        )
+        _record(reminder, attempt=attempt, outcome=ReminderDelivery.Outcome.FAILED, recipients=recipients, error=error)
+        log.warning("Reminder %s attempt %s failed: %s", reminder.pk, attempt, error)
+        return Reminder.State.FAILED if gave_up else Reminder.State.PENDING
+
+
+def _all_muted(reminder: Reminder) -> bool:
+    """Everyone it concerns muted this kind: nothing to e-mail, it counts as delivered (in-app)."""
+    users = get_user_model().objects.filter(is_active=True).exclude(email="")
+    if reminder.recipient_user_id:
+        users = users.filter(pk=reminder.recipient_user_id)
+    else:
+        users = users.filter(groups__name=reminder.recipient_role)
+    return users.exists() and not users.exclude(reminder_mutes__kind=reminder.kind).exists()
+
+
+def _send(reminder: Reminder, recipients: list[str]) -> tuple[bool, str]:
+    subject, plain, html = reminder_message(reminder)
+    message = EmailMultiAlternatives(
+        subject=subject, body=plain, from_email=settings.DEFAULT_FROM_EMAIL, to=recipients,
+        headers={"X-Reminder-Key": reminder.dedupe_key},
+    )  # fmt: skip
+    message.attach_alternative(html, "text/html")
+    try:
+        sent = get_connection(fail_silently=False).send_messages([message])
+    except Exception as exc:
+        return False, f"{type(exc).__name__}: {exc}"
+    if not sent:
+        return False, "the mail backend accepted no message"
+    return True, ""

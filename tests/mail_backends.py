@@ -1,0 +1,34 @@
+"""Mail backends for the reminder tests. The integration tests point a worker subprocess at them by dotted
+path (EMAIL_BACKEND), so they take their knobs from the environment and keep state in files."""
+
+import os
+import smtplib
+import time
+from pathlib import Path
+
+from django.core.mail.backends.filebased import EmailBackend as FileBackend
+from django.core.mail.backends.locmem import EmailBackend as LocmemBackend
+
+
+class FailingThenLocmem(LocmemBackend):
+    """Raises like an unreachable SMTP server ``failures_left`` times, then delivers to ``mail.outbox``."""
+
+    failures_left = 0
+
+    def send_messages(self, messages):
+        if FailingThenLocmem.failures_left > 0:
+            FailingThenLocmem.failures_left -= 1
+            raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+        return super().send_messages(messages)
+
+
+class SlowFileBackend(FileBackend):
+    """Writes ``STARTED-<pid>-<n>`` when a send begins, sleeps ``TEST_MAIL_DELAY`` seconds, then writes the
+    message file: a worker killed during the sleep has sent nothing."""
+
+    def send_messages(self, messages):
+        folder = Path(self.file_path)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"STARTED-{os.getpid()}-{time.monotonic_ns()}").write_text("", encoding="utf-8")
+        time.sleep(float(os.environ.get("TEST_MAIL_DELAY", "0")))
+        return super().send_messages(messages)
