@@ -20,7 +20,7 @@ nurse, wait for each other and never both record a visit; the database's unique 
 import zoneinfo
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time, timedelta
 
 from django.db import transaction
 from django.db.models import F, Q
@@ -39,10 +39,12 @@ from core.actors import BEAT, system_actor
 from core.cleaning import clean_text
 from core.errors import ErrorCode, RuleViolation, require_permission
 from core.history import audit, audited_bulk_create, audited_bulk_update, automatic
-from trial.models import Trial
+from reminders import services as reminder_services
+from trial.models import Site, Trial
 
 Status = Participant.Status
 T = ParticipantTransition
+MISSED_REMINDER = "visit-missed"  # reminders.kinds: site staff are told a visit was missed
 MISSED_FIELDS = ("status", "missed_reason", "missed_automatically", "recorded_by", "recorded_at")
 
 
@@ -57,13 +59,36 @@ class SweepReport:
         return {"trial": self.trial, "missed": self.missed, "completed": self.completed, "flagged": self.flagged}
 
 
-def _overdue(trial: Trial, now: datetime) -> Q:
+def _overdue(sites: dict[int, Site], now: datetime) -> Q:
     """Visits whose window is over at their site now: ``window_end`` < the site's date (``rules.window_over``)."""
     overdue = Q(pk__in=[])
-    for site_id, zone in trial.sites.values_list("pk", "time_zone"):
-        today = timezone.localdate(now, timezone=zoneinfo.ZoneInfo(zone))
-        overdue |= Q(participant__site_id=site_id, window_end__lt=today)
+    for site in sites.values():
+        today = timezone.localdate(now, timezone=zoneinfo.ZoneInfo(site.time_zone))
+        overdue |= Q(participant__site_id=site.pk, window_end__lt=today)
     return overdue
+
+
+def _missed_reminders(visits: list[FollowUpVisit], by_id: dict, sites: dict[int, Site], trial: Trial, now, actor):
+    """The "visit missed" reminder of each visit (site staff), due now, in the sweep's transaction."""
+    items = []
+    for visit in visits:
+        participant = by_id[visit.participant_id]
+        site = sites[participant.site_id]
+        closed = datetime.combine(
+            visit.window_end + timedelta(days=1), time(0), tzinfo=zoneinfo.ZoneInfo(site.time_zone)
+        )
+        items.append(
+            {
+                "kind": MISSED_REMINDER,
+                "subject": f"visit:{visit.pk}",
+                "subject_label": f"{participant.study_id or participant} — {visit.name}",
+                "due_at": now,
+                "event_at": closed,
+                "trial": trial,
+                "site": site,
+            }
+        )
+    reminder_services.reminders_schedule_many(items, by=actor)
 
 
 def follow_up_sweep(*, trial_id: int, now: datetime | None = None) -> SweepReport:
@@ -76,7 +101,8 @@ def follow_up_sweep(*, trial_id: int, now: datetime | None = None) -> SweepRepor
     with transaction.atomic():
         trial = Trial.objects.get(pk=trial_id)
         report = SweepReport(trial=trial.registry_id)
-        overdue = _overdue(trial, now)
+        sites = {site.pk: site for site in trial.sites.all()}
+        overdue = _overdue(sites, now)
         # The DLT-window visits of a closed cohort are locked (cohorts.services.data_lock): the sweep leaves them.
         locked = Q(participant__enrollments__cohort__state=Cohort.State.CLOSED) & Q(
             target_date__lte=F("participant__dlt_window_end")
@@ -138,6 +164,7 @@ def follow_up_sweep(*, trial_id: int, now: datetime | None = None) -> SweepRepor
             by=actor,
             reason=automatic("a visit was missed"),
         )
+        _missed_reminders(visits, by_id, sites, trial, now, actor)
         report.missed = [v.pk for v in visits]
         moved = follow_up_progress_apply(participants, now=now)
         report.completed, report.flagged = moved["completed"], moved["flagged"]

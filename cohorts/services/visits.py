@@ -19,7 +19,7 @@ from cohorts.models import (
 from cohorts.selectors import site_today
 from cohorts.services.data_lock import CORRECT_LOCKED_DATA, data_lock_check
 from cohorts.services.deviations import deviation_open_by_system
-from cohorts.services.follow_up import follow_up_progress_apply, missed_description
+from cohorts.services.follow_up import MISSED_REMINDER, follow_up_progress_apply, missed_description
 from cohorts.services.participant_lifecycle import (
     ParticipantTransition,
     participant_transition,
@@ -29,6 +29,7 @@ from core.actors import BEAT, system_actor
 from core.cleaning import clean_text
 from core.errors import ErrorCode, InvalidInput, RuleViolation, require_permission
 from core.history import audit, automatic
+from reminders import services as reminder_services
 
 
 def _lock_visit(visit: FollowUpVisit) -> FollowUpVisit:
@@ -59,6 +60,14 @@ def _missed_deviation(visit: FollowUpVisit) -> ProtocolDeviation | None:
     return ProtocolDeviation.objects.filter(
         visit=visit, category=ProtocolDeviation.Category.VISIT_WINDOW, source=ProtocolDeviation.Source.SYSTEM
     ).first()
+
+
+def _missed_visit_recorded(visit: FollowUpVisit, note: str, *, by) -> None:
+    """Staff recorded a visit the sweep missed: its "visit missed" reminder, if not sent yet, is cancelled."""
+    reminder_services.reminder_cancel(
+        subject=f"visit:{visit.pk}", kinds=[MISSED_REMINDER], reason="the missed visit was recorded", by=by
+    )
+    _note_late_record(visit, note)
 
 
 def _note_late_record(visit: FollowUpVisit, note: str) -> None:
@@ -119,7 +128,7 @@ def visit_complete(*, visit: FollowUpVisit, on: date, by, reason: str = "") -> F
         ).save()
         where = "outside" if visit.out_of_window else "inside"
         if late:
-            _note_late_record(visit, f"Recorded later as done on {on}, {where} its window.")
+            _missed_visit_recorded(visit, f"Recorded later as done on {on}, {where} its window.", by=by)
         elif visit.out_of_window:
             deviation_open_by_system(
                 participant=participant,
@@ -164,7 +173,7 @@ def visit_miss(*, visit: FollowUpVisit, reason: str, by) -> FollowUpVisit:
             visit, by=by, reason=f"Visit missed: {audited}" + (" (confirmed after the sweep)" if confirming else "")
         ).save()
         if confirming:
-            _note_late_record(visit, f"Missed, confirmed by staff: {reason}")
+            _missed_visit_recorded(visit, f"Missed, confirmed by staff: {reason}", by=by)
         else:
             deviation_open_by_system(
                 participant=participant,

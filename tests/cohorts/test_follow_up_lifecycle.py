@@ -13,6 +13,7 @@ from cohorts import services
 from cohorts.models import FollowUpVisit, LostToFollowUp, Participant, ProtocolDeviation
 from core.actors import BEAT, system_actor
 from core.errors import DomainError
+from reminders.models import Reminder
 from tests.cohorts.test_infusions_support import SH, T0, enrolled_cohort, frozen, infuse, infuse_cohort, nurse
 from tests.conftest import PROTOCOL_FILE
 from tests.factories import staff_users
@@ -351,3 +352,37 @@ def test_the_sweeps_queries_do_not_grow_with_the_number_of_visits(nct_trial, tmp
         counts[trial.registry_id] = (len(report.missed), len(queries))
     assert counts["NCT06949137"][0] == 7 and counts["NCT00000002"][0] == 21
     assert counts["NCT06949137"][1] == counts["NCT00000002"][1]
+
+
+# --- the "visit missed" reminder --------------------------------------------------------------------------------
+
+
+def test_each_missed_visit_schedules_one_visit_missed_reminder_for_site_staff_however_many_sweeps(sentinel):
+    done(sentinel, "D1")
+    at = after_window(sentinel, "D7")
+    for n in range(3):
+        sweep(sentinel.trial, at + dt.timedelta(minutes=15 * n))
+    d7 = visit(sentinel, "D7")
+    (reminder,) = Reminder.objects.filter(subject=f"visit:{d7.pk}")
+    assert (reminder.kind, reminder.recipient_role, reminder.state, reminder.dedupe_key) == (
+        "visit-missed",
+        "Site staff",
+        "pending",
+        f"visit:{d7.pk}:visit-missed",
+    )
+    assert reminder.due_at == at and reminder.event_at == at  # 2026-12-04 00:00 in Nanjing, stored in UTC
+    assert reminder.subject_label == f"{sentinel.study_id} — Day 7"
+
+
+@pytest.mark.parametrize("record", ["done", "missed"])
+def test_recording_a_visit_the_sweep_missed_cancels_its_reminder(sentinel, record):
+    done(sentinel, "D1")
+    missed_by_sweep(sentinel, "D7")
+    d7 = visit(sentinel, "D7")
+    with frozen(dt.datetime(2026, 12, 4, 9, tzinfo=SH)):
+        if record == "done":
+            services.visit_complete(visit=d7, on=dt.date(2026, 12, 3), by=nurse())
+        else:
+            services.visit_miss(visit=d7, reason="In hospital elsewhere", by=nurse())
+    reminder = Reminder.objects.get(subject=f"visit:{d7.pk}")
+    assert (reminder.state, reminder.cancel_reason) == ("cancelled", "the missed visit was recorded")
