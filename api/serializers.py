@@ -97,6 +97,7 @@ class TrialSerializer(serializers.ModelSerializer):
             "dlt_min_relationship",
             "dlt_stop_count",
             "stop_on_related_death",
+            "lost_to_follow_up_missed_visits",
             "sites",
             "dose_levels",
             "criteria",

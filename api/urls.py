@@ -10,6 +10,7 @@ from cohorts.api import (
     ConsentViewSet,
     FollowUpVisitViewSet,
     InfusionViewSet,
+    LostToFollowUpViewSet,
     OpenFirstCohortView,
     ParticipantViewSet,
     ProtocolDeviationViewSet,
@@ -37,6 +38,7 @@ router.register("reviews", SafetyReviewViewSet, basename="review")
 router.register("infusions", InfusionViewSet, basename="infusion")
 router.register("visits", FollowUpVisitViewSet, basename="followupvisit")
 router.register("deviations", ProtocolDeviationViewSet, basename="deviation")
+router.register("lost-to-follow-up", LostToFollowUpViewSet, basename="lost-to-follow-up")
 # Adverse events, DLT decisions and expedited-reporting clocks.
 router.register("adverse-events", AdverseEventViewSet, basename="adverse-event")
 router.register("reporting-clocks", ReportingClockViewSet, basename="reporting-clock")

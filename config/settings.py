@@ -314,6 +314,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 HEARTBEAT_SECONDS = env_int("HEARTBEAT_SECONDS", 60)
 REVIEW_CHECK_SECONDS = env_int("REVIEW_CHECK_SECONDS", 15 * 60)
+FOLLOW_UP_SWEEP_SECONDS = env_int("FOLLOW_UP_SWEEP_SECONDS", 15 * 60)
 # Reminders (reminders/services/delivery.py): the sweep claims due rows in batches; a row claimed longer than
 # the claim timeout ago (its task lost) is claimed again; a failed send is retried with exponential backoff.
 REMINDER_SWEEP_SECONDS = env_int("REMINDER_SWEEP_SECONDS", 60)
@@ -327,6 +328,9 @@ CELERY_BEAT_SCHEDULE = {
     "open-due-safety-reviews": {"task": "safety.tasks.open_due_reviews", "schedule": float(REVIEW_CHECK_SECONDS)},
     # Every signature re-verified daily (00:30 UTC, 08:30 in Asia/Shanghai); a break records an IntegrityAlert.
     "verify-signatures-daily": {"task": "safety.tasks.verify_signatures_daily", "schedule": crontab(hour=0, minute=30)},
+    # Visits nobody recorded by the end of their window (site date) become missed; participants complete or are
+    # flagged lost to follow-up. One task per trial.
+    "sweep-follow-up": {"task": "cohorts.tasks.sweep_follow_up", "schedule": float(FOLLOW_UP_SWEEP_SECONDS)},
     # A sweep that waited longer than its interval is dropped: the next one claims the same rows.
     "sweep-due-reminders": {
         "task": "reminders.tasks.sweep_due_reminders",

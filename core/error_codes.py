@@ -118,6 +118,16 @@ class ErrorCode(enum.StrEnum):
     INFUSION_NOT_IN_PROGRESS = "infusion_not_in_progress", (409,), "the infusion has not started or is finished"
     NOT_INTERRUPTED = "not_interrupted", (409,), "the infusion is not interrupted"
     VISIT_ALREADY_RECORDED = "visit_already_recorded", (409,), "the visit is recorded already"
+    PARTICIPANT_TRANSITION_NOT_ALLOWED = (
+        "participant_transition_not_allowed",
+        (409,),
+        "a move of a participant's status that her lifecycle forbids",
+    )
+    LOST_TO_FOLLOW_UP_NOT_PENDING = (
+        "lost_to_follow_up_not_pending",
+        (409,),
+        "the lost-to-follow-up flag is decided already",
+    )
     DEVIATION_CLOSED = "deviation_closed", (409,), "a closed deviation is final"
     DATA_LOCKED = "data_locked", (409,), "the cohort is closed: its clinical records are locked (data manager only)"
     NOT_A_DLT_CANDIDATE = "not_a_dlt_candidate", (409,), "the event is not a DLT candidate"

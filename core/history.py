@@ -8,13 +8,17 @@ updates or deletes them, and a user named in them can never be deleted (``histor
 ``PROTECT``; users are deactivated instead).
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 
 from django.conf import settings
 from django.db import models
 from simple_history.models import HistoricalRecords
+from simple_history.utils import bulk_create_with_history, bulk_update_with_history
+
+# The reason every automatic change (a beat task's sweep, a consequence the system draws) starts with.
+AUTOMATIC = "automatic"
 
 # (user, reason) that history rows take when their instance names none: set by ``acting_as``.
 _acting: ContextVar[tuple | None] = ContextVar("acting", default=None)
@@ -91,3 +95,22 @@ def acting_as(user, reason: str = "") -> Iterator[None]:
         yield
     finally:
         _acting.reset(token)
+
+
+def automatic(detail: str) -> str:
+    """The reason of an automatic change: ``automatic: <what the system found>``."""
+    return f"{AUTOMATIC}: {detail}"
+
+
+def audited_bulk_update(objs: Sequence[models.Model], fields: Iterable[str]) -> None:
+    """Save ``fields`` of many rows in one UPDATE per batch, with one history row each (who and why from
+    ``audit()`` on each object)."""
+    if objs:
+        bulk_update_with_history(list(objs), type(objs[0]), list(fields), batch_size=500)
+
+
+def audited_bulk_create(objs: Sequence[models.Model]) -> list[models.Model]:
+    """Insert many rows in one INSERT per batch, with one history row each (who and why from ``audit()``)."""
+    if not objs:
+        return []
+    return bulk_create_with_history(list(objs), type(objs[0]), batch_size=500)

@@ -44,12 +44,14 @@ INFUSION_MODELS = (
     "followupvisit",
     "protocoldeviation",
 )
+# Opened by the system, decided by an investigator (cohorts.decide_losttofollowup): nobody adds or changes them.
+FLAG_MODELS = ("losttofollowup",)
 SAFETY_MODELS = ("adverseevent", "reportingclock", "ctcaeterm", "safetyreview", "signoff", "simulationreport")
 # What staff record at the bedside and at screening (never delete; corrections are audited edits).
 SCREENING_WRITES = _perms("cohorts", ("add", "change"), ("participant", "screeningrecord", "fracture", "consentrecord"))
 
 _READ_PROTOCOL = _perms("trial", ("view",), PROTOCOL_MODELS)
-_READ_COHORTS = _perms("cohorts", ("view",), COHORT_MODELS + INFUSION_MODELS)
+_READ_COHORTS = _perms("cohorts", ("view",), COHORT_MODELS + INFUSION_MODELS + FLAG_MODELS)
 _READ_SAFETY = _perms("safety", ("view",), SAFETY_MODELS)
 BEDSIDE_WRITES = _perms("cohorts", ("add", "change"), INFUSION_MODELS) | _perms(
     "safety", ("add", "change"), ("adverseevent", "reportingclock")
@@ -109,6 +111,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "cohorts.add_gilbertsyndromediagnosis",
             "cohorts.change_gilbertsyndromediagnosis",
             "cohorts.open_first_cohort",
+            "cohorts.decide_losttofollowup",
             "safety.decide_dlt",
         }
     ),

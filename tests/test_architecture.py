@@ -7,7 +7,8 @@ someone breaks them. import-linter (``lint-imports`` in .ci/run) checks the app 
    (``services._rate``): a name starting with ``_`` stays in its module.
 3. No function-local import in production code, except where Django wants one (``AppConfig.ready``,
    data migrations, ``manage.py``): a local import must not hide an import cycle.
-4. Only the cohort lifecycle module assigns a cohort's state.
+4. Only the cohort lifecycle module assigns a cohort's state; only the participant lifecycle module a
+   participant's status.
 5. No production module is over about 450 lines, rule tables aside.
 """
 
@@ -161,6 +162,38 @@ def test_only_the_lifecycle_module_assigns_a_cohort_state():
     assert found == []
     lifecycle_nodes = list(ast.walk(ast.parse(lifecycle.read_text(encoding="utf-8"))))
     assert any(_assigns_state(node) for node in lifecycle_nodes), "the check finds nothing: it is broken"
+
+
+def _assigns_participant_status(node) -> bool:
+    """``participant.status = …`` (any name with "participant"), or ``Participant(…, status=…)`` /
+    ``Participant.objects….update(status=…)``."""
+    if isinstance(node, ast.Assign):
+        targets = [t for target in node.targets for t in (target.elts if isinstance(target, ast.Tuple) else [target])]
+        return any(
+            isinstance(t, ast.Attribute) and t.attr == "status" and "participant" in ast.unparse(t.value).lower()
+            for t in targets
+        )
+    if isinstance(node, ast.Call):
+        name = ast.unparse(node.func)
+        creates = name in ("Participant", "Participant.objects.create") or (
+            name.endswith(".update") and "participant" in name.lower()
+        )
+        return creates and any(kw.arg == "status" for kw in node.keywords)
+    return False
+
+
+def test_only_the_participant_lifecycle_module_assigns_a_participant_status():
+    lifecycle = ROOT / "cohorts" / "services" / "participant_lifecycle.py"
+    found = [
+        f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)[:80]}"
+        for path in _modules(APPS)
+        if path != lifecycle
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if _assigns_participant_status(node)
+    ]
+    assert found == []
+    lifecycle_nodes = list(ast.walk(ast.parse(lifecycle.read_text(encoding="utf-8"))))
+    assert any(_assigns_participant_status(node) for node in lifecycle_nodes), "the check finds nothing: it is broken"
 
 
 def test_no_production_module_is_over_about_450_lines():

@@ -82,6 +82,7 @@ class TrialAdmin(AuditedAdmin):
             {"fields": ("decision_tables",), "classes": ("collapse",)},
         ),
         ("Safety windows", {"fields": ("dlt_window_days", "sentinel_observation_days", "stagger_hours")}),
+        ("Follow-up", {"fields": ("lost_to_follow_up_missed_visits",)}),
         (
             "DLT definition and stopping rules",
             {"fields": ("dlt_min_grade", "dlt_min_relationship", "dlt_stop_count", "stop_on_related_death")},

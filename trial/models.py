@@ -129,6 +129,13 @@ class Trial(models.Model):
         help_text="3+3: two or more DLTs among up to six participants exceed the MTD.",
     )
     stop_on_related_death = models.BooleanField("stop: a related grade 5 event pauses the cohort", default=True)
+    # --- follow-up ---
+    lost_to_follow_up_missed_visits = models.PositiveSmallIntegerField(
+        "lost to follow-up: consecutive missed visits",
+        default=2,
+        help_text="After this many consecutive missed visits the participant is shown as lost to follow-up, "
+        "pending an investigator's confirmation (docs/protocol.md).",
+    )
     # --- reminder lead times (protocol data). Empty: the default of reminders.kinds.LEAD_DEFAULTS, with its source
     # in docs/protocol.md. Nullable, so SQLite adds the columns without rebuilding the table its triggers name.
     visit_reminder_days = models.PositiveSmallIntegerField(
@@ -180,6 +187,9 @@ class Trial(models.Model):
             ),
             models.CheckConstraint(condition=Q(dlt_min_grade__gte=1, dlt_min_grade__lte=5), name="trial_dlt_grade_1_5"),
             models.CheckConstraint(condition=Q(dlt_stop_count__gte=1), name="trial_dlt_stop_count_positive"),
+            models.CheckConstraint(
+                condition=Q(lost_to_follow_up_missed_visits__gte=1), name="trial_lost_to_follow_up_missed_positive"
+            ),
             models.CheckConstraint(
                 condition=Q(three_plus_three_variant__in=["confirm_on_six", "escalation_default"]),
                 name="trial_three_plus_three_variant_known",

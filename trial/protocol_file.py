@@ -52,6 +52,7 @@ class ParametersSchema(StrictSerializer):
     dlt_min_relationship = serializers.ChoiceField(choices=["unlikely", "possible", "probable", "definite"])
     dlt_stop_count = serializers.IntegerField(min_value=1, max_value=100)
     stop_on_related_death = serializers.BooleanField()
+    lost_to_follow_up_missed_visits = serializers.IntegerField(min_value=1, max_value=100, required=False, default=2)
     visit_reminder_days = serializers.IntegerField(
         min_value=0, max_value=365, required=False, allow_null=True, default=None
     )

@@ -4,7 +4,15 @@ Every write calls a service (``cohorts.services``); a refusal comes back on the 
 (``core.admin.ServiceRefusalMixin``) or, for actions, with ``message_user``.
 """
 
-from cohorts.admin import cohorts, consent, follow_up, infusions, participants, screening  # noqa: F401
+from cohorts.admin import (  # noqa: F401
+    cohorts,
+    consent,
+    follow_up,
+    infusions,
+    lost_to_follow_up,
+    participants,
+    screening,
+)
 from cohorts.admin.data_lock import DataLockAdminMixin
 
 __all__ = ["DataLockAdminMixin"]

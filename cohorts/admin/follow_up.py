@@ -54,6 +54,7 @@ class FollowUpVisitAdmin(DataLockAdminMixin, ServiceRefusalMixin, AuditedAdmin):
         "status",
         "done_on",
         "missed_reason",
+        "missed_automatically",
         "recorded_by",
         "recorded_at",
     )
@@ -70,7 +71,7 @@ class FollowUpVisitAdmin(DataLockAdminMixin, ServiceRefusalMixin, AuditedAdmin):
 
     def has_change_permission(self, request, obj=None):
         return super().has_change_permission(request, obj) and (
-            obj is None or obj.status == FollowUpVisit.Status.SCHEDULED
+            obj is None or obj.status == FollowUpVisit.Status.SCHEDULED or obj.missed_automatically
         )
 
     @admin.display(description="Window")
@@ -96,6 +97,7 @@ class FollowUpVisitAdmin(DataLockAdminMixin, ServiceRefusalMixin, AuditedAdmin):
                 )
         else:
             services.visit_miss(visit=obj, reason=data["why_missed"], by=request.user)
+            self.message_user(request, f"{obj.name} is missed: a minor deviation records it.", messages.WARNING)
 
     def save_related(self, request, form, formsets, change):
         pass  # no inlines; the service wrote everything

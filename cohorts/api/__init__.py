@@ -5,6 +5,7 @@ from cohorts.api.cohorts import CohortViewSet, OpenFirstCohortView
 from cohorts.api.consent import ConsentDocumentViewSet, ConsentViewSet
 from cohorts.api.follow_up import FollowUpVisitViewSet, ProtocolDeviationViewSet
 from cohorts.api.infusions import InfusionViewSet
+from cohorts.api.lost_to_follow_up import LostToFollowUpViewSet
 from cohorts.api.participants import ParticipantViewSet
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "ConsentViewSet",
     "FollowUpVisitViewSet",
     "InfusionViewSet",
+    "LostToFollowUpViewSet",
     "OpenFirstCohortView",
     "ParticipantViewSet",
     "ProtocolDeviationViewSet",

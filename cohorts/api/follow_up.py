@@ -45,6 +45,7 @@ class FollowUpVisitSerializer(serializers.ModelSerializer):
             "done_on",
             "out_of_window",
             "missed_reason",
+            "missed_automatically",
             "recorded_at",
         )
         read_only_fields = fields

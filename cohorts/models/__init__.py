@@ -10,7 +10,7 @@ One module per aggregate; every model and helper is importable from ``cohorts.mo
 
 from cohorts.models.cohort import ACTIVE_COHORT_STATES, Cohort, Enrollment
 from cohorts.models.consent import ConsentDocument, ConsentRecord
-from cohorts.models.follow_up import FollowUpVisit, ProtocolDeviation
+from cohorts.models.follow_up import FollowUpVisit, LostToFollowUp, ProtocolDeviation
 from cohorts.models.infusions import (
     AVERAGE_RATE_QUANTUM,
     IMPLAUSIBLE_RATE_FACTOR,
@@ -51,6 +51,7 @@ __all__ = [
     "Infusion",
     "InfusionInterruption",
     "JudgmentConfirmation",
+    "LostToFollowUp",
     "Participant",
     "ProtocolDeviation",
     "ScreeningRecord",

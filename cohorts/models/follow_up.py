@@ -34,6 +34,9 @@ class FollowUpVisit(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.SCHEDULED, editable=False)
     done_on = models.DateField(null=True, blank=True)
     missed_reason = models.TextField(blank=True)
+    # Missed by the follow-up sweep (nobody recorded it by the end of its window), not yet confirmed by staff:
+    # it may still be recorded as done (late) or as missed with the reason.
+    missed_automatically = models.BooleanField(default=False, editable=False)
     recorded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
@@ -55,6 +58,10 @@ class FollowUpVisit(models.Model):
                 | (Q(status="completed") & Q(done_on__isnull=False))
                 | (Q(status="missed") & Q(done_on__isnull=True) & ~Q(missed_reason="")),
                 name="visit_status_matches_outcome",
+            ),
+            models.CheckConstraint(
+                condition=Q(missed_automatically=False) | Q(status="missed"),
+                name="visit_automatic_miss_is_missed",
             ),
         ]
 
@@ -155,3 +162,47 @@ class ProtocolDeviation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_severity_display()} deviation ({self.get_category_display().lower()}) — {self.participant}"
+
+
+class LostToFollowUp(models.Model):
+    """A participant who missed the protocol's number of consecutive visits, flagged by the follow-up sweep
+    (or by the recording of a missed visit) until an investigator confirms she is lost to follow-up or
+    dismisses the flag (she is still followed). One flag per streak: ``last_missed_visit`` is unique, so
+    sweeps that run again or at the same time never flag the same streak twice."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending an investigator's confirmation"
+        CONFIRMED = "confirmed", "Confirmed: lost to follow-up"
+        DISMISSED = "dismissed", "Dismissed: still in follow-up"
+
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="lost_to_follow_up_flags")
+    last_missed_visit = models.OneToOneField(FollowUpVisit, on_delete=models.PROTECT, related_name="+", editable=False)
+    missed_visits = models.PositiveSmallIntegerField("consecutive missed visits", editable=False)
+    flagged_at = models.DateTimeField(editable=False)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING, editable=False)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+", editable=False
+    )
+    decided_at = models.DateTimeField(null=True, blank=True, editable=False)
+    decision_note = models.TextField(blank=True, editable=False)
+
+    history = audited_history()
+
+    class Meta:
+        ordering = ["-flagged_at", "-pk"]
+        verbose_name = "lost to follow-up flag"
+        permissions = [("decide_losttofollowup", "Can confirm or dismiss a lost-to-follow-up flag")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["participant"], condition=Q(state="pending"), name="ltfu_one_pending_per_participant"
+            ),
+            models.CheckConstraint(
+                condition=(Q(state="pending") & Q(decided_at__isnull=True) & Q(decision_note=""))
+                | (~Q(state="pending") & Q(decided_at__isnull=False) & ~Q(decision_note="")),
+                name="ltfu_decision_has_when_and_note",
+            ),
+            models.CheckConstraint(condition=Q(missed_visits__gte=1), name="ltfu_missed_visits_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.participant}: {self.missed_visits} consecutive missed visits ({self.get_state_display()})"

@@ -18,6 +18,7 @@ class Participant(models.Model):
         IN_FOLLOW_UP = "in_follow_up", "In follow-up"
         COMPLETED = "completed", "Completed"
         WITHDRAWN = "withdrawn", "Withdrawn"
+        LOST_TO_FOLLOW_UP_PENDING = "ltfu_pending", "Lost to follow-up? (investigator to confirm)"
         LOST_TO_FOLLOW_UP = "lost_to_follow_up", "Lost to follow-up"
 
     class Sex(models.TextChoices):

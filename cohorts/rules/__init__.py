@@ -95,6 +95,13 @@ from cohorts.rules.engine import (
     rule,
     validate_criteria,
 )
+from cohorts.rules.follow_up import (
+    FollowUpProgress,
+    VisitFact,
+    follow_up_progress,
+    lost_to_follow_up_due,
+    window_over,
+)
 from cohorts.rules.support import age_in_years, bmi, months_before
 
 __all__ = [
@@ -104,18 +111,23 @@ __all__ = [
     "DocumentedDiagnosis",
     "EligibilityConfigError",
     "EligibilityResult",
+    "FollowUpProgress",
     "Fracture",
     "Outcome",
     "ScreeningFacts",
     "UnknownRuleError",
     "Verdict",
+    "VisitFact",
     "age_in_years",
     "bmi",
     "criteria_from_data",
     "evaluate",
+    "follow_up_progress",
     "get_rule",
     "known_rules",
+    "lost_to_follow_up_due",
     "months_before",
     "rule",
     "validate_criteria",
+    "window_over",
 ]

@@ -20,6 +20,7 @@ from cohorts.selectors.eligibility import (
 from cohorts.selectors.follow_up import (
     deviation_list,
     followup_visit_list,
+    lost_to_follow_up_list,
 )
 from cohorts.selectors.infusions import (
     NOT_INFUSABLE_STATUSES,
@@ -65,6 +66,7 @@ __all__ = [
     "infusion_day",
     "infusion_hold",
     "infusion_list",
+    "lost_to_follow_up_list",
     "participant_list",
     "participant_timeline",
     "screening_facts",

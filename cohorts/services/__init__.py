@@ -1,4 +1,4 @@
-"""Every write to participants, screening, consent, cohorts, enrollment, infusions, visits and deviations.
+"""Every write to participants, screening, consent, cohorts, enrollment, infusions, visits, deviations, follow-up.
 
 One module per concept; every public name is re-exported here, so callers keep writing
 ``from cohorts import services; services.enroll_participant(...)``.
@@ -14,6 +14,13 @@ from cohorts.services.deviations import (
     deviation_update,
 )
 from cohorts.services.enrollment import enroll_participant
+from cohorts.services.follow_up import (
+    SweepReport,
+    follow_up_progress_apply,
+    follow_up_sweep,
+    lost_to_follow_up_confirm,
+    lost_to_follow_up_dismiss,
+)
 from cohorts.services.infusion_finish import (
     infusion_complete,
     infusion_stop_early,
@@ -36,6 +43,12 @@ from cohorts.services.lifecycle import (
     cohort_refusal,
     cohort_transition,
     transition_allowed,
+)
+from cohorts.services.participant_lifecycle import (
+    PARTICIPANT_TRANSITIONS,
+    ParticipantTransition,
+    participant_transition,
+    participant_transition_allowed,
 )
 from cohorts.services.participants import (
     PARTICIPANT_EDITABLE,
@@ -69,11 +82,14 @@ __all__ = [
     "CORRECT_LOCKED_DATA",
     "DAY_REMINDER_HOUR",
     "PARTICIPANT_EDITABLE",
+    "PARTICIPANT_TRANSITIONS",
     "SCREENING_FIELDS",
     "SCREENING_STATUSES",
     "TRANSITIONS",
     "VITAL_FIELDS",
     "Activity",
+    "ParticipantTransition",
+    "SweepReport",
     "Transition",
     "at_site_hour",
     "cohort_open",
@@ -89,6 +105,8 @@ __all__ = [
     "drip_rate_record",
     "eligibility_evaluate",
     "enroll_participant",
+    "follow_up_progress_apply",
+    "follow_up_sweep",
     "gilbert_diagnosis_record",
     "infusion_complete",
     "infusion_interrupt",
@@ -97,8 +115,12 @@ __all__ = [
     "infusion_stop_early",
     "judgment_confirm",
     "judgments_confirm",
+    "lost_to_follow_up_confirm",
+    "lost_to_follow_up_dismiss",
     "participant_mark_replaced",
     "participant_register",
+    "participant_transition",
+    "participant_transition_allowed",
     "participant_update",
     "participant_withdraw",
     "screening_record_save",

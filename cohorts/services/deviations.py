@@ -15,7 +15,7 @@ from cohorts.selectors import site_today
 from cohorts.services.data_lock import CORRECT_LOCKED_DATA, data_lock_check
 from core.cleaning import clean_text
 from core.errors import ErrorCode, InvalidInput, RuleViolation, require_permission
-from core.history import audit
+from core.history import audit, audited_bulk_create
 from trial.access import require_participant_access
 
 
@@ -36,6 +36,26 @@ def deviation_open_by_system(
     )
     audit(deviation, by=by, reason=f"Opened automatically: {category.replace('_', ' ')}").save()
     return deviation
+
+
+def deviations_open_by_system(rows: list[dict], *, by, reason: str) -> list[ProtocolDeviation]:
+    """Many deviations opened by an automatic check (the follow-up sweep) in one INSERT per batch, each with
+    its history row. ``rows`` hold the fields of ``deviation_open_by_system`` (``participant`` and links)."""
+    now = timezone.now()
+    deviations = [
+        audit(
+            ProtocolDeviation(
+                trial_id=row["participant"].trial_id,
+                source=ProtocolDeviation.Source.SYSTEM,
+                detected_at=now,
+                **row,
+            ),
+            by=by,
+            reason=reason,
+        )
+        for row in rows
+    ]
+    return audited_bulk_create(deviations)
 
 
 def deviation_record(

@@ -10,6 +10,7 @@ from cohorts.models import (
 )
 from cohorts.selectors import current_consent, eligibility_summary
 from cohorts.services.lifecycle import Activity, Transition, cohort_refusal, cohort_transition
+from cohorts.services.participant_lifecycle import ParticipantTransition, participant_transition
 from core.errors import ErrorCode, RuleViolation, require_permission
 from core.history import audit
 from trial.access import require_participant_access
@@ -80,7 +81,9 @@ def enroll_participant(*, participant: Participant, cohort: Cohort, by) -> Enrol
         )
         audit(enrollment, by=by, reason=f"Enrolled into cohort {cohort.sequence}").save()
         participant.study_id = f"{trial.registry_id[-4:]}-{number:03d}"
-        participant.status = Participant.Status.ENROLLED
+        participant_transition(
+            participant=participant, transition=ParticipantTransition.ENROLL, by=by, reason="", save=False
+        )
         audit(participant, by=by, reason=f"Enrolled into cohort {cohort.sequence} as {participant.study_id}").save()
         if slot >= cohort.capacity:
             cohort_transition(cohort=cohort, transition=Transition.FILL, by=by, reason="Cohort full")

@@ -25,6 +25,11 @@ from cohorts.models import (
 from cohorts.services.deviations import deviation_open_by_system
 from cohorts.services.infusions import clean_vital_signs, lock_infusion, save_vital_signs
 from cohorts.services.lifecycle import Transition, cohort_transition, transition_allowed
+from cohorts.services.participant_lifecycle import (
+    ParticipantTransition,
+    participant_transition,
+    participant_transition_allowed,
+)
 from cohorts.services.reminding import hold_reminders_schedule, visit_reminders_schedule
 from core.cleaning import (
     clean_cell_count,
@@ -294,8 +299,10 @@ def _infusion_finish(
     day0 = selectors.infusion_day(infusion, zone)
     participant.dlt_window_start = participant.dlt_window_start or day0
     participant.dlt_window_end = max(participant.dlt_window_end or day0, day0 + timedelta(days=trial.dlt_window_days))
-    if participant.status == Participant.Status.ENROLLED:
-        participant.status = Participant.Status.INFUSED
+    if participant_transition_allowed(participant, ParticipantTransition.INFUSE):
+        participant_transition(
+            participant=participant, transition=ParticipantTransition.INFUSE, by=by, reason="", save=False
+        )
     audit(
         participant, by=by, reason=f"Infused; DLT window {participant.dlt_window_start} to {participant.dlt_window_end}"
     ).save()

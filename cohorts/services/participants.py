@@ -16,6 +16,7 @@ from cohorts.models import (
 )
 from cohorts.selectors import site_today
 from cohorts.services.lifecycle import Transition, cohort_transition, transition_allowed
+from cohorts.services.participant_lifecycle import ParticipantTransition, participant_transition
 from cohorts.services.screening import SCREENING_STATUSES, eligibility_evaluate
 from core.cleaning import clean_text
 from core.errors import ErrorCode, InvalidInput, RuleViolation, require_permission
@@ -139,7 +140,9 @@ def participant_withdraw(*, participant: Participant, on: date, reason: str, by)
             raise InvalidInput(
                 ErrorCode.DATE_IN_FUTURE, "The withdrawal date cannot be in the future.", {"on": ["In the future."]}
             )
-        participant.status = Participant.Status.WITHDRAWN
+        participant_transition(
+            participant=participant, transition=ParticipantTransition.WITHDRAW, by=by, reason="", save=False
+        )
         participant.withdrawn_on = on
         participant.withdrawal_reason = reason
         audit(participant, by=by, reason=f"Withdrawn: {reason}").save()

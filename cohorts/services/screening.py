@@ -17,6 +17,11 @@ from cohorts.models import (
     ScreeningRecord,
 )
 from cohorts.selectors import eligibility_summary
+from cohorts.services.participant_lifecycle import (
+    PARTICIPANT_TRANSITIONS,
+    ParticipantTransition,
+    participant_transition,
+)
 from core.cleaning import clean_text
 from core.errors import ErrorCode, InvalidInput, RuleViolation, require_permission
 from core.history import audit
@@ -130,26 +135,22 @@ def eligibility_evaluate(*, participant: Participant, by=None) -> rules.Eligibil
             audit(
                 record, by=by, reason=f"Eligibility evaluated: {verdict}" + (f" (unmet: {unmet})" if unmet else "")
             ).save(update_fields=["verdict", "evaluated_at"])
-        new_status = participant.status
-        if participant.status in (
-            Participant.Status.SCREENING,
-            Participant.Status.ELIGIBLE,
-            Participant.Status.SCREEN_FAILED,
-        ):
+        if participant.status in SCREENING_STATUSES:
             if result.eligible:
-                new_status = Participant.Status.ELIGIBLE
+                transition = ParticipantTransition.SCREEN_ELIGIBLE
             elif summary.unmet:
-                new_status = Participant.Status.SCREEN_FAILED
+                transition = ParticipantTransition.SCREEN_FAIL
             else:
-                new_status = Participant.Status.SCREENING
-        if new_status != participant.status:
-            participant.status = new_status
-            unmet = ", ".join(summary.unmet)
-            audit(
-                participant,
-                by=by,
-                reason=f"Eligibility evaluated: {new_status}" + (f" (unmet: {unmet})" if unmet else ""),
-            ).save()
+                transition = ParticipantTransition.SCREEN_INCOMPLETE
+            new_status = PARTICIPANT_TRANSITIONS[transition][1]
+            if new_status != participant.status:
+                unmet = ", ".join(summary.unmet)
+                participant_transition(
+                    participant=participant,
+                    transition=transition,
+                    by=by,
+                    reason=f"Eligibility evaluated: {new_status}" + (f" (unmet: {unmet})" if unmet else ""),
+                )
     return result
 
 

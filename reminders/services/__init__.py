@@ -1,5 +1,6 @@
 """Every write of the reminders app. Other apps call these names only (``from reminders import services``)."""
 
+from reminders.services.bulk import reminders_schedule_many
 from reminders.services.delivery import (
     SweepResult,
     format_moment,
@@ -29,5 +30,6 @@ __all__ = [
     "reminder_schedule",
     "reminder_send_again",
     "reminder_unmute",
+    "reminders_schedule_many",
     "reminders_sweep",
 ]

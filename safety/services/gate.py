@@ -18,7 +18,13 @@ DECISIONS_NEEDING_VISITS = ("escalate", "expand", "deescalate", "resume", "mtd")
 
 
 def overdue_visits(review: SafetyReview) -> list:
-    return [v for v in unrecorded_dlt_window_visits(review.trial) if v.status == v.Status.SCHEDULED]
+    """Still scheduled after the window, or missed by the follow-up sweep and not yet confirmed by staff: no
+    person has recorded what happened at either."""
+    return [
+        v
+        for v in unrecorded_dlt_window_visits(review.trial)
+        if v.status == v.Status.SCHEDULED or v.missed_automatically
+    ]
 
 
 def _visit_label(visit) -> str:

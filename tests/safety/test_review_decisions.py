@@ -347,6 +347,22 @@ def test_a_visit_recorded_as_missed_is_shown_but_does_not_hold_the_decision(nct_
     assert review.resulting_cohort is not None
 
 
+def test_a_visit_the_sweep_marked_missed_holds_the_decision_until_staff_record_it(nct_trial):
+    review, visit = _review_with_visits(nct_trial, skip=(1, "D7"), open_at=AFTER_WINDOWS)
+    with frozen(AFTER_WINDOWS):
+        cohort_services.follow_up_sweep(trial_id=nct_trial.pk)
+    visit.refresh_from_db()
+    assert (visit.status, visit.missed_automatically) == ("missed", True)
+    members = committee()
+    with frozen(AFTER_WINDOWS), pytest.raises(DomainError) as refused:
+        services.review_propose(review=review, decision="escalate", by=members[0])
+    assert refused.value.code == "visits_unrecorded" and "D7" in refused.value.message
+    with frozen(AFTER_WINDOWS):
+        cohort_services.visit_miss(visit=visit, reason="Participant travelling", by=staff_users()[0])
+    review = decide(review, members, "escalate", AFTER_WINDOWS)
+    assert review.resulting_cohort is not None
+
+
 def test_stopping_the_trial_never_waits_for_visits(nct_trial):
     review, _ = _review_with_visits(nct_trial, skip=(1, "D7"), open_at=AFTER_WINDOWS)
     review = decide(review, committee(), "stop", AFTER_WINDOWS, rationale="Sponsor stops the programme")

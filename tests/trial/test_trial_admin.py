@@ -44,6 +44,7 @@ def _change_form_data(trial: Trial, **overrides) -> dict:
             "dlt_min_relationship",
             "dlt_stop_count",
             "stop_on_related_death",
+            "lost_to_follow_up_missed_visits",
         )
     }
     for prefix, related in (
