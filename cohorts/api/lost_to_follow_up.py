@@ -8,7 +8,7 @@ from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from api.fields import MAX_ID
+from api.fields import MAX_ID, TextField
 from api.filters import validated_query
 from api.permissions import RoleActionPermissions
 from api.schema import error_responses
@@ -46,7 +46,7 @@ class LostToFollowUpSerializer(serializers.ModelSerializer):
 
 
 class LostToFollowUpDecisionSerializer(serializers.Serializer):
-    note = serializers.CharField(max_length=2000, help_text="What was tried, or why she is still followed.")
+    note = TextField(max_length=2000, help_text="What was tried, or why she is still followed.")
 
 
 class LostToFollowUpFilterSerializer(serializers.Serializer):

@@ -14,6 +14,7 @@ from datetime import date
 import pytest
 from django.contrib.auth import get_user_model
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
@@ -21,7 +22,7 @@ from api.handlers import server_error
 from api.parsers import nesting_exceeds
 from api.views import TrialViewSet
 from cohorts import services as cohort_services
-from cohorts.models import Cohort, FollowUpVisit, Infusion, Participant, ProtocolDeviation
+from cohorts.models import Cohort, FollowUpVisit, Infusion, LostToFollowUp, Participant, ProtocolDeviation
 from safety.models import AdverseEvent, ReportingClock, SafetyReview
 from tests.dashboard.seed import seed_trial
 
@@ -39,6 +40,7 @@ RECORDS = {
     "adverse-events": AdverseEvent,
     "reporting-clocks": ReportingClock,
     "reviews": SafetyReview,
+    "lost-to-follow-up": LostToFollowUp,
 }
 
 
@@ -61,6 +63,10 @@ def world(nct_trial):
         description="Seeded for the hostile-input tests",
         occurred_on=date(2026, 1, 1) if participant.dlt_window_start is None else participant.dlt_window_start,
         by=coordinator,
+    )
+    visit = FollowUpVisit.objects.filter(participant=participant).order_by("pk").first()
+    LostToFollowUp.objects.create(  # the sweep's flag, as it leaves one (its confirm/dismiss actions take a body)
+        participant=participant, last_missed_visit=visit, missed_visits=2, flagged_at=timezone.now()
     )
     return seeded
 

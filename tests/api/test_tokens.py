@@ -118,7 +118,7 @@ def test_a_superuser_may_issue_a_superusers_token_and_staff_may_issue_none():
 
 
 def test_create_role_user_prints_a_token_once_that_authenticates(nct_trial, capsys):
-    call_command("create_role_user", "dash", "--role", SPONSOR, "--token")
+    call_command("create_role_user", "dash", "--role", SPONSOR, "--trial", "NCT06949137", "--token")
     printed = json.loads(capsys.readouterr().out)
     assert _get(printed["token"]).status_code == 200
     assert not AuthToken.objects.filter(digest=printed["token"]).exists()

@@ -40,7 +40,20 @@ def test_beat_runs_the_follow_up_sweep_on_an_interval_from_the_environment():
     assert {"cohorts.tasks.sweep_follow_up", "cohorts.tasks.sweep_trial_follow_up"} <= set(app.tasks)
 
 
-def test_the_beat_task_sends_one_sweep_per_trial_by_id_after_commit(nct_trial, django_capture_on_commit_callbacks):
+@pytest.fixture
+def eager_celery():
+    """Run the per-trial task in-process even when REDIS_URL points Celery at a real broker (no worker here)."""
+    from config.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
+
+
+def test_the_beat_task_sends_one_sweep_per_trial_by_id_after_commit(
+    nct_trial, django_capture_on_commit_callbacks, eager_celery
+):
     _, participants = enrolled_cohort(nct_trial, size=1)
     infuse_cohort(participants)
     with frozen(LATER), django_capture_on_commit_callbacks(execute=True) as callbacks:

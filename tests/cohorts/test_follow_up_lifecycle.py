@@ -363,7 +363,7 @@ def test_each_missed_visit_schedules_one_visit_missed_reminder_for_site_staff_ho
     for n in range(3):
         sweep(sentinel.trial, at + dt.timedelta(minutes=15 * n))
     d7 = visit(sentinel, "D7")
-    (reminder,) = Reminder.objects.filter(subject=f"visit:{d7.pk}")
+    (reminder,) = Reminder.objects.filter(subject=f"visit:{d7.pk}", kind="visit-missed")
     assert (reminder.kind, reminder.recipient_role, reminder.state, reminder.dedupe_key) == (
         "visit-missed",
         "Site staff",
@@ -384,5 +384,5 @@ def test_recording_a_visit_the_sweep_missed_cancels_its_reminder(sentinel, recor
             services.visit_complete(visit=d7, on=dt.date(2026, 12, 3), by=nurse())
         else:
             services.visit_miss(visit=d7, reason="In hospital elsewhere", by=nurse())
-    reminder = Reminder.objects.get(subject=f"visit:{d7.pk}")
+    reminder = Reminder.objects.get(subject=f"visit:{d7.pk}", kind="visit-missed")
     assert (reminder.state, reminder.cancel_reason) == ("cancelled", "the missed visit was recorded")

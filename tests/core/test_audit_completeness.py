@@ -273,6 +273,9 @@ class Path:
 
 
 PATHS: list[Path] = []
+# A recorded visit lets the follow-up lifecycle draw its consequences (the participant completes or is flagged
+# lost to follow-up; a missed visit's deviation): those rows are written as the system actor, "automatic".
+STAFF_AND_SWEEP = "coordinator,system:beat"
 
 
 def path(kind: str, name: str, *needs: str, actor: str = "coordinator"):
@@ -385,10 +388,10 @@ path("service", "infusion_stop_early", "running")(
         by=w.coordinator,
     )
 )
-path("service", "visit_complete", "visit")(
+path("service", "visit_complete", "visit", actor=STAFF_AND_SWEEP)(
     lambda w, c: cs.visit_complete(visit=w.visit, on=(T0 + DAY).date(), by=w.coordinator)
 )
-path("service", "visit_miss", "visit")(
+path("service", "visit_miss", "visit", actor=STAFF_AND_SWEEP)(
     lambda w, c: cs.visit_miss(visit=w.visit, reason="In hospital", by=w.coordinator)
 )
 path("service", "deviation_record", "infusion")(
@@ -541,7 +544,7 @@ path("api", "POST infusions/{id}/complete/", "running")(
         )
     )
 )
-path("api", "POST visits/{id}/complete/", "visit")(
+path("api", "POST visits/{id}/complete/", "visit", actor=STAFF_AND_SWEEP)(
     lambda w, c: ok(
         api(w.coordinator).post(f"/api/v1/visits/{w.visit.pk}/complete/", {"on": str((T0 + DAY).date())}, format="json")
     )
@@ -683,7 +686,7 @@ path("api", "POST infusions/{id}/stop-early/", "running")(
         )
     )
 )
-path("api", "POST visits/{id}/miss/", "visit")(
+path("api", "POST visits/{id}/miss/", "visit", actor=STAFF_AND_SWEEP)(
     lambda w, c: ok(
         api(w.coordinator).post(f"/api/v1/visits/{w.visit.pk}/miss/", {"reason": "In hospital"}, format="json")
     )
