@@ -18,6 +18,18 @@ pytestmark = pytest.mark.django_db
 reviewed = gate.reviewed  # the fixture: the low-dose cohort infused, its review open
 
 
+@pytest.fixture(autouse=True)
+def _task_in_process():
+    """The beat task runs in this process (``.delay().get()``) even when REDIS_URL points Celery at a broker with
+    no worker behind it here; tests/integration/ runs tasks on a real worker."""
+    from config.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
+
+
 def test_the_daily_task_records_a_broken_chain_once_and_an_intact_one_never(reviewed, settings):
     members = committee()
     with frozen(AFTER_WINDOWS):
