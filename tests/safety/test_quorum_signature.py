@@ -15,9 +15,10 @@ reviewed = gate.reviewed  # the fixture: the low-dose cohort infused, its review
 
 # The queries of the signature that reaches quorum and opens the next cohort (54 before the live data
 # were checked once and the rows locked once per signature; see docs/architecture.md). 39 of the signature and
-# the decision, and 9 of their reminders (issue 11): the signer's cancelled (2 UPDATEs), the review's cancelled
-# (2), the site told that the decision took effect (the site, a savepoint, the row and its history: 5).
-QUORUM_SIGNATURE_QUERIES = 48
+# the decision, and 13 of their reminders (issue 11): the signer's cancelled and the review's cancelled (each:
+# two locking SELECTs, then the UPDATE and its history rows' INSERT for what they found), the site told that the
+# decision took effect (the site, a savepoint, the row and its history: 5).
+QUORUM_SIGNATURE_QUERIES = 52
 
 
 def _proposed(review, members):
