@@ -8,7 +8,7 @@ from cohorts import services
 from cohorts.models import ConsentRecord, CriterionAssessment, JudgmentConfirmation, Participant, ScreeningRecord
 from cohorts.selectors import current_consent
 from tests.conftest import PROTOCOL_FILE
-from tests.factories import consent_document
+from tests.factories import assign_existing_users, consent_document
 from trial.models import Trial
 from trial.services import protocol_load
 
@@ -23,7 +23,9 @@ def trial_copy(tmp_path: Path, *, registry_id: str, cohort_size: int) -> Trial:
     path = tmp_path / f"{registry_id}.json"
     path.write_text(json.dumps(data), encoding="utf-8")
     protocol_load(path=path)
-    return Trial.objects.get(registry_id=registry_id)
+    trial = Trial.objects.get(registry_id=registry_id)
+    assign_existing_users(trial=trial)  # the staff made so far work at its site (site scoping, trial.access)
+    return trial
 
 
 def clone_eligible(template: Participant, *, trial: Trial, count: int, prefix: str) -> list[int]:
