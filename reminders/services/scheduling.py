@@ -97,28 +97,29 @@ def reminder_cancel(
     )
     if kinds:
         rows = rows.filter(kind__in=kinds)
-    now = timezone.now()
-    resolved = list(rows.filter(state=Reminder.State.SENT, resolved_at__isnull=True).select_for_update())
-    cancelled = list(rows.filter(state__in=OPEN_STATES).select_for_update())
-    if resolved:
-        Reminder.objects.filter(pk__in=[r.pk for r in resolved]).update(resolved_at=now)
-        for row in resolved:
-            row.resolved_at = now
-    if cancelled:
-        Reminder.objects.filter(pk__in=[r.pk for r in cancelled]).update(
-            state=Reminder.State.CANCELLED, cancelled_at=now, cancel_reason=reason[:300], claimed_at=None
-        )
-        for row in cancelled:
-            row.state, row.cancelled_at, row.cancel_reason, row.claimed_at = (
-                Reminder.State.CANCELLED, now, reason[:300], None
-            )  # fmt: skip
-    changed = resolved + cancelled
-    if changed:  # the audit trail of the two UPDATEs: one history row per changed reminder, in one INSERT
-        actor, _ = acting_user_and_reason()
-        Reminder.history.bulk_history_create(
-            changed, update=True, default_user=by or actor, default_change_reason=f"Cancelled: {reason}"[:300]
-        )
-    return len(cancelled)
+    with transaction.atomic():  # a savepoint inside the caller's transaction; its own when called alone
+        now = timezone.now()
+        resolved = list(rows.filter(state=Reminder.State.SENT, resolved_at__isnull=True).select_for_update())
+        cancelled = list(rows.filter(state__in=OPEN_STATES).select_for_update())
+        if resolved:
+            Reminder.objects.filter(pk__in=[r.pk for r in resolved]).update(resolved_at=now)
+            for row in resolved:
+                row.resolved_at = now
+        if cancelled:
+            Reminder.objects.filter(pk__in=[r.pk for r in cancelled]).update(
+                state=Reminder.State.CANCELLED, cancelled_at=now, cancel_reason=reason[:300], claimed_at=None
+            )
+            for row in cancelled:
+                row.state, row.cancelled_at, row.cancel_reason, row.claimed_at = (
+                    Reminder.State.CANCELLED, now, reason[:300], None
+                )  # fmt: skip
+        changed = resolved + cancelled
+        if changed:  # the audit trail of the two UPDATEs: one history row per changed reminder, in one INSERT
+            actor, _ = acting_user_and_reason()
+            Reminder.history.bulk_history_create(
+                changed, update=True, default_user=by or actor, default_change_reason=f"Cancelled: {reason}"[:300]
+            )
+        return len(cancelled)
 
 
 def reminder_cancel_for_user(*, subject: str, kinds: Iterable[str], user, reason: str, by=None) -> int:
