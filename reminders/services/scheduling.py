@@ -97,7 +97,7 @@ def reminder_cancel(
     )
     if kinds:
         rows = rows.filter(kind__in=kinds)
-    with transaction.atomic():  # a savepoint inside the caller's transaction; its own when called alone
+    with transaction.atomic(savepoint=False):  # joins the caller's transaction; its own when called alone
         now = timezone.now()
         resolved = list(rows.filter(state=Reminder.State.SENT, resolved_at__isnull=True).select_for_update())
         cancelled = list(rows.filter(state__in=OPEN_STATES).select_for_update())
