@@ -1,6 +1,7 @@
 """Safety reviews over the API: sponsors read decisions and signatures; committee members propose
 and sign with their password in the request (a token alone never signs); the chair opens a review."""
 
+from django.db.models import OuterRef, Subquery
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -17,7 +18,7 @@ from safety import services
 from safety.models import SafetyReview, SignOff
 from safety.selectors import trial_summary
 from trial.access import scope_trials
-from trial.models import Trial
+from trial.models import Site, Trial
 
 
 class SignatureSerializer(serializers.ModelSerializer):
@@ -241,5 +242,7 @@ class TrialSummaryView(APIView):
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request, registry_id: str):
-        trials = scope_trials(Trial.objects.all(), request.user, trial="pk")
-        return Response(trial_summary(get_object_or_404(trials, registry_id=registry_id)))
+        first_zone = Site.objects.filter(trial=OuterRef("pk")).order_by("pk").values("time_zone")[:1]
+        trials = scope_trials(Trial.objects.all(), request.user, trial="pk").annotate(first_zone=Subquery(first_zone))
+        trial = get_object_or_404(trials, registry_id=registry_id)
+        return Response(trial_summary(trial, time_zone=trial.first_zone))

@@ -1,106 +1,125 @@
-"""The trial summary a sponsor dashboard shows, per cohort, in five queries whatever the trial's size.
+"""The trial summary a sponsor dashboard shows, per cohort, in one statement whatever the trial's size.
 
-Every measure is one grouped query in SQL with no default ordering (``.order_by()``); the adverse-event
-measures add up ``AdverseEventTally`` (kept by triggers in each write's transaction), so the cost grows
-with the trial's participants, never with its events. ``tests/safety/test_trial_summary.py`` compares the
-result with a naive count over the rows after every kind of write.
+Every measure is an aggregate in SQL: one statement joins the trial's cohorts to three grouped subqueries
+(the enrollments and their participants' DLT windows, the adverse-event tallies, the open review). The
+adverse-event measures add up ``AdverseEventTally`` (kept by triggers in each write's transaction), so the
+cost grows with the trial's participants, never with its events. The statement is plain SQL, not the ORM:
+the summary is read on every dashboard refresh, and building four querysets cost more than running them
+(``bench/summary_scale.py``). ``tests/safety/test_trial_summary.py`` compares the result with a naive count
+over the rows after every kind of write.
 """
 
 import zoneinfo
-from collections import defaultdict
-from datetime import timedelta
+from datetime import date, timedelta
 
-from django.db.models import Count, F, Max, Q, Sum
+from django.db import connection, models
 from django.utils import timezone
 
-from cohorts.models import Cohort, Enrollment
+from cohorts.models import Cohort, Enrollment, Participant
 from safety.models import AdverseEvent, AdverseEventTally, SafetyReview
+from trial.models import DoseLevel, format_cells
 
 GRADES = range(1, 6)
+_DATE = models.DateField()
+
+_SUMMARY_SQL = """
+WITH people AS (
+    SELECT e.cohort_id,
+           COUNT(*) AS enrolled,
+           COUNT(*) FILTER (WHERE p.dlt_window_start IS NOT NULL) AS infused,
+           COUNT(*) FILTER (WHERE p.dlt_window_start <= %(today)s AND p.dlt_window_end >= %(today)s) AS in_window,
+           MAX(p.dlt_window_end) FILTER (WHERE p.dlt_window_start IS NOT NULL) AS last_window_end
+    FROM {enrollment} e JOIN {participant} p ON p.id = e.participant_id
+    WHERE e.trial_id = %(trial)s
+    GROUP BY e.cohort_id
+), events AS (
+    SELECT e.cohort_id,
+           {grades},
+           COALESCE(SUM(t.events) FILTER (WHERE t.serious), 0) AS serious,
+           COALESCE(SUM(t.events) FILTER (WHERE t.dlt_status = %(candidate)s), 0) AS candidates,
+           COUNT(DISTINCT t.participant_id) FILTER (WHERE t.dlt_status = %(confirmed)s) AS dlts
+    FROM {tally} t
+    JOIN {participant} p ON p.id = t.participant_id
+    JOIN {enrollment} e ON e.participant_id = t.participant_id
+    WHERE p.trial_id = %(trial)s AND t.events > 0
+    GROUP BY e.cohort_id
+)
+SELECT c.id, c.sequence, c.capacity, c.state, d.level, d.label, d.cells,
+       COALESCE(people.enrolled, 0), COALESCE(people.infused, 0), COALESCE(people.in_window, 0),
+       people.last_window_end,
+       COALESCE(events.dlts, 0), COALESCE(events.candidates, 0), {grade_columns},
+       COALESCE(events.serious, 0), r.id, r.state
+FROM {cohort} c
+JOIN {dose_level} d ON d.id = c.dose_level_id
+LEFT JOIN people ON people.cohort_id = c.id
+LEFT JOIN events ON events.cohort_id = c.id
+LEFT JOIN {review} r ON r.cohort_id = c.id AND r.state = %(open)s
+WHERE c.trial_id = %(trial)s
+ORDER BY c.sequence
+""".format(
+    enrollment=Enrollment._meta.db_table,
+    participant=Participant._meta.db_table,
+    tally=AdverseEventTally._meta.db_table,
+    cohort=Cohort._meta.db_table,
+    dose_level=DoseLevel._meta.db_table,
+    review=SafetyReview._meta.db_table,
+    grades=",\n           ".join(
+        f"COALESCE(SUM(t.events) FILTER (WHERE t.worst_grade = {g}), 0) AS grade_{g}" for g in GRADES
+    ),
+    grade_columns=", ".join(f"COALESCE(events.grade_{g}, 0)" for g in GRADES),
+)
 
 
-def _enrollment_measures(trial, today) -> dict[int, dict]:
-    """Per cohort: enrolled, infused, in the DLT window today, the last DLT window's end (one query)."""
-    infused = Q(participant__dlt_window_start__isnull=False)
-    rows = (
-        Enrollment.objects.filter(trial=trial)
-        .values("cohort_id")
-        .annotate(
-            enrolled=Count("pk"),
-            infused=Count("pk", filter=infused),
-            in_dlt_window=Count(
-                "pk", filter=Q(participant__dlt_window_start__lte=today, participant__dlt_window_end__gte=today)
-            ),
-            last_window_end=Max("participant__dlt_window_end", filter=infused),
-        )
-        .order_by()
-    )
-    return {row["cohort_id"]: row for row in rows}
-
-
-def _event_measures(trial) -> dict[int, dict]:
-    """Per cohort: events by worst grade, serious events, DLT candidates, participants with a confirmed DLT.
-
-    One grouped query over the tally rows of the trial's enrolled participants (an event belongs to the
-    cohort of its participant's enrollment, as everywhere else).
-    """
-    confirmed = AdverseEvent.DltStatus.CONFIRMED
-    rows = (
-        AdverseEventTally.objects.filter(participant__trial=trial, events__gt=0, participant__enrollments__isnull=False)
-        .values(cohort_id=F("participant__enrollments__cohort_id"))
-        .annotate(
-            **{f"grade_{g}": Sum("events", filter=Q(worst_grade=g), default=0) for g in GRADES},
-            serious=Sum("events", filter=Q(serious=True), default=0),
-            candidates=Sum("events", filter=Q(dlt_status=AdverseEvent.DltStatus.CANDIDATE), default=0),
-            dlts=Count("participant_id", filter=Q(dlt_status=confirmed), distinct=True),
-        )
-        .order_by()
-    )
-    return {row["cohort_id"]: row for row in rows}
-
-
-def _next_review(cohort: Cohort, review: SafetyReview | None, measures: dict) -> dict | None:
+def _next_review(state: str, review: int | None, review_state: str | None, infused: int, last_end) -> dict | None:
     if review:
-        return {"review": review.pk, "state": review.state, "opens_on": None}
-    if cohort.state == Cohort.State.OBSERVING and measures.get("infused"):
-        return {"review": None, "state": None, "opens_on": str(measures["last_window_end"] + timedelta(days=1))}
+        return {"review": review, "state": review_state, "opens_on": None}
+    if state == Cohort.State.OBSERVING and infused:
+        return {"review": None, "state": None, "opens_on": str(last_end + timedelta(days=1))}
     return None
 
 
-def trial_summary(trial) -> dict:
+def trial_summary(trial, *, time_zone: str | None = None) -> dict:
     """What a sponsor dashboard shows per cohort: dose, state, capacity, enrolled, infused, in DLT window,
     DLTs (participants with a confirmed DLT), DLT candidates, AEs by worst grade, serious AEs, and the next
-    review (the open one, or the day after the last DLT window ends). Exact, in five queries."""
+    review (the open one, or the day after the last DLT window ends). Exact, in one statement.
 
-    today = timezone.localdate(timezone=zoneinfo.ZoneInfo(trial.sites.order_by("pk").first().time_zone))
-    cohorts = Cohort.objects.filter(trial=trial).select_related("dose_level").order_by("sequence")
-    people = _enrollment_measures(trial, today)
-    events = defaultdict(dict, _event_measures(trial))
-    open_reviews = {
-        r.cohort_id: r for r in SafetyReview.objects.filter(trial=trial, state=SafetyReview.State.OPEN).order_by()
+    ``time_zone`` is the trial's first site's zone (the day "today" is counted in); the caller may pass it
+    when it read it with the trial (one query fewer), otherwise it is read here."""
+
+    zone = time_zone or trial.sites.order_by("pk").values_list("time_zone", flat=True).first()
+    today: date = timezone.localdate(timezone=zoneinfo.ZoneInfo(zone))
+    parameters = {
+        "trial": trial.pk,
+        "today": connection.ops.adapt_datefield_value(today),
+        "open": SafetyReview.State.OPEN,
+        "candidate": AdverseEvent.DltStatus.CANDIDATE,
+        "confirmed": AdverseEvent.DltStatus.CONFIRMED,
     }
+    with connection.cursor() as cursor:
+        cursor.execute(_SUMMARY_SQL, parameters)
+        result = cursor.fetchall()
     rows = []
-    for cohort in cohorts:
-        counts = people.get(cohort.pk, {})
-        tally = events[cohort.pk]
+    for row in result:
+        (pk, sequence, capacity, state, level, label, cells, enrolled, infused, in_window, last_end, dlts,
+         candidates, *by_grade, serious, review, review_state) = row  # fmt: skip
         rows.append(
             {
-                "cohort": cohort.pk,
-                "sequence": cohort.sequence,
-                "dose_level": cohort.dose_level.level,
-                "dose_label": cohort.dose_level.label,
-                "cells": cohort.dose_level.cells,
-                "cells_display": cohort.dose_level.cells_display,
-                "state": cohort.state,
-                "capacity": cohort.capacity,
-                "enrolled": counts.get("enrolled", 0),
-                "infused": counts.get("infused", 0),
-                "in_dlt_window": counts.get("in_dlt_window", 0),
-                "dlts": tally.get("dlts", 0),
-                "dlt_candidates": tally.get("candidates", 0),
-                "adverse_events_by_grade": {str(g): tally.get(f"grade_{g}", 0) for g in GRADES},
-                "serious_adverse_events": tally.get("serious", 0),
-                "next_review": _next_review(cohort, open_reviews.get(cohort.pk), counts),
+                "cohort": pk,
+                "sequence": sequence,
+                "dose_level": level,
+                "dose_label": label,
+                "cells": cells,
+                "cells_display": format_cells(cells),
+                "state": state,
+                "capacity": capacity,
+                "enrolled": enrolled,
+                "infused": infused,
+                "in_dlt_window": in_window,
+                "dlts": dlts,
+                "dlt_candidates": candidates,
+                "adverse_events_by_grade": {str(g): n for g, n in zip(GRADES, by_grade, strict=True)},
+                "serious_adverse_events": serious,
+                "next_review": _next_review(state, review, review_state, infused, _DATE.to_python(last_end)),
             }
         )
     return {"trial": trial.registry_id, "status": trial.status, "as_of": str(today), "cohorts": rows}
