@@ -15,59 +15,58 @@ from datetime import date, timedelta
 from django.db import connection, models
 from django.utils import timezone
 
-from cohorts.models import Cohort, Enrollment, Participant
-from safety.models import AdverseEvent, AdverseEventTally, SafetyReview
-from trial.models import DoseLevel, format_cells
+from cohorts.models import Cohort
+from safety.models import AdverseEvent, SafetyReview
+from trial.models import format_cells
 
 GRADES = range(1, 6)
 _DATE = models.DateField()
 
-_SUMMARY_SQL = """
+# Plain SQL with the models' tables (tests/safety/test_trial_summary.py runs it on SQLite and PostgreSQL, and checks
+# the table names against the models); parameters for every value.
+SUMMARY_SQL = """
 WITH people AS (
     SELECT e.cohort_id,
            COUNT(*) AS enrolled,
            COUNT(*) FILTER (WHERE p.dlt_window_start IS NOT NULL) AS infused,
            COUNT(*) FILTER (WHERE p.dlt_window_start <= %(today)s AND p.dlt_window_end >= %(today)s) AS in_window,
            MAX(p.dlt_window_end) FILTER (WHERE p.dlt_window_start IS NOT NULL) AS last_window_end
-    FROM {enrollment} e JOIN {participant} p ON p.id = e.participant_id
+    FROM cohorts_enrollment e JOIN cohorts_participant p ON p.id = e.participant_id
     WHERE e.trial_id = %(trial)s
     GROUP BY e.cohort_id
 ), events AS (
     SELECT e.cohort_id,
-           {grades},
+           COALESCE(SUM(t.events) FILTER (WHERE t.worst_grade = 1), 0) AS grade_1,
+           COALESCE(SUM(t.events) FILTER (WHERE t.worst_grade = 2), 0) AS grade_2,
+           COALESCE(SUM(t.events) FILTER (WHERE t.worst_grade = 3), 0) AS grade_3,
+           COALESCE(SUM(t.events) FILTER (WHERE t.worst_grade = 4), 0) AS grade_4,
+           COALESCE(SUM(t.events) FILTER (WHERE t.worst_grade = 5), 0) AS grade_5,
            COALESCE(SUM(t.events) FILTER (WHERE t.serious), 0) AS serious,
            COALESCE(SUM(t.events) FILTER (WHERE t.dlt_status = %(candidate)s), 0) AS candidates,
            COUNT(DISTINCT t.participant_id) FILTER (WHERE t.dlt_status = %(confirmed)s) AS dlts
-    FROM {tally} t
-    JOIN {participant} p ON p.id = t.participant_id
-    JOIN {enrollment} e ON e.participant_id = t.participant_id
+    FROM safety_adverseeventtally t
+    JOIN cohorts_participant p ON p.id = t.participant_id
+    JOIN cohorts_enrollment e ON e.participant_id = t.participant_id
     WHERE p.trial_id = %(trial)s AND t.events > 0
     GROUP BY e.cohort_id
 )
 SELECT c.id, c.sequence, c.capacity, c.state, d.level, d.label, d.cells,
        COALESCE(people.enrolled, 0), COALESCE(people.infused, 0), COALESCE(people.in_window, 0),
        people.last_window_end,
-       COALESCE(events.dlts, 0), COALESCE(events.candidates, 0), {grade_columns},
+       COALESCE(events.dlts, 0), COALESCE(events.candidates, 0), COALESCE(events.grade_1, 0),
+       COALESCE(events.grade_2, 0),
+       COALESCE(events.grade_3, 0),
+       COALESCE(events.grade_4, 0),
+       COALESCE(events.grade_5, 0),
        COALESCE(events.serious, 0), r.id, r.state
-FROM {cohort} c
-JOIN {dose_level} d ON d.id = c.dose_level_id
+FROM cohorts_cohort c
+JOIN trial_doselevel d ON d.id = c.dose_level_id
 LEFT JOIN people ON people.cohort_id = c.id
 LEFT JOIN events ON events.cohort_id = c.id
-LEFT JOIN {review} r ON r.cohort_id = c.id AND r.state = %(open)s
+LEFT JOIN safety_safetyreview r ON r.cohort_id = c.id AND r.state = %(open)s
 WHERE c.trial_id = %(trial)s
 ORDER BY c.sequence
-""".format(
-    enrollment=Enrollment._meta.db_table,
-    participant=Participant._meta.db_table,
-    tally=AdverseEventTally._meta.db_table,
-    cohort=Cohort._meta.db_table,
-    dose_level=DoseLevel._meta.db_table,
-    review=SafetyReview._meta.db_table,
-    grades=",\n           ".join(
-        f"COALESCE(SUM(t.events) FILTER (WHERE t.worst_grade = {g}), 0) AS grade_{g}" for g in GRADES
-    ),
-    grade_columns=", ".join(f"COALESCE(events.grade_{g}, 0)" for g in GRADES),
-)
+"""
 
 
 def _next_review(state: str, review: int | None, review_state: str | None, infused: int, last_end) -> dict | None:
@@ -96,7 +95,7 @@ def trial_summary(trial, *, time_zone: str | None = None) -> dict:
         "confirmed": AdverseEvent.DltStatus.CONFIRMED,
     }
     with connection.cursor() as cursor:
-        cursor.execute(_SUMMARY_SQL, parameters)
+        cursor.execute(SUMMARY_SQL, parameters)
         result = cursor.fetchall()
     rows = []
     for row in result:

@@ -13,13 +13,15 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from cohorts.models import Cohort, Enrollment
+from cohorts.models import Cohort, Enrollment, Participant
 from safety import services
 from safety.models import AdverseEvent, AdverseEventTally, SafetyReview
 from safety.selectors import trial_summary
+from safety.selectors.summary import SUMMARY_SQL
 from tests.cohorts.test_infusions_support import DAY, HOUR, T0, enrolled_cohort, frozen, infuse, record_visits
 from tests.factories import staff_users
 from tests.safety.test_escalation_gate import PASSWORD, committee
+from trial.models import DoseLevel
 
 pytestmark = pytest.mark.django_db
 
@@ -214,3 +216,8 @@ def test_the_tally_follows_each_insert_update_and_delete_of_an_event(nct_trial, 
         for t in AdverseEventTally.objects.filter(participant=people[0], events__gt=0)
     }
     assert tally == expected
+
+
+def test_the_summary_statement_reads_the_models_own_tables():
+    for model in (Cohort, Enrollment, Participant, AdverseEventTally, SafetyReview, DoseLevel):
+        assert f" {model._meta.db_table} " in SUMMARY_SQL, model
