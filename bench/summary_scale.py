@@ -63,7 +63,7 @@ def credentials(env: dict) -> dict:
         "for trial in Trial.objects.all():  # a sponsor's token reads only the trials it is assigned to\n"
         "    trial_assignment_save(user=sponsor, trial=trial, by=admin, reason='benchmark')\n"
         "session = SessionStore(); session['_auth_user_id'] = str(admin.pk)\n"
-        "session['_auth_user_backend'] = 'django.contrib.auth.backends.ModelBackend'\n"
+        "session['_auth_user_backend'] = 'core.auth_backends.OneQueryModelBackend'\n"
         "session['_auth_user_hash'] = admin.get_session_auth_hash()\n"
         "from django_otp.plugins.otp_totp.models import TOTPDevice  # the admin needs a verified second factor\n"
         "device, _ = TOTPDevice.objects.get_or_create(user=admin, name='bench', defaults={'confirmed': True})\n"

@@ -137,7 +137,7 @@ SIMPLE_HISTORY_REVERT_DISABLED = True
 # --- brute force: django-axes on every password login (admin and dashboard), database handler ---
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out username+address, right password or not
-    "django.contrib.auth.backends.ModelBackend",
+    "core.auth_backends.OneQueryModelBackend",  # Django's ModelBackend, permissions in one query
 ]
 AXES_FAILURE_LIMIT = 5  # the 5th wrong password locks; the 6th attempt is refused whatever the password
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]

@@ -18,7 +18,7 @@ user's grants cost two queries (none for the unscoped), kept on the user object 
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import IntegerField, Q, QuerySet, Value
 
 from core.errors import ErrorCode, PermissionDenied, require_permission
 from core.history import audit
@@ -81,12 +81,20 @@ def _compute(user) -> Scope:
         return NOTHING
     if user.has_perm(EVERY_SITE):  # superusers too; the permission cache is usually warm already
         return EVERYTHING
-    sites = list(SiteAssignment.objects.filter(user=user, active=True).values_list("site_id", "site__trial_id"))
-    whole = frozenset(TrialAssignment.objects.filter(user=user, active=True).values_list("trial_id", flat=True))
+    # One query: the site assignments (the site's trial, the site) and the whole-trial ones (the trial, no
+    # site). The annotation comes last in both, as the UNION's columns must line up.
+    sites = SiteAssignment.objects.filter(user=user, active=True).values_list("site__trial_id", "site_id").order_by()
+    trials = (
+        TrialAssignment.objects.filter(user=user, active=True)
+        .annotate(no_site=Value(None, output_field=IntegerField()))
+        .values_list("trial_id", "no_site")
+        .order_by()
+    )
+    rows = list(sites.union(trials, all=True))
     return Scope(
-        site_ids=frozenset(site for site, _ in sites),
-        whole_trial_ids=whole,
-        trial_ids=whole | {trial for _, trial in sites},
+        site_ids=frozenset(site for _, site in rows if site is not None),
+        whole_trial_ids=frozenset(trial for trial, site in rows if site is None),
+        trial_ids=frozenset(trial for trial, _ in rows),
     )
 
 

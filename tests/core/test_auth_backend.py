@@ -1,0 +1,43 @@
+"""The one-query permission backend gives the same permissions as Django's ModelBackend, in one query."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.models import Group, Permission
+
+from core.auth_backends import OneQueryModelBackend
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def user():
+    person = get_user_model().objects.create_user("perm-check", password="x" * 12)
+    group = Group.objects.create(name="perm-check group")
+    group.permissions.add(*Permission.objects.filter(codename__in=["view_trial", "add_site"]))
+    person.groups.add(group)
+    person.user_permissions.add(Permission.objects.get(codename="change_site"))
+    return get_user_model().objects.get(pk=person.pk)
+
+
+def test_own_and_group_permissions_are_those_django_gives(user, django_assert_num_queries):
+    with django_assert_num_queries(1):
+        mine = OneQueryModelBackend().get_all_permissions(user)
+    expected = ModelBackend().get_all_permissions(get_user_model().objects.get(pk=user.pk))
+    assert mine == expected
+    assert {"trial.view_trial", "trial.add_site", "trial.change_site"} <= mine
+
+
+def test_a_second_check_in_the_same_request_reads_nothing(user, django_assert_num_queries):
+    backend = OneQueryModelBackend()
+    backend.get_all_permissions(user)
+    with django_assert_num_queries(0):
+        assert backend.has_perm(user, "trial.view_trial")
+        assert not backend.has_perm(user, "trial.delete_trial")
+
+
+def test_an_inactive_user_has_no_permissions_and_a_superuser_has_all(user):
+    user.is_active = False
+    assert OneQueryModelBackend().get_all_permissions(user) == set()
+    root = get_user_model().objects.create_superuser("perm-root", password="x" * 12)
+    assert len(OneQueryModelBackend().get_all_permissions(root)) == Permission.objects.count()
