@@ -29,6 +29,7 @@ from django.utils.html import escape
 from core.history import audit
 from reminders.kinds import kind_for, retry_delay_seconds
 from reminders.models import Reminder, ReminderDelivery, ReminderMute
+from trial.access import users_who_see
 
 log = logging.getLogger(__name__)
 
@@ -121,14 +122,23 @@ def reminder_message(reminder: Reminder) -> tuple[str, str, str]:
     return subject, plain, html
 
 
-def reminder_recipients(reminder: Reminder) -> list[str]:
-    """The addresses: the user, or every active user of the role with an address; muted users are left out
-    of a non-safety kind (they still see it in-app)."""
-    users = get_user_model().objects.filter(is_active=True).exclude(email="")
+def _addressees(reminder: Reminder):
+    """Who a reminder is addressed to: its user, or the active users of its role who see its site (a trial-wide
+    kind: its trial) in ``trial.access``; a reminder of no trial and no site: every active user of the role."""
+    users = get_user_model().objects.filter(is_active=True)
     if reminder.recipient_user_id:
-        users = users.filter(pk=reminder.recipient_user_id)
-    else:
-        users = users.filter(groups__name=reminder.recipient_role)
+        return users.filter(pk=reminder.recipient_user_id)
+    users = users.filter(groups__name=reminder.recipient_role)
+    site_id = None if kind_for(reminder.kind).trial_wide else reminder.site_id
+    if site_id is None and reminder.trial_id is None:
+        return users
+    return users_who_see(users, site_id=site_id, trial_id=reminder.trial_id)
+
+
+def reminder_recipients(reminder: Reminder) -> list[str]:
+    """The addresses: the addressees with an address; muted users are left out of a non-safety kind (they still
+    see it in-app). One query."""
+    users = _addressees(reminder).exclude(email="")
     if not reminder.safety:
         muted = ReminderMute.objects.filter(kind=reminder.kind).values("user_id")
         users = users.exclude(pk__in=muted)
@@ -165,7 +175,7 @@ def reminder_deliver(*, reminder_id: int, by=None) -> str:
         ):
             accepted, error = True, ""
         elif not recipients:
-            accepted, error = False, "nobody to send to: no active user of the role has an e-mail address"
+            accepted, error = False, "nobody to send to: no active user of the role at its site has an e-mail address"
         else:
             accepted, error = _send(reminder, recipients)
         if accepted:
@@ -192,11 +202,7 @@ def reminder_deliver(*, reminder_id: int, by=None) -> str:
 
 def _all_muted(reminder: Reminder) -> bool:
     """Everyone it concerns muted this kind: nothing to e-mail, it counts as delivered (in-app)."""
-    users = get_user_model().objects.filter(is_active=True).exclude(email="")
-    if reminder.recipient_user_id:
-        users = users.filter(pk=reminder.recipient_user_id)
-    else:
-        users = users.filter(groups__name=reminder.recipient_role)
+    users = _addressees(reminder).exclude(email="")
     return users.exists() and not users.exclude(reminder_mutes__kind=reminder.kind).exists()
 
 
