@@ -48,16 +48,24 @@ def _claimable(now: datetime) -> Q:
 
 
 def reminders_sweep(
-    *, publish: Callable[[int], None], now: datetime | None = None, batch_size: int | None = None, by=None
+    *,
+    publish: Callable[[int], None] | None = None,
+    publish_many: Callable[[list[int]], None] | None = None,
+    now: datetime | None = None,
+    batch_size: int | None = None,
+    by=None,
 ) -> SweepResult:
-    """Claim every due reminder, batch by batch, and send one delivery task per row after each batch commits
-    (``publish(reminder_id)``: the task module passes the delivery task's sender).
+    """Claim every due reminder, batch by batch, and send one delivery task per row after each batch commits:
+    ``publish(reminder_id)`` one at a time, or ``publish_many(reminder_ids)`` a batch's tasks at once (the task
+    module's sender: one broker round trip per batch; it raises if the broker did not take them all).
 
     Queries grow with batches (a locking SELECT, an UPDATE and the claimed rows' history in one INSERT each),
     not rows; ``by`` is who claims (the beat task's system actor) in the history. If the broker refuses a
     publish, the sweep stops publishing: the rest of that batch stays ``sending`` and the next sweep after the
     claim timeout sends it again.
     """
+    if (publish is None) == (publish_many is None):
+        raise ValueError("give publish or publish_many")
     now = now or timezone.now()
     batch_size = batch_size or settings.REMINDER_SWEEP_BATCH
     claimed = batches = published = 0
@@ -81,17 +89,33 @@ def reminders_sweep(
             break
         batches += 1
         claimed += len(ids)
-        for reminder_id in ids:  # after the commit above: a worker can never see the row before it is claimed
-            try:
-                publish(reminder_id)
-            except Exception as exc:
-                broker_error = f"{type(exc).__name__}: {exc}"
-                log.warning("Reminder sweep stopped publishing at reminder %s: %s", reminder_id, broker_error)
-                break
-            published += 1
+        # after the commit above: a worker can never see the row before it is claimed
+        published_now, broker_error = _publish_batch(ids, publish=publish, publish_many=publish_many)
+        published += published_now
         if len(ids) < batch_size:
             break
     return SweepResult(claimed=claimed, batches=batches, published=published, broker_error=broker_error)
+
+
+def _publish_batch(ids: list[int], *, publish, publish_many) -> tuple[int, str]:
+    """(how many tasks the broker took, its error). A failed ``publish_many`` counts none of the batch: how many
+    went out is unknown, and those that did not are claimed again after the claim timeout."""
+    if publish_many is not None:
+        try:
+            publish_many(ids)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning("Reminder sweep stopped publishing at a batch of %s: %s", len(ids), error)
+            return 0, error
+        return len(ids), ""
+    for done, reminder_id in enumerate(ids):
+        try:
+            publish(reminder_id)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning("Reminder sweep stopped publishing at reminder %s: %s", reminder_id, error)
+            return done, error
+    return len(ids), ""
 
 
 def site_zone(reminder: Reminder) -> zoneinfo.ZoneInfo:
