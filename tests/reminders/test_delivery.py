@@ -220,3 +220,13 @@ def test_a_failed_batch_publish_counts_none_of_the_batch_and_leaves_it_claimed_f
     assert "uncertain" in result.broker_error
     assert _state(rows[2]) == Reminder.State.PENDING
     assert {_state(r) for r in rows[:2]} == {Reminder.State.SENDING}
+
+
+def test_the_worker_keeps_the_delivery_contract_and_its_database_connection():
+    """acks_late with reject_on_worker_lost (a killed worker's task is delivered again), the visibility timeout
+    longer than the longest task, and Celery's Django fix-up told not to close the connection after every task."""
+    from config.celery import app
+
+    assert app.conf.task_acks_late and app.conf.task_reject_on_worker_lost
+    assert app.conf.broker_transport_options.get("visibility_timeout", 3600) > app.conf.task_time_limit
+    assert app.conf.get("CELERY_DB_REUSE_MAX", 0) >= 100
