@@ -80,17 +80,20 @@ def setup_trial():
     from django.core.management import call_command
 
     from core.roles import SITE_STAFF
+    from trial.access import assignments_for_new_user
     from trial.models import Trial
 
     call_command("migrate", verbosity=0)
     call_command("load_protocol", verbosity=0, stdout=open(os.devnull, "w"))  # noqa: SIM115
-    for n in range(3):
+    trial = Trial.objects.get(registry_id="NCT06949137")
+    site = trial.sites.order_by("pk").first()
+    for n in range(3):  # the site's nurses: a reminder to "Site staff" at the site goes to those assigned there
         user = get_user_model()(username=f"bench-nurse{n}", email=f"nurse{n}@example.org", is_staff=True)
         user.set_unusable_password()
         user.save()
         user.groups.add(Group.objects.get(name=SITE_STAFF))
-    trial = Trial.objects.get(registry_id="NCT06949137")
-    return trial, trial.sites.order_by("pk").first()
+        assignments_for_new_user(user=user, sites=[site], reason="Reminder sweep benchmark")
+    return trial, site
 
 
 def insert_due(trial, site, size: int, tag: str) -> None:

@@ -3,8 +3,13 @@
 A safety kind (reporting clocks, DLT decisions, signatures, a decision that took effect, a signing
 lockout) cannot be muted: the database refuses a mute of one (``reminder_mute_non_safety_kind``).
 Lead times are protocol parameters (``trial.Trial``, docs/protocol.md); this table only names them.
-Recipients are a role (every active user of that group, at the reminder's site) or, for kinds marked
-``per_user``, one user (the committee member whose signature is awaited, the locked-out signer).
+Recipients are a role or, for kinds marked ``per_user``, one user (the committee member whose signature is
+awaited, the locked-out signer). A role's recipients are the active users of that group who see the reminder's
+site in ``trial.access``: assigned to the site, or unscoped (``trial.view_every_site``: the Safety committee,
+the Data manager). A ``trial_wide`` kind (a review opened, a decision that took effect, a sentinel or stagger
+hold of a cohort) concerns every site of its trial (its site only gives the time zone): its recipients are the
+role's users who see something of the trial. A reminder with neither trial nor site (an integrity alert) goes
+to every active user of the role.
 """
 
 from dataclasses import dataclass
@@ -22,6 +27,7 @@ class Kind:
     role: str  # the recipients' role; empty for a per-user kind
     safety: bool
     text: str  # what the message says, with {label} (the subject) and {when} (its moment, in the site's zone)
+    trial_wide: bool = False  # about the trial (every site of it), not about one site's participant
 
     @property
     def per_user(self) -> bool:
@@ -36,19 +42,19 @@ _KINDS = (
     Kind("visit-missed", "Visit missed", SITE_STAFF, False,
          "{label} was not recorded by the end of its window ({when})."),
     Kind("sentinel-ended", "Sentinel observation ended", SITE_STAFF, False,
-         "The sentinel observation of {label} ended at {when}: the rest of the cohort may be dosed."),
+         "The sentinel observation of {label} ended at {when}: the rest of the cohort may be dosed.", True),
     Kind("stagger-ended", "Stagger hold ended", SITE_STAFF, False,
-         "The stagger hold of {label} ended at {when}: the next participant may be dosed."),
+         "The stagger hold of {label} ended at {when}: the next participant may be dosed.", True),
     Kind("dlt-decision", "DLT candidate awaits your decision", INVESTIGATOR, True,
          "{label} is a DLT candidate since {when} and waits for an investigator's decision."),
     Kind("review-opened", "Safety review opened", SAFETY_COMMITTEE, True,
-         "{label} opened at {when}: every DLT window of the cohort is complete."),
+         "{label} opened at {when}: every DLT window of the cohort is complete.", True),
     Kind("review-signature", "A review awaits your signature", "", True,
          "{label} has a proposed decision (since {when}) and awaits your signature."),
     Kind("review-target", "Review target date is near", "", True,
          "{label} should be decided by {when}; your signature is still awaited."),
     Kind("decision-effective", "Committee decision took effect", SITE_STAFF, True,
-         "{label} took effect at {when}."),
+         "{label} took effect at {when}.", True),
     Kind("sponsor-notice", "Sponsor notice due within 24 h", INVESTIGATOR, True,
          "{label}: the sponsor must be notified by {when}."),
     Kind("sponsor-notice-12h", "Sponsor notice: 12 h left", INVESTIGATOR, True,
@@ -74,6 +80,7 @@ _KINDS = (
 KINDS: dict[str, Kind] = {kind.key: kind for kind in _KINDS}
 KIND_CHOICES = [(kind.key, kind.title) for kind in _KINDS]
 NON_SAFETY_KINDS = tuple(kind.key for kind in _KINDS if not kind.safety)
+TRIAL_WIDE_KINDS = tuple(kind.key for kind in _KINDS if kind.trial_wide)
 
 
 # Lead times: the trial's parameter when set, else these (docs/protocol.md gives each one's source).

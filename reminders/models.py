@@ -30,7 +30,9 @@ class Reminder(models.Model):
     recipient_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="reminders"
     )
-    recipient_role = models.CharField(max_length=40, blank=True, help_text="Every active user of this role")
+    recipient_role = models.CharField(
+        max_length=40, blank=True, help_text="The active users of this role who see its site (trial.access)"
+    )
     safety = models.BooleanField(default=False, help_text="A safety reminder cannot be muted.")
     channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.EMAIL)
     event_at = models.DateTimeField(null=True, blank=True, help_text="The moment the reminder is about")

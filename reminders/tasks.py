@@ -4,23 +4,38 @@ from core.actors import BEAT, REMINDERS, system_actor
 from core.history import acting_as
 from reminders import services
 
+_worker_actor: dict[str, object] = {}  # a worker process's system:reminders, looked up once
 
-@shared_task(name="reminders.tasks.deliver_reminder", ignore_result=True)
-def deliver_reminder(reminder_id: int) -> str:
+
+def _delivery_actor(request):
+    """``system:reminders``. A worker process looks it up once (one query less per delivery); an eager or direct
+    call (tests, whose database is rolled back between them) looks it up every time."""
+    if getattr(request, "is_eager", False) or not getattr(request, "hostname", None):
+        return system_actor(REMINDERS)
+    if REMINDERS not in _worker_actor:
+        _worker_actor[REMINDERS] = system_actor(REMINDERS)
+    return _worker_actor[REMINDERS]
+
+
+@shared_task(name="reminders.tasks.deliver_reminder", ignore_result=True, bind=True)
+def deliver_reminder(self, reminder_id: int) -> str:
     """Send one claimed reminder. Safe to run twice: the row's state, read under its lock, decides."""
-    actor = system_actor(REMINDERS)
+    actor = _delivery_actor(self.request)
     with acting_as(actor, "Reminder delivery task"):
         return services.reminder_deliver(reminder_id=reminder_id, by=actor)
 
 
 def sweep(*, batch_size: int | None = None, by=None) -> services.SweepResult:
-    """One sweep, publishing every delivery task through one producer (one broker connection)."""
+    """One sweep: each batch's delivery tasks go to the broker through one producer in one round trip (kombu's
+    publish batch: a Redis pipeline; a transport without one publishes them one by one)."""
     with deliver_reminder.app.producer_or_acquire() as producer:
 
-        def publish(reminder_id: int) -> None:
-            deliver_reminder.apply_async((reminder_id,), retry=False, producer=producer)
+        def publish_many(reminder_ids: list[int]) -> None:
+            with producer.batch(max_size=len(reminder_ids) + 1):
+                for reminder_id in reminder_ids:
+                    deliver_reminder.apply_async((reminder_id,), retry=False, producer=producer)
 
-        return services.reminders_sweep(publish=publish, batch_size=batch_size, by=by)
+        return services.reminders_sweep(publish_many=publish_many, batch_size=batch_size, by=by)
 
 
 @shared_task(name="reminders.tasks.sweep_due_reminders", ignore_result=True)

@@ -10,9 +10,10 @@ Access is granted, never assumed:
 - Anyone else, including site staff and sponsors with no assignment: nothing (the safe default).
 
 Reads go through ``scope_participants`` / ``scope_trials`` / ``scope_records`` (API and admin querysets,
-the exports' subjects); writes through ``require_participant_access`` / ``require_site_access`` /
-``require_trial_access`` in every service that writes a participant's records or a trial's. A scoped
-user's grants cost two queries (none for the unscoped), kept on the user object for reads.
+the exports' subjects); who receives a reminder through ``users_who_see``; writes through
+``require_participant_access`` / ``require_site_access`` / ``require_trial_access`` in every service that
+writes a participant's records or a trial's. A scoped user's grants cost two queries (none for the unscoped),
+kept on the user object for reads.
 """
 
 from dataclasses import dataclass
@@ -96,6 +97,35 @@ def _compute(user) -> Scope:
         whole_trial_ids=frozenset(trial for trial, site in rows if site is None),
         trial_ids=frozenset(trial for trial, _ in rows),
     )
+
+
+def users_who_see(users: QuerySet, *, site_id: int | None = None, trial_id: int | None = None) -> QuerySet:
+    """The other side of ``scope_of``: those of ``users`` who see site ``site_id`` (of trial ``trial_id``), or,
+    with no site, something of trial ``trial_id`` (a site of it or the whole of it). Unscoped users (the
+    permission through a role or their own; superusers) see everything; an ended assignment counts for nothing.
+    One query whatever the number of users (the assignments and permissions are subqueries). Who receives a
+    reminder addressed to a role at a site (reminders.services)."""
+    if site_id is None and trial_id is None:
+        raise ValueError("give site_id or trial_id")
+    model = users.model
+    app_label, codename = EVERY_SITE.split(".")
+    by_role = model.groups.through.objects.filter(
+        group__permissions__codename=codename, group__permissions__content_type__app_label=app_label
+    )
+    own = model.user_permissions.through.objects.filter(
+        permission__codename=codename, permission__content_type__app_label=app_label
+    )
+    staff = SiteAssignment.objects.filter(active=True)
+    staff = staff.filter(site_id=site_id) if site_id is not None else staff.filter(site__trial_id=trial_id)
+    sees = (
+        Q(is_superuser=True)
+        | Q(pk__in=by_role.values("user_id"))
+        | Q(pk__in=own.values("user_id"))
+        | Q(pk__in=staff.values("user_id"))
+    )
+    if trial_id is not None:
+        sees |= Q(pk__in=TrialAssignment.objects.filter(trial_id=trial_id, active=True).values("user_id"))
+    return users.filter(sees)
 
 
 def _prefix(path: str) -> str:

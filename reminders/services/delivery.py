@@ -29,6 +29,7 @@ from django.utils.html import escape
 from core.history import audit
 from reminders.kinds import kind_for, retry_delay_seconds
 from reminders.models import Reminder, ReminderDelivery, ReminderMute
+from trial.access import users_who_see
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +48,24 @@ def _claimable(now: datetime) -> Q:
 
 
 def reminders_sweep(
-    *, publish: Callable[[int], None], now: datetime | None = None, batch_size: int | None = None, by=None
+    *,
+    publish: Callable[[int], None] | None = None,
+    publish_many: Callable[[list[int]], None] | None = None,
+    now: datetime | None = None,
+    batch_size: int | None = None,
+    by=None,
 ) -> SweepResult:
-    """Claim every due reminder, batch by batch, and send one delivery task per row after each batch commits
-    (``publish(reminder_id)``: the task module passes the delivery task's sender).
+    """Claim every due reminder, batch by batch, and send one delivery task per row after each batch commits:
+    ``publish(reminder_id)`` one at a time, or ``publish_many(reminder_ids)`` a batch's tasks at once (the task
+    module's sender: one broker round trip per batch; it raises if the broker did not take them all).
 
     Queries grow with batches (a locking SELECT, an UPDATE and the claimed rows' history in one INSERT each),
     not rows; ``by`` is who claims (the beat task's system actor) in the history. If the broker refuses a
     publish, the sweep stops publishing: the rest of that batch stays ``sending`` and the next sweep after the
     claim timeout sends it again.
     """
+    if (publish is None) == (publish_many is None):
+        raise ValueError("give publish or publish_many")
     now = now or timezone.now()
     batch_size = batch_size or settings.REMINDER_SWEEP_BATCH
     claimed = batches = published = 0
@@ -80,17 +89,33 @@ def reminders_sweep(
             break
         batches += 1
         claimed += len(ids)
-        for reminder_id in ids:  # after the commit above: a worker can never see the row before it is claimed
-            try:
-                publish(reminder_id)
-            except Exception as exc:
-                broker_error = f"{type(exc).__name__}: {exc}"
-                log.warning("Reminder sweep stopped publishing at reminder %s: %s", reminder_id, broker_error)
-                break
-            published += 1
+        # after the commit above: a worker can never see the row before it is claimed
+        published_now, broker_error = _publish_batch(ids, publish=publish, publish_many=publish_many)
+        published += published_now
         if len(ids) < batch_size:
             break
     return SweepResult(claimed=claimed, batches=batches, published=published, broker_error=broker_error)
+
+
+def _publish_batch(ids: list[int], *, publish, publish_many) -> tuple[int, str]:
+    """(how many tasks the broker took, its error). A failed ``publish_many`` counts none of the batch: how many
+    went out is unknown, and those that did not are claimed again after the claim timeout."""
+    if publish_many is not None:
+        try:
+            publish_many(ids)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning("Reminder sweep stopped publishing at a batch of %s: %s", len(ids), error)
+            return 0, error
+        return len(ids), ""
+    for done, reminder_id in enumerate(ids):
+        try:
+            publish(reminder_id)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning("Reminder sweep stopped publishing at reminder %s: %s", reminder_id, error)
+            return done, error
+    return len(ids), ""
 
 
 def site_zone(reminder: Reminder) -> zoneinfo.ZoneInfo:
@@ -121,14 +146,23 @@ def reminder_message(reminder: Reminder) -> tuple[str, str, str]:
     return subject, plain, html
 
 
-def reminder_recipients(reminder: Reminder) -> list[str]:
-    """The addresses: the user, or every active user of the role with an address; muted users are left out
-    of a non-safety kind (they still see it in-app)."""
-    users = get_user_model().objects.filter(is_active=True).exclude(email="")
+def _addressees(reminder: Reminder):
+    """Who a reminder is addressed to: its user, or the active users of its role who see its site (a trial-wide
+    kind: its trial) in ``trial.access``; a reminder of no trial and no site: every active user of the role."""
+    users = get_user_model().objects.filter(is_active=True)
     if reminder.recipient_user_id:
-        users = users.filter(pk=reminder.recipient_user_id)
-    else:
-        users = users.filter(groups__name=reminder.recipient_role)
+        return users.filter(pk=reminder.recipient_user_id)
+    users = users.filter(groups__name=reminder.recipient_role)
+    site_id = None if kind_for(reminder.kind).trial_wide else reminder.site_id
+    if site_id is None and reminder.trial_id is None:
+        return users
+    return users_who_see(users, site_id=site_id, trial_id=reminder.trial_id)
+
+
+def reminder_recipients(reminder: Reminder) -> list[str]:
+    """The addresses: the addressees with an address; muted users are left out of a non-safety kind (they still
+    see it in-app). One query."""
+    users = _addressees(reminder).exclude(email="")
     if not reminder.safety:
         muted = ReminderMute.objects.filter(kind=reminder.kind).values("user_id")
         users = users.exclude(pk__in=muted)
@@ -165,7 +199,7 @@ def reminder_deliver(*, reminder_id: int, by=None) -> str:
         ):
             accepted, error = True, ""
         elif not recipients:
-            accepted, error = False, "nobody to send to: no active user of the role has an e-mail address"
+            accepted, error = False, "nobody to send to: no active user of the role at its site has an e-mail address"
         else:
             accepted, error = _send(reminder, recipients)
         if accepted:
@@ -192,11 +226,7 @@ def reminder_deliver(*, reminder_id: int, by=None) -> str:
 
 def _all_muted(reminder: Reminder) -> bool:
     """Everyone it concerns muted this kind: nothing to e-mail, it counts as delivered (in-app)."""
-    users = get_user_model().objects.filter(is_active=True).exclude(email="")
-    if reminder.recipient_user_id:
-        users = users.filter(pk=reminder.recipient_user_id)
-    else:
-        users = users.filter(groups__name=reminder.recipient_role)
+    users = _addressees(reminder).exclude(email="")
     return users.exists() and not users.exclude(reminder_mutes__kind=reminder.kind).exists()
 
 

@@ -199,3 +199,34 @@ def test_the_sweeps_queries_grow_with_batches_not_rows(site, rows):
     assert len(published) == rows
     # per batch: savepoint/transaction, the locking SELECT, the UPDATE, the history INSERT; plus the final empty SELECT
     assert len(queries) <= 5 * (result.batches + 1)
+
+
+def test_a_batch_publisher_is_called_once_per_batch_after_its_claim(site):
+    rows = [_due(site, subject=f"visit:{n}") for n in range(5)]
+    batches = []
+    result = services.reminders_sweep(publish_many=batches.append, now=NOW, batch_size=2)
+    assert batches == [[rows[0].pk, rows[1].pk], [rows[2].pk, rows[3].pk], [rows[4].pk]]
+    assert (result.claimed, result.batches, result.published) == (5, 3, 5)
+
+
+def test_a_failed_batch_publish_counts_none_of_the_batch_and_leaves_it_claimed_for_the_timeout(site):
+    rows = [_due(site, subject=f"visit:{n}") for n in range(3)]
+
+    def publish_many(ids):
+        raise ConnectionError("Redis publish batch failed; delivery is uncertain")
+
+    result = services.reminders_sweep(publish_many=publish_many, now=NOW, batch_size=2)
+    assert (result.claimed, result.published, result.batches) == (2, 0, 1)
+    assert "uncertain" in result.broker_error
+    assert _state(rows[2]) == Reminder.State.PENDING
+    assert {_state(r) for r in rows[:2]} == {Reminder.State.SENDING}
+
+
+def test_the_worker_keeps_the_delivery_contract_and_its_database_connection():
+    """acks_late with reject_on_worker_lost (a killed worker's task is delivered again), the visibility timeout
+    longer than the longest task, and Celery's Django fix-up told not to close the connection after every task."""
+    from config.celery import app
+
+    assert app.conf.task_acks_late and app.conf.task_reject_on_worker_lost
+    assert app.conf.broker_transport_options.get("visibility_timeout", 3600) > app.conf.task_time_limit
+    assert app.conf.get("CELERY_DB_REUSE_MAX", 0) >= 100
