@@ -238,11 +238,10 @@ API_JSON_MAX_DEPTH = 64
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2621440  # 2.5 MiB, Django's default
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 REST_FRAMEWORK = {
-    "DEFAULT_PARSER_CLASSES": [
-        "api.parsers.JSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # JSON only: the schema declares one media type per request body (a generated client gets one method per
+    # operation), and a form or multipart body is a 415 `unsupported_media_type` in the JSON error contract.
+    "DEFAULT_PARSER_CLASSES": ["api.parsers.JSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",  # APIClient.post(url, {...}) sends JSON, as every client must
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "api.authentication.HashedTokenAuthentication",
         "api.authentication.VerifiedSessionAuthentication",
