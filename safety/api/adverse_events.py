@@ -30,7 +30,6 @@ from api.fields import (
     reader_is_sponsor,
 )
 from api.filters import validated_query
-from api.parsers import JSONParser
 from api.permissions import RoleActionPermissions
 from api.schema import error_responses
 from api.serializers import StrictSerializer
@@ -209,7 +208,6 @@ class AdverseEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     serializer_class = AdverseEventSerializer
     permission_classes = [RoleActionPermissions]
     action_perms = {"dlt_decision": ("safety.decide_dlt",)}
-    parser_classes = [JSONParser]
 
     def get_queryset(self) -> QuerySet[AdverseEvent]:
         cohort = Enrollment.objects.filter(participant=OuterRef("participant")).order_by().values("cohort")[:1]

@@ -9,7 +9,6 @@ from rest_framework.response import Response
 
 from api.fields import MAX_ID, StaffMemberField, StaffTextField, TextField, optional_boolean
 from api.filters import validated_query
-from api.parsers import JSONParser
 from api.permissions import RoleActionPermissions
 from api.schema import error_responses
 from api.serializers import StrictSerializer
@@ -76,7 +75,6 @@ class ReportingClockViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
     serializer_class = ReportingClockSerializer
     permission_classes = [RoleActionPermissions]
     action_perms = {"report": ("safety.change_reportingclock",)}
-    parser_classes = [JSONParser]
 
     def get_queryset(self) -> QuerySet[ReportingClock]:
         overdue = Case(
