@@ -1,6 +1,6 @@
 """What the OpenAPI schema says about errors (the exception handler in ``api.exceptions`` writes them)."""
 
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema_serializer
 from rest_framework import serializers
 
 from core.errors import ErrorCode
@@ -33,3 +33,32 @@ ERROR_RESPONSES = {
 def error_responses(*statuses: int) -> dict:
     """The documented error responses of an operation, e.g. ``{201: …, **error_responses(400, 403, 409)}``."""
     return {status: ERROR_RESPONSES[status] for status in statuses}
+
+
+def by_role(*, name: str, staff, sponsor, many: bool = False) -> PolymorphicProxySerializer:
+    """A response whose shape depends on the reader: ``oneOf`` the staff and the sponsor component.
+
+    The sponsor components are closed (``additionalProperties: false``, set by ``close_sponsor_components``), so a
+    staff body, which has the identifiers, matches only the staff component and a sponsor body only the sponsor
+    one: exactly one of the two, as ``oneOf`` requires.
+    """
+    return PolymorphicProxySerializer(
+        component_name=name, serializers=[staff, sponsor], resource_type_field_name=None, many=many
+    )
+
+
+SPONSOR_COMPONENTS: set[str] = set()
+
+
+def sponsor_component(name: str):
+    """Name a serializer's component ``name`` and mark it as a sponsor's shape (closed in the schema)."""
+    SPONSOR_COMPONENTS.add(name)
+    return extend_schema_serializer(component_name=name)
+
+
+def close_sponsor_components(result, generator, request, public):
+    """Postprocessing hook: a sponsor component allows no property it does not list (see ``by_role``)."""
+    for name, component in result.get("components", {}).get("schemas", {}).items():
+        if name in SPONSOR_COMPONENTS:
+            component["additionalProperties"] = False
+    return result

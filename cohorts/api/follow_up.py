@@ -22,7 +22,7 @@ from trial.access import scope_participants
 
 
 class FollowUpVisitSerializer(serializers.ModelSerializer):
-    study_id = serializers.CharField(source="participant.study_id", read_only=True)
+    study_id = serializers.CharField(source="participant.study_id", read_only=True, allow_null=True)
     cohort = serializers.IntegerField(source="infusion.cohort_id", read_only=True)
     out_of_window = serializers.BooleanField(read_only=True)
     missed_reason = StaffTextField()
@@ -52,7 +52,7 @@ class FollowUpVisitSerializer(serializers.ModelSerializer):
 
 
 class ProtocolDeviationSerializer(serializers.ModelSerializer):
-    study_id = serializers.CharField(source="participant.study_id", read_only=True)
+    study_id = serializers.CharField(source="participant.study_id", read_only=True, allow_null=True)
     trial = serializers.CharField(source="trial.registry_id", read_only=True)
     description = StaffTextField()
     corrective_action = StaffTextField()

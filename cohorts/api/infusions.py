@@ -15,7 +15,7 @@ Endpoints: ``infusions/`` (list, retrieve, start), ``infusions/{id}/readings/``,
 """
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_serializer, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -32,7 +32,7 @@ from api.fields import (
 )
 from api.filters import validated_query
 from api.permissions import RoleActionPermissions, sees_bedside_detail
-from api.schema import error_responses
+from api.schema import by_role, error_responses, sponsor_component
 from cohorts import selectors, services
 from cohorts.models import (
     DripRateReading,
@@ -94,10 +94,11 @@ class VitalSignsSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+@sponsor_component("InfusionSponsor")
 class InfusionSponsorSerializer(serializers.ModelSerializer):
     """An infusion as a sponsor reads it: the participant by study ID, the dose, the rate, the times."""
 
-    study_id = serializers.CharField(source="participant.study_id", read_only=True)
+    study_id = serializers.CharField(source="participant.study_id", read_only=True, allow_null=True)
     dose_level = serializers.IntegerField(source="dose_level.level", read_only=True)
     status_display = serializers.CharField(source="get_status_display", read_only=True)
     duration_minutes = serializers.DecimalField(max_digits=10, decimal_places=2, read_only=True, allow_null=True)
@@ -138,6 +139,7 @@ class InfusionSponsorSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+@extend_schema_serializer(component_name="InfusionStaff")
 class InfusionSerializer(InfusionSponsorSerializer):
     """An infusion as site staff see it: with vital signs, interruptions, premedication and the nurse."""
 
@@ -238,13 +240,22 @@ _RULES = (
 )
 
 
+INFUSION = by_role(name="Infusion", staff=InfusionSerializer, sponsor=InfusionSponsorSerializer)
+INFUSION_LIST = by_role(name="Infusion", staff=InfusionSerializer, sponsor=InfusionSponsorSerializer, many=True)
+
+
 @extend_schema_view(
     list=extend_schema(
         parameters=[InfusionFilterSerializer],
-        description="Infusions with their drip-rate readings "
-        "(newest first). Sponsors get them without vital signs, interruptions or the nurse.",
+        responses={200: INFUSION_LIST, **error_responses(400, 401, 403)},
+        description="Infusions with their drip-rate readings (newest first): `InfusionStaff`, or for sponsors "
+        "(and roles without bedside detail) `InfusionSponsor`, without vital signs, interruptions, premedication "
+        "or the nurse.",
     ),
-    retrieve=extend_schema(description="One infusion with its readings (and, for staff, vitals and interruptions)."),
+    retrieve=extend_schema(
+        responses={200: INFUSION, **error_responses(401, 403, 404)},
+        description="One infusion with its readings: `InfusionStaff` (vitals, interruptions) or `InfusionSponsor`.",
+    ),
 )
 class InfusionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Infusions: started, observed and finished by site staff through the same rules as the admin."""

@@ -17,7 +17,7 @@ from cohorts.models import LostToFollowUp
 
 
 class LostToFollowUpSerializer(serializers.ModelSerializer):
-    study_id = serializers.CharField(source="participant.study_id", read_only=True)
+    study_id = serializers.CharField(source="participant.study_id", read_only=True, allow_null=True)
     participant_status = serializers.CharField(source="participant.status", read_only=True)
     last_missed_visit_code = serializers.CharField(source="last_missed_visit.code", read_only=True)
     decided_by = serializers.SerializerMethodField()

@@ -7,11 +7,12 @@ the permission, state and safety checks; its ``DomainError`` becomes 409/400/403
 number of queries.
 
 Sponsors (and any user who may not change participants) get ``ParticipantPseudonymSerializer``:
-participants are known by study ID, never by initials, birth date or the site's screening number.
+participants are known by study ID, never by initials, birth date or the site's screening number. The
+schema names the two shapes ``ParticipantStaff`` and ``ParticipantSponsor`` (a read answers one of them).
 """
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_serializer, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -19,7 +20,7 @@ from rest_framework.response import Response
 
 from api.fields import MAX_ID, TextField, id_field
 from api.permissions import RoleActionPermissions, sees_direct_identifiers
-from api.schema import error_responses
+from api.schema import by_role, error_responses, sponsor_component
 from api.serializers import InputModelSerializer
 from cohorts import selectors, services
 from cohorts.models import (
@@ -36,6 +37,7 @@ from trial.models import Site, Trial
 # --- serializers: participants and screening -----------------------------------------------------
 
 
+@sponsor_component("ParticipantSponsor")
 class ParticipantPseudonymSerializer(serializers.ModelSerializer):
     """A participant without direct identifiers (what sponsors read): known by study ID."""
 
@@ -80,6 +82,7 @@ class ParticipantPseudonymSerializer(serializers.ModelSerializer):
         return enrollment.cohort.dose_level.level if enrollment else None
 
 
+@extend_schema_serializer(component_name="ParticipantStaff")
 class ParticipantSerializer(ParticipantPseudonymSerializer):
     """A participant as site staff see it, identifiers included."""
 
@@ -203,13 +206,24 @@ class WithdrawSerializer(serializers.Serializer):
     reason = TextField(max_length=2000)
 
 
+PARTICIPANT = by_role(name="Participant", staff=ParticipantSerializer, sponsor=ParticipantPseudonymSerializer)
+PARTICIPANT_LIST = by_role(
+    name="Participant", staff=ParticipantSerializer, sponsor=ParticipantPseudonymSerializer, many=True
+)
+
+
 @extend_schema_view(
     list=extend_schema(
         parameters=[ParticipantFilterSerializer],
+        responses={200: PARTICIPANT_LIST, **error_responses(400, 401, 403)},
         description="Participants. Sponsors (and roles that cannot change participants) get them without "
-        "direct identifiers: no initials, date of birth or screening number; they are known by study ID.",
+        "direct identifiers (`ParticipantSponsor`: no initials, date of birth or screening number; they are "
+        "known by study ID); staff who may change participants get `ParticipantStaff`.",
     ),
-    retrieve=extend_schema(description="One participant (without identifiers for sponsors)."),
+    retrieve=extend_schema(
+        responses={200: PARTICIPANT, **error_responses(401, 403, 404)},
+        description="One participant: `ParticipantStaff`, or `ParticipantSponsor` (without identifiers).",
+    ),
 )
 class ParticipantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Participants from screening to enrollment."""

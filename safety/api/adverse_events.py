@@ -51,7 +51,7 @@ class AdverseEventSerializer(serializers.ModelSerializer):
         allow_null=True,
         help_text="The participant's enrollment cohort (null before enrollment).",
     )
-    ctcae_term = serializers.PrimaryKeyRelatedField(read_only=True)
+    ctcae_term = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     term = serializers.SerializerMethodField(
         help_text="The CTCAE term, or the free-text term where none applies (null for sponsors then)."
     )
