@@ -276,6 +276,16 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # No validator badge: Swagger UI would otherwise load an image from validator.swagger.io.
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    # One enum per choice set, named after its model (the staff and sponsor components share them).
+    "ENUM_NAME_OVERRIDES": {
+        "ParticipantStatusEnum": "cohorts.models.Participant.Status",
+        "InfusionStatusEnum": "cohorts.models.Infusion.Status",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "api.schema.close_sponsor_components",
+        "api.schema.document_error_responses",
+    ],
 }
 
 # --- Celery and the cache ---
