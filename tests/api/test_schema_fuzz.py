@@ -137,3 +137,20 @@ def test_every_operation_answers_a_sponsor_as_its_schema_documents(api_schema, w
 def test_every_operation_answers_an_investigator_as_its_schema_documents(api_schema, world):
     failures = _fuzz(api_schema, world[1]["investigator"])
     assert failures == {}, "\n\n".join(f"{label}:\n{text}" for label, text in failures.items())
+
+
+def test_the_run_reports_a_server_error_and_an_undocumented_body(api_schema, world, monkeypatch):
+    """The harness itself: a list that fails (500) and a detail that answers a body off its schema are found."""
+    from rest_framework.response import Response
+
+    from api.views import TrialViewSet
+
+    def broken_list(self, request, *args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(TrialViewSet, "list", broken_list)
+    monkeypatch.setattr(TrialViewSet, "retrieve", lambda self, request, *a, **k: Response({"id": "not a trial"}))
+    failures = _fuzz(api_schema.include(path_regex=r"^/api/v1/trials/(\{registry_id\}/)?$"), world[1]["sponsor"])
+    assert set(failures) >= {"GET /api/v1/trials/ (positive)", "GET /api/v1/trials/{registry_id}/ (positive)"}
+    assert "Server error" in failures["GET /api/v1/trials/ (positive)"]
+    assert "Response violates schema" in failures["GET /api/v1/trials/{registry_id}/ (positive)"]
