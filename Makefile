@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# The API client generator has an environment of its own (it needs pydantic 2; the dev extra pins pydantic 1).
+CLIENTGEN := $(VENV)/clientgen
+CLIENTGEN_STAMP := $(CLIENTGEN)/.installed-stamp
 
 LOCK_FLAGS := --quiet --generate-hashes --no-strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links \
 	--no-emit-trusted-host
@@ -18,11 +21,19 @@ $(STAMP): pyproject.toml requirements/dev.lock
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+# openapi-python-client, for tests/api/contract/test_generated_client.py: exactly requirements/clientgen.lock.
+$(CLIENTGEN_STAMP): requirements/clientgen.lock | $(STAMP)
+	test -x $(CLIENTGEN)/bin/python || $(PYTHON) -m venv $(CLIENTGEN)
+	$(CLIENTGEN)/bin/python -m pip install --quiet --require-hashes -r requirements/clientgen.lock
+	touch $(CLIENTGEN_STAMP)
+
 ## make lock: pin every dependency of pyproject.toml, with hashes, into requirements/{prod,dev}.lock.
 ## Run it after changing a dependency (tests/test_build_files.py fails while a lock is out of step).
+## requirements/clientgen.lock pins the client generator of requirements/clientgen.in the same way.
 lock: $(STAMP)
 	CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile $(LOCK_FLAGS) --output-file requirements/prod.lock pyproject.toml
 	CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile $(LOCK_FLAGS) --extra dev --output-file requirements/dev.lock pyproject.toml
+	CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile $(LOCK_FLAGS) --output-file requirements/clientgen.lock requirements/clientgen.in
 
 # A per-machine secret key under var/ (git-ignored) so that manage.py works here without exporting one.
 var/secret_key:
@@ -37,7 +48,7 @@ var/signature_keys:
 	$(PYTHON) -c 'import datetime, secrets; print(f"local-{datetime.date.today():%Y%m%d}:{secrets.token_urlsafe(48)}")' > var/signature_keys
 	chmod 600 var/signature_keys
 
-install: $(STAMP) var/secret_key var/signature_keys
+install: $(STAMP) $(CLIENTGEN_STAMP) var/secret_key var/signature_keys
 
 migrate: install
 	$(PY) manage.py migrate --noinput

@@ -64,6 +64,8 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc as static files of this site (no CDN)
+    "django_filters",
     "simple_history",
     "core",
     "trial",
@@ -236,11 +238,10 @@ API_JSON_MAX_DEPTH = 64
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2621440  # 2.5 MiB, Django's default
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 REST_FRAMEWORK = {
-    "DEFAULT_PARSER_CLASSES": [
-        "api.parsers.JSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # JSON only: the schema declares one media type per request body (a generated client gets one method per
+    # operation), and a form or multipart body is a 415 `unsupported_media_type` in the JSON error contract.
+    "DEFAULT_PARSER_CLASSES": ["api.parsers.JSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",  # APIClient.post(url, {...}) sends JSON, as every client must
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "api.authentication.HashedTokenAuthentication",
         "api.authentication.VerifiedSessionAuthentication",
@@ -268,6 +269,23 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI from the drf-spectacular-sidecar package, served by whitenoise like every static file: the docs
+    # work without internet and under the site's CSP (script-src 'self'; the split view has no inline script).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # No validator badge: Swagger UI would otherwise load an image from validator.swagger.io.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    # One enum per choice set, named after its model (the staff and sponsor components share them).
+    "ENUM_NAME_OVERRIDES": {
+        "ParticipantStatusEnum": "cohorts.models.Participant.Status",
+        "InfusionStatusEnum": "cohorts.models.Infusion.Status",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "api.schema.close_sponsor_components",
+        "api.schema.document_error_responses",
+    ],
 }
 
 # --- Celery and the cache ---

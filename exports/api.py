@@ -21,7 +21,8 @@ from trial.models import Trial
 
 
 class _Passthrough(BaseRenderer):
-    """Lets a client ask for the export's own media type; errors still go out as JSON."""
+    """Lets a client ask for the export's own media type (``?format=`` or ``Accept``); its errors go out as JSON
+    (``_ErrorsAsJson`` gives them the JSON media type too)."""
 
     charset = "utf-8"
 
@@ -39,6 +40,17 @@ class FhirRenderer(_Passthrough):
 
 class PdfRenderer(_Passthrough):
     media_type, format, charset = "application/pdf", "pdf", None
+
+
+class _ErrorsAsJson:
+    """An export's error answers the Error component as ``application/json``, whatever format the client asked
+    for: rendered by the export's renderer it went out as JSON text labelled ``application/pdf`` or ``text/csv``
+    (schemathesis found it: a 404 of ``dossier.pdf?format=pdf``)."""
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        if response.status_code >= 400 and getattr(response, "data", None) is not None:
+            request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
 
 
 def _may(kind_of):
@@ -59,7 +71,7 @@ def _streamed(chunks, *, filename: str, content_type: str, records: int) -> Stre
     return response
 
 
-class _Export(APIView):
+class _Export(_ErrorsAsJson, APIView):
     kind = ""
     renderer_classes = (JSONRenderer, CsvRenderer)
 
@@ -122,7 +134,7 @@ class DefineExportView(_Export):
                          content_type="text/csv; charset=utf-8", records=rows)  # fmt: skip
 
 
-class _Dossier(APIView):
+class _Dossier(_ErrorsAsJson, APIView):
     renderer_classes = (JSONRenderer,)
 
     def get_permissions(self):

@@ -77,6 +77,26 @@ def test_every_pin_has_hashes_and_no_machine_paths(lock):
     assert not re.search(r"--(index-url|extra-index-url|find-links)|file://", text)
 
 
+def test_the_client_generators_lock_pins_what_its_input_asks_for_with_hashes():
+    """requirements/clientgen.lock (an environment of its own, .venv/clientgen) pins clientgen.in's requirements."""
+    wanted = [
+        Requirement(line)
+        for line in (ROOT / "requirements" / "clientgen.in").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    pins, _, text = _lock("clientgen.lock")
+    assert wanted
+    assert all({s.operator for s in req.specifier} & UPPER for req in wanted)
+    wrong = {str(req): pins.get(canonicalize_name(req.name)) for req in wanted}
+    assert {k: v for k, v in wrong.items() if v is None or not Requirement(k).specifier.contains(v)} == {}, (
+        "run `make lock`"
+    )
+    blocks = [b for b in re.split(r"\n(?=[A-Za-z0-9])", text) if PIN.match(b)]
+    assert blocks and all("--hash=sha256:" in block for block in blocks)
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "pip install --quiet --require-hashes -r requirements/clientgen.lock" in makefile
+
+
 def test_the_production_lock_holds_no_development_tool():
     pins, _, _ = _lock("prod.lock")
     assert not {"pytest", "ruff", "playwright", "factory-boy", "pip-tools"} & set(pins)

@@ -55,7 +55,7 @@ class CohortSerializer(serializers.ModelSerializer):
 
 class EnrollmentSerializer(serializers.ModelSerializer):
     participant = serializers.IntegerField(source="participant_id", read_only=True)
-    study_id = serializers.CharField(source="participant.study_id", read_only=True)
+    study_id = serializers.CharField(source="participant.study_id", read_only=True, allow_null=True)
 
     class Meta:
         model = Enrollment

@@ -1,11 +1,13 @@
 """REST API for signed consents and the versions of the consent form (site staff only)."""
 
+import django_filters
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 
-from api.fields import MAX_ID, TextField, id_field
+from api.fields import TextField, id_field
+from api.filters import IdFilter, ListFilterBackend
 from api.permissions import RoleActionPermissions
 from api.schema import error_responses
 from api.serializers import InputModelSerializer
@@ -52,29 +54,21 @@ class ConsentSerializer(InputModelSerializer):
         read_only_fields = ("id", "document_version", "obtained_by", "withdrawn_at", "withdrawal_reason")
 
 
-class ConsentFilterSerializer(serializers.Serializer):
-    participant = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, help_text="Participant id.")
+class ConsentFilter(django_filters.FilterSet):
+    participant = IdFilter(field_name="participant_id", help_text="Participant id.")
 
 
-@extend_schema_view(list=extend_schema(parameters=[ConsentFilterSerializer]))
 class ConsentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Signed informed consents (site staff only; sponsors do not read them)."""
 
     serializer_class = ConsentSerializer
+    filter_backends = [ListFilterBackend]
+    filterset_class = ConsentFilter
     permission_classes = [RoleActionPermissions]
 
     def get_queryset(self) -> QuerySet[ConsentRecord]:
         records = ConsentRecord.objects.select_related("document", "obtained_by").order_by("participant", "-signed_at")
         return scope_participants(records, self.request.user, participant="participant")
-
-    def filter_queryset(self, queryset):
-        if self.action != "list":
-            return queryset
-        filters = ConsentFilterSerializer(data=self.request.query_params)
-        filters.is_valid(raise_exception=True)
-        if "participant" in filters.validated_data:
-            queryset = queryset.filter(participant_id=filters.validated_data["participant"])
-        return queryset
 
     @extend_schema(
         responses={201: ConsentSerializer, **error_responses(400, 401, 403, 409)},

@@ -1,14 +1,15 @@
 """REST API for follow-up visits (``visits/``: done or missed) and protocol deviations (``deviations/``:
 recorded by staff or opened by the automatic checks; PATCH to assess or close)."""
 
+import django_filters
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from api.fields import MAX_ID, StaffTextField, TextField, id_field
-from api.filters import validated_query
+from api.fields import StaffTextField, TextField, id_field
+from api.filters import IdFilter, ListFilterBackend
 from api.permissions import RoleActionPermissions
 from api.schema import error_responses
 from cohorts import selectors, services
@@ -22,7 +23,7 @@ from trial.access import scope_participants
 
 
 class FollowUpVisitSerializer(serializers.ModelSerializer):
-    study_id = serializers.CharField(source="participant.study_id", read_only=True)
+    study_id = serializers.CharField(source="participant.study_id", read_only=True, allow_null=True)
     cohort = serializers.IntegerField(source="infusion.cohort_id", read_only=True)
     out_of_window = serializers.BooleanField(read_only=True)
     missed_reason = StaffTextField()
@@ -52,7 +53,7 @@ class FollowUpVisitSerializer(serializers.ModelSerializer):
 
 
 class ProtocolDeviationSerializer(serializers.ModelSerializer):
-    study_id = serializers.CharField(source="participant.study_id", read_only=True)
+    study_id = serializers.CharField(source="participant.study_id", read_only=True, allow_null=True)
     trial = serializers.CharField(source="trial.registry_id", read_only=True)
     description = StaffTextField()
     corrective_action = StaffTextField()
@@ -107,51 +108,41 @@ class DeviationUpdateSerializer(serializers.Serializer):
     close = serializers.BooleanField(required=False, default=False, help_text="Close (needs a corrective action).")
 
 
-class VisitFilterSerializer(serializers.Serializer):
-    participant = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
-    cohort = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
-    status = serializers.ChoiceField(choices=FollowUpVisit.Status.choices, required=False)
-    target_from = serializers.DateField(required=False, help_text="Target date on or after.")
-    target_to = serializers.DateField(required=False, help_text="Target date on or before.")
+class VisitFilter(django_filters.FilterSet):
+    participant = IdFilter(field_name="participant_id", help_text="Participant id.")
+    cohort = IdFilter(field_name="infusion__cohort_id", help_text="Cohort id.")
+    status = django_filters.ChoiceFilter(choices=FollowUpVisit.Status.choices)
+    target_from = django_filters.DateFilter(
+        field_name="target_date", lookup_expr="gte", help_text="Target date on or after."
+    )
+    target_to = django_filters.DateFilter(
+        field_name="target_date", lookup_expr="lte", help_text="Target date on or before."
+    )
 
 
-class DeviationFilterSerializer(serializers.Serializer):
-    participant = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
-    cohort = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
-    category = serializers.ChoiceField(choices=ProtocolDeviation.Category.choices, required=False)
-    severity = serializers.ChoiceField(choices=ProtocolDeviation.Severity.choices, required=False)
-    status = serializers.ChoiceField(choices=ProtocolDeviation.Status.choices, required=False)
-    source = serializers.ChoiceField(choices=ProtocolDeviation.Source.choices, required=False)
+class DeviationFilter(django_filters.FilterSet):
+    participant = IdFilter(field_name="participant_id", help_text="Participant id.")
+    cohort = IdFilter(field_name="participant__enrollments__cohort_id", help_text="Cohort id.")
+    category = django_filters.ChoiceFilter(choices=ProtocolDeviation.Category.choices)
+    severity = django_filters.ChoiceFilter(choices=ProtocolDeviation.Severity.choices)
+    status = django_filters.ChoiceFilter(choices=ProtocolDeviation.Status.choices)
+    source = django_filters.ChoiceFilter(choices=ProtocolDeviation.Source.choices)
 
 
 @extend_schema_view(
-    list=extend_schema(parameters=[VisitFilterSerializer], description="Follow-up visits by target date."),
+    list=extend_schema(description="Follow-up visits by target date."),
 )
 class FollowUpVisitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Follow-up visits planned from each infusion day by the protocol's schedule."""
 
     serializer_class = FollowUpVisitSerializer
     permission_classes = [RoleActionPermissions]
+    filter_backends = [ListFilterBackend]
+    filterset_class = VisitFilter
     action_perms = {"complete": ("cohorts.change_followupvisit",), "miss": ("cohorts.change_followupvisit",)}
 
     def get_queryset(self) -> QuerySet[FollowUpVisit]:
         return scope_participants(selectors.followup_visit_list(), self.request.user, participant="participant")
-
-    def filter_queryset(self, queryset):
-        if self.action != "list":
-            return queryset
-        wanted = validated_query(VisitFilterSerializer, self.request)
-        if "participant" in wanted:
-            queryset = queryset.filter(participant_id=wanted["participant"])
-        if "cohort" in wanted:
-            queryset = queryset.filter(infusion__cohort_id=wanted["cohort"])
-        if "status" in wanted:
-            queryset = queryset.filter(status=wanted["status"])
-        if "target_from" in wanted:
-            queryset = queryset.filter(target_date__gte=wanted["target_from"])
-        if "target_to" in wanted:
-            queryset = queryset.filter(target_date__lte=wanted["target_to"])
-        return queryset
 
     def _fresh(self, visit: FollowUpVisit) -> Response:
         return Response(self.get_serializer(self.get_queryset().get(pk=visit.pk)).data)
@@ -181,29 +172,18 @@ class FollowUpVisitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
 
 
 @extend_schema_view(
-    list=extend_schema(parameters=[DeviationFilterSerializer], description="Protocol deviations, newest first."),
+    list=extend_schema(description="Protocol deviations, newest first."),
 )
 class ProtocolDeviationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Protocol deviations: opened by the automatic checks or recorded by staff; assessed and closed by staff."""
 
     serializer_class = ProtocolDeviationSerializer
     permission_classes = [RoleActionPermissions]
+    filter_backends = [ListFilterBackend]
+    filterset_class = DeviationFilter
 
     def get_queryset(self) -> QuerySet[ProtocolDeviation]:
         return scope_participants(selectors.deviation_list(), self.request.user, participant="participant")
-
-    def filter_queryset(self, queryset):
-        if self.action != "list":
-            return queryset
-        wanted = validated_query(DeviationFilterSerializer, self.request)
-        if "participant" in wanted:
-            queryset = queryset.filter(participant_id=wanted["participant"])
-        if "cohort" in wanted:
-            queryset = queryset.filter(participant__enrollments__cohort_id=wanted["cohort"])
-        for name in ("category", "severity", "status", "source"):
-            if name in wanted:
-                queryset = queryset.filter(**{name: wanted[name]})
-        return queryset
 
     def _fresh(self, deviation: ProtocolDeviation, code: int = status.HTTP_200_OK) -> Response:
         return Response(self.get_serializer(self.get_queryset().get(pk=deviation.pk)).data, status=code)

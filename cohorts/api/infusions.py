@@ -14,8 +14,9 @@ Endpoints: ``infusions/`` (list, retrieve, start), ``infusions/{id}/readings/``,
 (the sentinel or stagger hold now, until when and why).
 """
 
+import django_filters
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_serializer, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -30,9 +31,9 @@ from api.fields import (
     TextField,
     id_field,
 )
-from api.filters import validated_query
+from api.filters import IdFilter, ListFilterBackend, validated_query
 from api.permissions import RoleActionPermissions, sees_bedside_detail
-from api.schema import error_responses
+from api.schema import by_role, error_responses, sponsor_component
 from cohorts import selectors, services
 from cohorts.models import (
     DripRateReading,
@@ -94,10 +95,11 @@ class VitalSignsSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+@sponsor_component("InfusionSponsor")
 class InfusionSponsorSerializer(serializers.ModelSerializer):
     """An infusion as a sponsor reads it: the participant by study ID, the dose, the rate, the times."""
 
-    study_id = serializers.CharField(source="participant.study_id", read_only=True)
+    study_id = serializers.CharField(source="participant.study_id", read_only=True, allow_null=True)
     dose_level = serializers.IntegerField(source="dose_level.level", read_only=True)
     status_display = serializers.CharField(source="get_status_display", read_only=True)
     duration_minutes = serializers.DecimalField(max_digits=10, decimal_places=2, read_only=True, allow_null=True)
@@ -138,6 +140,7 @@ class InfusionSponsorSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+@extend_schema_serializer(component_name="InfusionStaff")
 class InfusionSerializer(InfusionSponsorSerializer):
     """An infusion as site staff see it: with vital signs, interruptions, premedication and the nurse."""
 
@@ -218,10 +221,10 @@ class StopEarlySerializer(CompleteSerializer):
     reason = TextField(max_length=2000)
 
 
-class InfusionFilterSerializer(serializers.Serializer):
-    participant = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
-    cohort = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
-    status = serializers.ChoiceField(choices=Infusion.Status.choices, required=False)
+class InfusionFilter(django_filters.FilterSet):
+    participant = IdFilter(field_name="participant_id", help_text="Participant id.")
+    cohort = IdFilter(field_name="cohort_id", help_text="Cohort id.")
+    status = django_filters.ChoiceFilter(choices=Infusion.Status.choices)
 
 
 class HoldQuerySerializer(serializers.Serializer):
@@ -238,18 +241,28 @@ _RULES = (
 )
 
 
+INFUSION = by_role(name="Infusion", staff=InfusionSerializer, sponsor=InfusionSponsorSerializer)
+INFUSION_LIST = by_role(name="Infusion", staff=InfusionSerializer, sponsor=InfusionSponsorSerializer, many=True)
+
+
 @extend_schema_view(
     list=extend_schema(
-        parameters=[InfusionFilterSerializer],
-        description="Infusions with their drip-rate readings "
-        "(newest first). Sponsors get them without vital signs, interruptions or the nurse.",
+        responses={200: INFUSION_LIST, **error_responses(400, 401, 403)},
+        description="Infusions with their drip-rate readings (newest first): `InfusionStaff`, or for sponsors "
+        "(and roles without bedside detail) `InfusionSponsor`, without vital signs, interruptions, premedication "
+        "or the nurse.",
     ),
-    retrieve=extend_schema(description="One infusion with its readings (and, for staff, vitals and interruptions)."),
+    retrieve=extend_schema(
+        responses={200: INFUSION, **error_responses(401, 403, 404)},
+        description="One infusion with its readings: `InfusionStaff` (vitals, interruptions) or `InfusionSponsor`.",
+    ),
 )
 class InfusionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Infusions: started, observed and finished by site staff through the same rules as the admin."""
 
     permission_classes = [RoleActionPermissions]
+    filter_backends = [ListFilterBackend]
+    filterset_class = InfusionFilter
     action_perms = {
         "readings": ("cohorts.add_dripratereading",),
         "vitals": ("cohorts.add_vitalsigns",),
@@ -267,18 +280,6 @@ class InfusionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         if getattr(self, "swagger_fake_view", False) or sees_bedside_detail(self.request.user):
             return InfusionSerializer
         return InfusionSponsorSerializer
-
-    def filter_queryset(self, queryset):
-        if self.action != "list":
-            return queryset
-        wanted = validated_query(InfusionFilterSerializer, self.request)
-        if "participant" in wanted:
-            queryset = queryset.filter(participant_id=wanted["participant"])
-        if "cohort" in wanted:
-            queryset = queryset.filter(cohort_id=wanted["cohort"])
-        if "status" in wanted:
-            queryset = queryset.filter(status=wanted["status"])
-        return queryset
 
     def _fresh(self, infusion: Infusion, code: int = status.HTTP_200_OK) -> Response:
         return Response(self.get_serializer(self.get_queryset().get(pk=infusion.pk)).data, status=code)

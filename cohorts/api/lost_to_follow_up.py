@@ -2,14 +2,15 @@
 protocol's number of consecutive missed visits; an investigator confirms (``…/confirm/``) or dismisses
 (``…/dismiss/``) each, with a note."""
 
+import django_filters
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from api.fields import MAX_ID, TextField
-from api.filters import validated_query
+from api.fields import TextField
+from api.filters import IdFilter, ListFilterBackend
 from api.permissions import RoleActionPermissions
 from api.schema import error_responses
 from cohorts import selectors, services
@@ -17,7 +18,7 @@ from cohorts.models import LostToFollowUp
 
 
 class LostToFollowUpSerializer(serializers.ModelSerializer):
-    study_id = serializers.CharField(source="participant.study_id", read_only=True)
+    study_id = serializers.CharField(source="participant.study_id", read_only=True, allow_null=True)
     participant_status = serializers.CharField(source="participant.status", read_only=True)
     last_missed_visit_code = serializers.CharField(source="last_missed_visit.code", read_only=True)
     decided_by = serializers.SerializerMethodField()
@@ -49,35 +50,23 @@ class LostToFollowUpDecisionSerializer(serializers.Serializer):
     note = TextField(max_length=2000, help_text="What was tried, or why she is still followed.")
 
 
-class LostToFollowUpFilterSerializer(serializers.Serializer):
-    participant = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
-    state = serializers.ChoiceField(choices=LostToFollowUp.State.choices, required=False)
+class LostToFollowUpFilter(django_filters.FilterSet):
+    participant = IdFilter(field_name="participant_id", help_text="Participant id.")
+    state = django_filters.ChoiceFilter(choices=LostToFollowUp.State.choices)
 
 
-@extend_schema_view(
-    list=extend_schema(
-        parameters=[LostToFollowUpFilterSerializer], description="Lost-to-follow-up flags, newest first."
-    )
-)
+@extend_schema_view(list=extend_schema(description="Lost-to-follow-up flags, newest first."))
 class LostToFollowUpViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Participants flagged lost to follow-up, pending an investigator's confirmation, and the decisions."""
 
     serializer_class = LostToFollowUpSerializer
+    filter_backends = [ListFilterBackend]
+    filterset_class = LostToFollowUpFilter
     permission_classes = [RoleActionPermissions]
     action_perms = {"confirm": ("cohorts.decide_losttofollowup",), "dismiss": ("cohorts.decide_losttofollowup",)}
 
     def get_queryset(self) -> QuerySet[LostToFollowUp]:
         return selectors.lost_to_follow_up_list()
-
-    def filter_queryset(self, queryset):
-        if self.action != "list":
-            return queryset
-        wanted = validated_query(LostToFollowUpFilterSerializer, self.request)
-        if "participant" in wanted:
-            queryset = queryset.filter(participant_id=wanted["participant"])
-        if "state" in wanted:
-            queryset = queryset.filter(state=wanted["state"])
-        return queryset
 
     def _decide(self, request, decide) -> Response:
         flag = self.get_object()

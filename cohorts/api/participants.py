@@ -7,19 +7,22 @@ the permission, state and safety checks; its ``DomainError`` becomes 409/400/403
 number of queries.
 
 Sponsors (and any user who may not change participants) get ``ParticipantPseudonymSerializer``:
-participants are known by study ID, never by initials, birth date or the site's screening number.
+participants are known by study ID, never by initials, birth date or the site's screening number. The
+schema names the two shapes ``ParticipantStaff`` and ``ParticipantSponsor`` (a read answers one of them).
 """
 
+import django_filters
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_serializer, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from api.fields import MAX_ID, TextField, id_field
+from api.fields import TextField, id_field
+from api.filters import IdFilter, ListFilterBackend, RegistryIdFilter
 from api.permissions import RoleActionPermissions, sees_direct_identifiers
-from api.schema import error_responses
+from api.schema import by_role, error_responses, sponsor_component
 from api.serializers import InputModelSerializer
 from cohorts import selectors, services
 from cohorts.models import (
@@ -36,6 +39,7 @@ from trial.models import Site, Trial
 # --- serializers: participants and screening -----------------------------------------------------
 
 
+@sponsor_component("ParticipantSponsor")
 class ParticipantPseudonymSerializer(serializers.ModelSerializer):
     """A participant without direct identifiers (what sponsors read): known by study ID."""
 
@@ -80,6 +84,7 @@ class ParticipantPseudonymSerializer(serializers.ModelSerializer):
         return enrollment.cohort.dose_level.level if enrollment else None
 
 
+@extend_schema_serializer(component_name="ParticipantStaff")
 class ParticipantSerializer(ParticipantPseudonymSerializer):
     """A participant as site staff see it, identifiers included."""
 
@@ -121,10 +126,10 @@ class ParticipantCreateSerializer(serializers.Serializer):
         return trial
 
 
-class ParticipantFilterSerializer(serializers.Serializer):
-    trial = TextField(max_length=32, required=False, help_text="Registry ID of the trial.")
-    cohort = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, help_text="Cohort id.")
-    status = serializers.ChoiceField(choices=Participant.Status.choices, required=False)
+class ParticipantFilter(django_filters.FilterSet):
+    trial = RegistryIdFilter("trial__registry_id")
+    cohort = IdFilter(field_name="enrollments__cohort_id", help_text="Cohort id.")
+    status = django_filters.ChoiceFilter(choices=Participant.Status.choices)
 
 
 class FractureSerializer(InputModelSerializer):
@@ -203,18 +208,30 @@ class WithdrawSerializer(serializers.Serializer):
     reason = TextField(max_length=2000)
 
 
+PARTICIPANT = by_role(name="Participant", staff=ParticipantSerializer, sponsor=ParticipantPseudonymSerializer)
+PARTICIPANT_LIST = by_role(
+    name="Participant", staff=ParticipantSerializer, sponsor=ParticipantPseudonymSerializer, many=True
+)
+
+
 @extend_schema_view(
     list=extend_schema(
-        parameters=[ParticipantFilterSerializer],
+        responses={200: PARTICIPANT_LIST, **error_responses(400, 401, 403)},
         description="Participants. Sponsors (and roles that cannot change participants) get them without "
-        "direct identifiers: no initials, date of birth or screening number; they are known by study ID.",
+        "direct identifiers (`ParticipantSponsor`: no initials, date of birth or screening number; they are "
+        "known by study ID); staff who may change participants get `ParticipantStaff`.",
     ),
-    retrieve=extend_schema(description="One participant (without identifiers for sponsors)."),
+    retrieve=extend_schema(
+        responses={200: PARTICIPANT, **error_responses(401, 403, 404)},
+        description="One participant: `ParticipantStaff`, or `ParticipantSponsor` (without identifiers).",
+    ),
 )
 class ParticipantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Participants from screening to enrollment."""
 
     permission_classes = [RoleActionPermissions]
+    filter_backends = [ListFilterBackend]
+    filterset_class = ParticipantFilter
     action_perms = {
         "screening": ("cohorts.view_screeningrecord",),
         "screening_save": ("cohorts.change_participant",),
@@ -231,20 +248,6 @@ class ParticipantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         if getattr(self, "swagger_fake_view", False) or sees_direct_identifiers(self.request.user):
             return ParticipantSerializer
         return ParticipantPseudonymSerializer
-
-    def filter_queryset(self, queryset):
-        if self.action != "list":
-            return queryset
-        filters = ParticipantFilterSerializer(data=self.request.query_params)
-        filters.is_valid(raise_exception=True)
-        wanted = filters.validated_data
-        if "trial" in wanted:
-            queryset = queryset.filter(trial__registry_id=wanted["trial"])
-        if "cohort" in wanted:
-            queryset = queryset.filter(enrollments__cohort_id=wanted["cohort"])
-        if "status" in wanted:
-            queryset = queryset.filter(status=wanted["status"])
-        return queryset
 
     def _fresh(self, participant: Participant) -> dict:
         return self.get_serializer(self.get_queryset().get(pk=participant.pk)).data

@@ -14,6 +14,8 @@ written); then ONE service does the work and the rule checks, its ``DomainError`
 no initials, birth date or screening number. Lists take a constant number of queries.
 """
 
+import django_filters
+from django import forms
 from django.db.models import OuterRef, QuerySet, Subquery
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
@@ -21,16 +23,13 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from api.fields import (
-    MAX_ID,
     StaffMemberField,
     StaffTextField,
     TextField,
     id_field,
-    optional_boolean,
     reader_is_sponsor,
 )
-from api.filters import validated_query
-from api.parsers import JSONParser
+from api.filters import GradeFilter, IdFilter, ListFilterBackend, RegistryIdFilter, YesNoFilter
 from api.permissions import RoleActionPermissions
 from api.schema import error_responses
 from api.serializers import StrictSerializer
@@ -52,7 +51,7 @@ class AdverseEventSerializer(serializers.ModelSerializer):
         allow_null=True,
         help_text="The participant's enrollment cohort (null before enrollment).",
     )
-    ctcae_term = serializers.PrimaryKeyRelatedField(read_only=True)
+    ctcae_term = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     term = serializers.SerializerMethodField(
         help_text="The CTCAE term, or the free-text term where none applies (null for sponsors then)."
     )
@@ -177,27 +176,36 @@ class DltDecisionSerializer(StrictSerializer):
     reason = TextField(max_length=2000, help_text="Why; kept with the decision.")
 
 
-class AdverseEventFilterSerializer(serializers.Serializer):
-    trial = TextField(max_length=32, required=False, help_text="Registry ID of the trial.")
-    cohort = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, help_text="Cohort id.")
-    participant = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, help_text="Participant id.")
-    grade = serializers.IntegerField(min_value=1, max_value=5, required=False, help_text="Current CTCAE grade.")
-    worst_grade = serializers.IntegerField(min_value=1, max_value=5, required=False, help_text="Worst grade reached.")
-    serious = optional_boolean("Serious events only (true) or non-serious only (false).")
-    dlt_status = serializers.ChoiceField(choices=AdverseEvent.DltStatus.choices, required=False)
-    onset_after = serializers.DateField(required=False, help_text="Onset on or after this date.")
-    onset_before = serializers.DateField(required=False, help_text="Onset on or before this date.")
-
-    def validate(self, attrs):
-        after, before = attrs.get("onset_after"), attrs.get("onset_before")
+class _AdverseEventFilterForm(forms.Form):
+    def clean(self):
+        data = super().clean()
+        after, before = data.get("onset_after"), data.get("onset_before")
         if after and before and after > before:
-            raise serializers.ValidationError({"onset_before": ["Must not be before onset_after."]})
-        return attrs
+            self.add_error("onset_before", "Must not be before onset_after.")
+        return data
+
+
+class AdverseEventFilter(django_filters.FilterSet):
+    trial = RegistryIdFilter("participant__trial__registry_id")
+    cohort = IdFilter(field_name="participant__enrollments__cohort_id", help_text="Cohort id.")
+    participant = IdFilter(field_name="participant_id", help_text="Participant id.")
+    grade = GradeFilter(help_text="Current CTCAE grade.")
+    worst_grade = GradeFilter(help_text="Worst grade reached.")
+    serious = YesNoFilter(help_text="Serious events only (true) or non-serious only (false).")
+    dlt_status = django_filters.ChoiceFilter(choices=AdverseEvent.DltStatus.choices)
+    onset_after = django_filters.DateFilter(
+        field_name="onset_date", lookup_expr="gte", help_text="Onset on or after this date."
+    )
+    onset_before = django_filters.DateFilter(
+        field_name="onset_date", lookup_expr="lte", help_text="Onset on or before this date."
+    )
+
+    class Meta:
+        form = _AdverseEventFilterForm
 
 
 @extend_schema_view(
     list=extend_schema(
-        parameters=[AdverseEventFilterSerializer],
         description="Adverse events, newest onset first, each with its reporting clocks and DLT status. "
         "Participants appear by study ID only.",
     ),
@@ -208,30 +216,14 @@ class AdverseEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
 
     serializer_class = AdverseEventSerializer
     permission_classes = [RoleActionPermissions]
+    filter_backends = [ListFilterBackend]
+    filterset_class = AdverseEventFilter
     action_perms = {"dlt_decision": ("safety.decide_dlt",)}
-    parser_classes = [JSONParser]
 
     def get_queryset(self) -> QuerySet[AdverseEvent]:
         cohort = Enrollment.objects.filter(participant=OuterRef("participant")).order_by().values("cohort")[:1]
         events = scope_participants(selectors.adverse_event_list(), self.request.user, participant="participant")
         return events.annotate(cohort_ref=Subquery(cohort)).order_by("-onset_date", "-pk")
-
-    def filter_queryset(self, queryset):
-        if self.action != "list":
-            return queryset
-        wanted = validated_query(AdverseEventFilterSerializer, self.request, skip_none=True)
-        lookups = {
-            "trial": "participant__trial__registry_id",
-            "cohort": "participant__enrollments__cohort_id",
-            "participant": "participant_id",
-            "grade": "grade",
-            "worst_grade": "worst_grade",
-            "serious": "serious",
-            "dlt_status": "dlt_status",
-            "onset_after": "onset_date__gte",
-            "onset_before": "onset_date__lte",
-        }
-        return queryset.filter(**{lookups[name]: value for name, value in wanted.items()})
 
     def _fresh(self, event: AdverseEvent) -> dict:
         return self.get_serializer(self.get_queryset().get(pk=event.pk)).data

@@ -1,5 +1,6 @@
 """REST API for expedited-reporting clocks: each with ``overdue``; ``{id}/report/`` records the report."""
 
+import django_filters
 from django.db.models import BooleanField, Case, QuerySet, Value, When
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_view
@@ -7,9 +8,8 @@ from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from api.fields import MAX_ID, StaffMemberField, StaffTextField, TextField, optional_boolean
-from api.filters import validated_query
-from api.parsers import JSONParser
+from api.fields import StaffMemberField, StaffTextField, TextField
+from api.filters import IdFilter, ListFilterBackend, RegistryIdFilter, YesNoFilter
 from api.permissions import RoleActionPermissions
 from api.schema import error_responses
 from api.serializers import StrictSerializer
@@ -56,17 +56,21 @@ class ClockReportSerializer(StrictSerializer):
     done_at = serializers.DateTimeField(required=False, help_text="When it was reported (default: now).")
 
 
-class ReportingClockFilterSerializer(serializers.Serializer):
-    overdue = optional_boolean("Only overdue clocks (true) or only those not overdue (false).")
-    done = optional_boolean("Only reported clocks (true) or only open ones (false).")
-    kind = serializers.ChoiceField(choices=ReportingClock.Kind.choices, required=False)
-    adverse_event = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
-    trial = TextField(max_length=32, required=False, help_text="Registry ID of the trial.")
+class ReportingClockFilter(django_filters.FilterSet):
+    overdue = YesNoFilter(
+        field_name="is_overdue", help_text="Only overdue clocks (true) or only those not overdue (false)."
+    )
+    done = YesNoFilter(method="filter_done", help_text="Only reported clocks (true) or only open ones (false).")
+    kind = django_filters.ChoiceFilter(choices=ReportingClock.Kind.choices)
+    adverse_event = IdFilter(field_name="adverse_event_id", help_text="Adverse event id.")
+    trial = RegistryIdFilter("adverse_event__participant__trial__registry_id")
+
+    def filter_done(self, queryset, name, value):
+        return queryset.filter(done_at__isnull=not value)
 
 
 @extend_schema_view(
     list=extend_schema(
-        parameters=[ReportingClockFilterSerializer],
         description="Expedited-reporting clocks by due time; `overdue` is true while unreported past the due time.",
     ),
 )
@@ -75,8 +79,9 @@ class ReportingClockViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
 
     serializer_class = ReportingClockSerializer
     permission_classes = [RoleActionPermissions]
+    filter_backends = [ListFilterBackend]
+    filterset_class = ReportingClockFilter
     action_perms = {"report": ("safety.change_reportingclock",)}
-    parser_classes = [JSONParser]
 
     def get_queryset(self) -> QuerySet[ReportingClock]:
         overdue = Case(
@@ -87,21 +92,6 @@ class ReportingClockViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
         clocks = ReportingClock.objects.select_related("adverse_event__participant", "done_by")
         clocks = scope_participants(clocks, self.request.user, participant="adverse_event__participant")
         return clocks.annotate(is_overdue=overdue).order_by("due_at", "pk")
-
-    def filter_queryset(self, queryset):
-        if self.action != "list":
-            return queryset
-        wanted = validated_query(ReportingClockFilterSerializer, self.request, skip_none=True)
-        if "overdue" in wanted:
-            queryset = queryset.filter(is_overdue=wanted.pop("overdue"))
-        if "done" in wanted:
-            queryset = queryset.filter(done_at__isnull=not wanted.pop("done"))
-        lookups = {
-            "kind": "kind",
-            "adverse_event": "adverse_event_id",
-            "trial": "adverse_event__participant__trial__registry_id",
-        }
-        return queryset.filter(**{lookups[name]: value for name, value in wanted.items()})
 
     @extend_schema(
         request=ClockReportSerializer,

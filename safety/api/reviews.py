@@ -1,6 +1,8 @@
 """Safety reviews over the API: sponsors read decisions and signatures; committee members propose
 and sign with their password in the request (a token alone never signs); the chair opens a review."""
 
+import django_filters
+from django.core.validators import RegexValidator
 from django.db.models import OuterRef, Subquery
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -12,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api.fields import StaffTextField, TextField
+from api.filters import ListFilterBackend, RegistryIdFilter
 from api.permissions import ReadPermissionForWrites
 from cohorts.models import Cohort
 from safety import services
@@ -99,9 +102,9 @@ class ReviewSerializer(serializers.ModelSerializer):
         return services.protocol_recommendation(obj)
 
 
-class ReviewFilterSerializer(serializers.Serializer):
-    trial = serializers.RegexField(r"^[A-Za-z0-9_-]{1,32}$", required=False)
-    state = serializers.ChoiceField(choices=SafetyReview.State.choices, required=False)
+class ReviewFilter(django_filters.FilterSet):
+    trial = RegistryIdFilter("trial__registry_id", validators=[RegexValidator(r"^[A-Za-z0-9_-]{1,32}$")])
+    state = django_filters.ChoiceFilter(choices=SafetyReview.State.choices)
 
 
 class OpenReviewSerializer(serializers.Serializer):
@@ -140,16 +143,11 @@ class SafetyReviewViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet
 
     serializer_class = ReviewSerializer
     queryset = SafetyReview.objects.select_related("cohort__dose_level", "trial").prefetch_related("signatures")
+    filter_backends = [ListFilterBackend]
+    filterset_class = ReviewFilter  # a bad value (a NUL byte, an unknown state) is a 400
 
     def get_queryset(self):
-        queryset = scope_trials(super().get_queryset(), self.request.user)
-        filters = ReviewFilterSerializer(data=self.request.query_params)
-        filters.is_valid(raise_exception=True)  # a bad value (a NUL byte, an unknown state) is a 400
-        if filters.validated_data.get("trial"):
-            queryset = queryset.filter(trial__registry_id=filters.validated_data["trial"])
-        if filters.validated_data.get("state"):
-            queryset = queryset.filter(state=filters.validated_data["state"])
-        return queryset.order_by("-opened_at")
+        return scope_trials(super().get_queryset(), self.request.user).order_by("-opened_at")
 
     @extend_schema(request=OpenReviewSerializer, responses={201: ReviewSerializer})
     def create(self, request, *args, **kwargs):

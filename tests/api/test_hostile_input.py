@@ -301,7 +301,7 @@ def test_an_unexpected_failure_in_an_api_view_is_500_json_and_elsewhere_html(rf,
     assert page.status_code == 500 and not page["Content-Type"].startswith("application/json")
 
 
-def test_too_many_form_fields_under_the_api_are_400_json(api, world, settings):
+def test_too_many_form_fields_under_the_api_are_refused_as_json_unread(api, world, settings):
     settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 10
     participant = Participant.objects.order_by("pk").first()
     api.raise_request_exception = False
@@ -310,5 +310,33 @@ def test_too_many_form_fields_under_the_api_are_400_json(api, world, settings):
         data="&".join(f"f{i}=1" for i in range(50)),
         content_type="application/x-www-form-urlencoded",
     )
-    assert response.status_code == 400
-    assert _contract(response)["code"] in {"bad_request", "invalid"}
+    assert response.status_code == 415  # the API parses JSON only: the form is never read
+    assert _contract(response)["code"] == "unsupported_media_type"
+
+
+def test_every_write_operation_declares_json_as_its_only_request_media_type(schema):
+    bodies = [
+        (template, method, set(operation["requestBody"]["content"]))
+        for template, operations in schema["paths"].items()
+        for method, operation in operations.items()
+        if method in WRITE_METHODS and "requestBody" in operation
+    ]
+    assert len(bodies) > 20
+    assert [(t, m, types) for t, m, types in bodies if types != {"application/json"}] == []
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/x-www-form-urlencoded", "reason=moved+away"),
+        ("multipart/form-data; boundary=BoUnDaRy", '--BoUnDaRy\r\nContent-Disposition: form-data; name="reason"'
+         '\r\n\r\nmoved away\r\n--BoUnDaRy--\r\n'),
+        ("text/plain", '{"reason": "moved away"}'),
+    ],
+)  # fmt: skip
+def test_a_body_that_is_not_json_is_415_in_the_json_contract_on_every_write(api, world, schema, content_type, body):
+    for template, method, _ in _write_operations(schema):
+        path = _fill(template, world.trial)
+        response = getattr(api, method)(path, data=body, content_type=content_type)
+        assert response.status_code == 415, (method, path, response.status_code)
+        assert _contract(response)["code"] == "unsupported_media_type", (method, path)

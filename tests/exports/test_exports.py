@@ -189,6 +189,23 @@ def test_an_unknown_domain_is_a_404_and_anonymous_is_a_401(seeded):
     assert APIClient().get(f"{BASE}/fhir/").status_code == 401
 
 
+@pytest.mark.parametrize(
+    ("url", "status"),
+    [
+        ("/api/v1/reviews/999999/dossier.pdf?format=pdf", 404),
+        ("/api/v1/reviews/999999/dossier.pdf", 404),
+        ("/api/v1/trials/NCT00000000/export/sdtm/AE.csv?format=csv", 404),
+        (f"{BASE}/sdtm/XX.csv?format=csv", 404),
+        ("/api/v1/trials/NCT00000000/export/fhir/?format=fhir", 404),
+    ],
+)
+def test_an_export_error_answers_json_whatever_format_was_asked_for(seeded, url, status):
+    response = reader(SAFETY_COMMITTEE).get(url)
+    assert response.status_code == status
+    assert response["Content-Type"] == "application/json"
+    assert set(response.json()) == {"code", "message", "fields"}
+
+
 def test_the_define_listing_names_every_exported_variable(seeded):
     with frozen(VIEW):
         listing = rows(reader(SPONSOR).get(f"{BASE}/define/"))
