@@ -36,6 +36,9 @@ simple_history.register(
     m2m_fields=["groups", "user_permissions"],
 )
 simple_history.register(Group, app="core", records_class=AuditedRecords, m2m_fields=["permissions"])
+# API tokens too: who issued or revoked which token (its key prefix and digest; never the token) and why. The
+# rows come from ``core.tokens`` only, the one place that writes tokens.
+simple_history.register(AuthToken, app="core", records_class=AuditedRecords)
 
 
 class ApiToken(AuthToken):
