@@ -57,9 +57,12 @@ class ApiToken(AuthToken):
 class LockoutRelease(models.Model):
     """A data manager unlocked an account before its lockout ran out: who, whose, which lock, when and why.
 
-    Append-only (nothing edits or deletes a release); the signing lock counts only the wrong passwords after
-    the user's latest signing release, and the admin login's failures (django-axes) are reset.
+    Append-only (nothing edits or deletes a release; the database refuses UPDATE, DELETE and TRUNCATE:
+    ``core.append_only``); the signing lock counts only the wrong passwords after the user's latest signing
+    release, and the admin login's failures (django-axes) are reset.
     """
+
+    append_only = True
 
     class Kind(models.TextChoices):
         LOGIN = "login", "Admin and dashboard login (too many wrong passwords)"

@@ -395,8 +395,13 @@ class SignatureChainHead(models.Model):
 class IntegrityAlert(models.Model):
     """A failed integrity check (the daily signature verification): what broke, when it was found.
 
-    One row per kind of check and day (the beat task may run twice: the unique key decides). Never edited.
+    One row per kind of check and day (the beat task may run twice: the unique key decides). Never edited: the
+    database refuses UPDATE, DELETE and TRUNCATE (``core.append_only``). An alert has no acknowledgement of its
+    own to record; whom it reached is on its safety reminders (``reminders``), which cannot be muted, and a
+    repaired chain shows as the next day's check passing (no new alert).
     """
+
+    append_only = True
 
     class Kind(models.TextChoices):
         SIGNATURES = "signatures", "Signature chain (verify_signatures)"
