@@ -124,6 +124,8 @@ API: dict[str, dict[str, frozenset]] = {
     "export-fhir": {"GET": READERS},
     "export-sdtm": {"GET": READERS},
     "export-define": {"GET": READERS},
+    # A data manager releases a record's reviewed free text to sponsors (core.free_text).
+    "free-text-review": {"POST": frozenset({"data_manager"})},
     # Reminders addressed to the reader; sponsors have none.
     "reminder-list": {"GET": STAFF},
     "reminder-detail": {"GET": STAFF},

@@ -276,8 +276,22 @@ def _alert():
     )  # fmt: skip
 
 
-@pytest.mark.parametrize(("make", "column"), [(_release, "reason"), (_alert, "problem_count")])
-def test_lockout_releases_and_integrity_alerts_refuse_update_and_delete(make, column):
+def _free_text_review():
+    from django.contrib.contenttypes.models import ContentType
+    from django.utils import timezone
+
+    from core.models import FreeTextReview
+
+    return FreeTextReview.objects.create(
+        content_type=ContentType.objects.get_for_model(Trial), object_id=1, text_digest="0" * 64,
+        reviewed_by=UserFactory(role=DATA_MANAGER), reviewed_at=timezone.now(), reason="Read: no identifiers",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("make", "column"), [(_release, "reason"), (_alert, "problem_count"), (_free_text_review, "reason")]
+)
+def test_lockout_releases_integrity_alerts_and_free_text_releases_refuse_update_and_delete(make, column):
     row = make()
     before = getattr(row, column)
     table = row._meta.db_table
