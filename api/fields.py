@@ -7,6 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from api.permissions import is_sponsor
+from core.free_text import free_text_fields, free_text_released
 
 # Ids are 64-bit integers: anything larger is a 400 from the serializer, never an overflow in the database.
 MAX_ID = 2**63 - 1
@@ -109,14 +110,64 @@ class StaffMemberField(serializers.Field):
 
 
 @extend_schema_field(
-    {"type": "string", "nullable": True, "description": "Free text typed by staff. Null for sponsors: staff may "
-     "have typed an identifier into it."}
+    {"type": "string", "nullable": True, "description": "Free text typed by staff. Null for sponsors (staff may "
+     "have typed an identifier into it) unless a data manager released the record's text after review, and it has "
+     "not changed since: POST /api/v1/free-text-reviews/."}
 )  # fmt: skip
 class StaffTextField(serializers.CharField):
-    """Free text that staff type (a verbatim term, a reason, a description): withheld (null) from sponsors."""
+    """Free text that staff type (a verbatim term, a reason, a description): withheld (null) from sponsors
+    unless a data manager released the record's text after reviewing it and it has not changed since
+    (``core.free_text``). Which records are released is asked once per model and response."""
 
     def __init__(self, **kwargs):
         super().__init__(read_only=True, **kwargs)
 
-    def to_representation(self, value):
-        return None if reader_is_sponsor(self) else super().to_representation(value)
+    def get_attribute(self, instance):
+        value = super().get_attribute(instance)
+        if value is None or not reader_is_sponsor(self):
+            return value
+        if self.source_attrs[-1] not in free_text_fields(type(instance)):
+            return None  # not a field the record lists as its free text: never released
+        return value if _released(self, instance) else None
+
+
+def _released(field: serializers.Field, instance) -> bool:
+    """Is ``instance``'s free text released? Asked once per model and response: the first time, for every record
+    of that model in the response (the root's rows, or the rows nested under them where this field sits)."""
+    known = field.context.setdefault("free_text_released", {})
+    model = type(instance)._meta.concrete_model
+    key = (model, instance.pk)
+    if key not in known:
+        batch = [row for row in _siblings(field) if isinstance(row, model) and (model, row.pk) not in known]
+        if instance not in batch:
+            batch.append(instance)
+        released = free_text_released(batch)
+        known.update({(model, row.pk): (model, row.pk) in released for row in batch})
+    return known[key]
+
+
+def _siblings(field: serializers.Field) -> list:
+    """The objects the serializer holding ``field`` represents across the whole response: the root's rows, then
+    down the sources of the nested serializers between (already fetched by the views' prefetches)."""
+    path: list[str] = []
+    node = field.parent
+    while node is not None and node is not field.root:
+        if getattr(node, "field_name", ""):  # a nested serializer bound to a field of its parent
+            path = list(node.source_attrs) + path
+        node = node.parent
+    root = field.root.instance
+    objects = list(root) if isinstance(root, list | tuple | QuerySet) else [root]
+    for attr in path:
+        found = []
+        for obj in objects:
+            value = getattr(obj, attr, None)
+            if value is None:
+                continue
+            if hasattr(value, "all"):
+                found.extend(value.all())
+            elif isinstance(value, list | tuple):
+                found.extend(value)
+            else:
+                found.append(value)
+        objects = found
+    return objects

@@ -45,13 +45,6 @@ class PermsRequired(BasePermission):
         return _has_perms(self, request, view.required_perms)
 
 
-class ReadPermissionForWrites(RolePermissions):
-    """Reads need the view permission; so does a POST, because its service checks the rest itself
-    (safety reviews: committee membership and the chair are the service's to judge)."""
-
-    perms_map = {**RolePermissions.perms_map, "POST": ["%(app_label)s.view_%(model_name)s"]}
-
-
 def _has_perms(permission: BasePermission, request, needed) -> bool:
     user = request.user
     if not user or not user.is_authenticated:

@@ -3,7 +3,7 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from api.views import TrialViewSet
+from api.views import FreeTextReviewView, TrialViewSet
 from cohorts.api import (
     CohortViewSet,
     ConsentDocumentViewSet,
@@ -55,5 +55,7 @@ urlpatterns = [
     path("trials/<slug:registry_id>/export/define/", DefineExportView.as_view(), name="export-define"),
     path("reviews/<int:pk>/dossier.json", DossierJsonView.as_view(), name="review-dossier-json"),
     path("reviews/<int:pk>/dossier.pdf", DossierPdfView.as_view(), name="review-dossier-pdf"),
+    # A data manager releases a record's reviewed free text to sponsors (core.free_text).
+    path("free-text-reviews/", FreeTextReviewView.as_view(), name="free-text-review"),
     *router.urls,
 ]

@@ -16,9 +16,10 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from simple_history.admin import SimpleHistoryAdmin
 
 from core.errors import DomainError
+from core.free_text import free_text_fields, free_text_mark_reviewed
 from core.history import audit
 from core.lockouts import lockout_release
-from core.models import Heartbeat, LockoutRelease
+from core.models import FreeTextReview, Heartbeat, LockoutRelease
 from trial.access import scope_records
 
 
@@ -40,6 +41,26 @@ class ReasonForChangeForm(forms.ModelForm):
         return cleaned
 
 
+FREE_TEXT_REVIEWED = "Free text read in the admin: no participant or staff identifiers; released to sponsors"
+
+
+def release_free_text(modeladmin, request, queryset):
+    """Release the selected records' free text, as it reads now, to sponsors (``core.free_text``)."""
+    done = 0
+    for record in queryset:
+        try:
+            free_text_mark_reviewed(record=record, by=request.user, reason=FREE_TEXT_REVIEWED)
+        except DomainError as refused:
+            modeladmin.message_user(request, f"{record}: {refused.message}", messages.ERROR)
+        else:
+            done += 1
+    if done:
+        modeladmin.message_user(request, f"Free text of {done} record(s) released to sponsors.", messages.SUCCESS)
+
+
+release_free_text.short_description = "Release the free text to sponsors (reviewed: no identifiers)"
+
+
 class AuditedAdmin(SimpleHistoryAdmin):
     """Admin for audited models: history button, reason for change on edit, no deletion."""
 
@@ -54,6 +75,15 @@ class AuditedAdmin(SimpleHistoryAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def get_actions(self, request):
+        """Records with free text (``free_text_fields``) offer the data manager its release to sponsors."""
+        actions = super().get_actions(request)
+        if free_text_fields(self.model) and request.user.has_perm("core.review_free_text"):
+            actions["release_free_text"] = (
+                release_free_text, "release_free_text", release_free_text.short_description
+            )  # fmt: skip
+        return actions
 
     # Site scoping (trial.access): the changelist, the change page, the actions and every foreign-key choice
     # show only the participants of the user's sites (sponsors: their trials; committee, data managers: all).
@@ -263,6 +293,27 @@ class LockoutReleaseAdmin(ServiceRefusalMixin, admin.ModelAdmin):
             reason=form.cleaned_data["reason"],
         )
         obj.pk, obj.released_at = released.pk, released.released_at
+
+
+@admin.register(FreeTextReview)
+class FreeTextReviewAdmin(admin.ModelAdmin):
+    """Each release of a record's free text to sponsors: which record, who, when, why. Never changed; made by the
+    action "Release the free text to sponsors" on the record's own list (or the API)."""
+
+    list_display = ("reviewed_at", "content_type", "object_id", "reviewed_by", "reason")
+    list_filter = ("content_type",)
+    list_select_related = ("content_type", "reviewed_by")
+    fields = ("content_type", "object_id", "text_digest", "reviewed_by", "reviewed_at", "reason")
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 if admin.site.is_registered(TOTPDevice):

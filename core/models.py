@@ -36,6 +36,9 @@ simple_history.register(
     m2m_fields=["groups", "user_permissions"],
 )
 simple_history.register(Group, app="core", records_class=AuditedRecords, m2m_fields=["permissions"])
+# API tokens too: who issued or revoked which token (its key prefix and digest; never the token) and why. The
+# rows come from ``core.tokens`` only, the one place that writes tokens.
+simple_history.register(AuthToken, app="core", records_class=AuditedRecords)
 
 
 class ApiToken(AuthToken):
@@ -54,9 +57,12 @@ class ApiToken(AuthToken):
 class LockoutRelease(models.Model):
     """A data manager unlocked an account before its lockout ran out: who, whose, which lock, when and why.
 
-    Append-only (nothing edits or deletes a release); the signing lock counts only the wrong passwords after
-    the user's latest signing release, and the admin login's failures (django-axes) are reset.
+    Append-only (nothing edits or deletes a release; the database refuses UPDATE, DELETE and TRUNCATE:
+    ``core.append_only``); the signing lock counts only the wrong passwords after the user's latest signing
+    release, and the admin login's failures (django-axes) are reset.
     """
+
+    append_only = True
 
     class Kind(models.TextChoices):
         LOGIN = "login", "Admin and dashboard login (too many wrong passwords)"
@@ -77,3 +83,30 @@ class LockoutRelease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.username} unlocked at {self.released_at:%Y-%m-%d %H:%M}"
+
+
+class FreeTextReview(models.Model):
+    """A data manager read a record's free text and found no identifiers: sponsors may see it as it was then.
+
+    The review holds a digest of the record's free-text fields (``free_text_fields`` on its model) at the time;
+    once the text changes the digest no longer matches and sponsors see null again, until a new review. Append-
+    only (the database refuses UPDATE, DELETE and TRUNCATE): the row is its own audit record (who, when, why).
+    """
+
+    append_only = True
+
+    content_type = models.ForeignKey("contenttypes.ContentType", on_delete=models.PROTECT, related_name="+")
+    object_id = models.PositiveBigIntegerField()
+    text_digest = models.CharField(max_length=64, help_text="SHA-256 of the free-text fields as reviewed")
+    reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reviewed_at = models.DateTimeField()
+    reason = models.TextField()
+
+    class Meta:
+        ordering = ["-reviewed_at"]
+        indexes = [models.Index(fields=["content_type", "object_id", "reviewed_at"])]
+        permissions = [("review_free_text", "Can release reviewed free text to sponsors")]
+        constraints = [models.CheckConstraint(condition=~models.Q(reason=""), name="freetextreview_has_reason")]
+
+    def __str__(self) -> str:
+        return f"Free text of {self.content_type.model} {self.object_id} reviewed at {self.reviewed_at:%Y-%m-%d %H:%M}"

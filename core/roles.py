@@ -144,6 +144,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         | {"core.view_apitoken", "core.issue_apitoken", "core.revoke_apitoken"}
         # Lockouts: sees the failed logins (django-axes) and unlocks a login or signing with a reason (core.lockouts).
         | {"core.view_lockoutrelease", "core.release_lockout", "axes.view_accessattempt", "axes.view_accessfailurelog"}
+        # Free text: reads it for identifiers and releases it to sponsors (core.free_text), each release recorded.
+        | {"core.review_free_text", "core.view_freetextreview"}
     ),
 }
 

@@ -3,7 +3,7 @@
 Only a SHA-512 digest of a token is stored (``knox.AuthToken.digest``); the token itself is shown once, to
 whoever issued it. Every token expires: sponsors' after ``API_TOKEN_TTL_SPONSOR_DAYS`` (90), every other
 account's after ``API_TOKEN_TTL_STAFF_DAYS`` (30), since staff tokens can write. Revoking deletes the row, so
-the token no longer authenticates; who revoked it and why go to the audit trail with ``core.history.audit``.
+the token no longer authenticates. Both leave a history row (``core.HistoricalAuthToken``) with who and why.
 """
 
 from datetime import timedelta
@@ -14,7 +14,7 @@ from django.utils import timezone
 from knox.models import AuthToken, get_digest_token
 from knox.settings import CONSTANTS
 
-from core.errors import ErrorCode, InvalidInput, PermissionDenied, require_permission
+from core.errors import ErrorCode, InvalidInput, PermissionDenied, RuleViolation, require_permission
 from core.history import audit
 from core.roles import SPONSOR
 
@@ -67,5 +67,9 @@ def token_revoke(*, token: AuthToken, by, reason: str) -> None:
             ErrorCode.REASON_REQUIRED, "Give the reason for revoking the token.", {"reason": ["Required."]}
         )
     with transaction.atomic():
+        # knox's model, not the admin's proxy (the history is registered on knox's model), and locked.
+        token = AuthToken.objects.select_for_update().filter(pk=token.pk).first()
+        if token is None:
+            raise RuleViolation(ErrorCode.RULE_VIOLATION, "This token is already revoked.")
         audit(token, by=by, reason=reason)
         token.delete()

@@ -10,12 +10,14 @@ import zoneinfo
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from cohorts.models import Cohort, Enrollment, FollowUpVisit, Infusion
 from safety import selectors as safety_selectors
 from safety import services as safety_services
 from safety.models import AdverseEvent, ReportingClock, SafetyReview
+from trial.access import scope_records
 from trial.models import Trial
 
 GRADES = (1, 2, 3, 4, 5)
@@ -198,27 +200,38 @@ def cohort_rows(trial: Trial, *, verdicts: dict | None = None) -> list[CohortRow
     ]  # fmt: skip
 
 
-def swimmer_lanes(trial: Trial, *, today: date, zone: zoneinfo.ZoneInfo) -> list[Lane]:
-    """One lane per enrolled participant (cohort, then slot), in four queries."""
+def _scoped(queryset: QuerySet, user) -> QuerySet:
+    """Only the participants of the reader's sites (``trial.access``); everything when no reader is named."""
+    return queryset if user is None else scope_records(queryset, user)
+
+
+def swimmer_lanes(trial: Trial, *, today: date, zone: zoneinfo.ZoneInfo, user=None) -> list[Lane]:
+    """One lane per enrolled participant (cohort, then slot) of the reader's sites, in four queries."""
     enrollments = list(
-        Enrollment.objects.filter(trial=trial)
+        _scoped(Enrollment.objects.filter(trial=trial), user)
         .select_related("participant", "cohort__dose_level")
         .order_by("cohort__sequence", "slot")
     )
     first_infusion: dict[int, date] = {}
     for participant_id, started_at in (
-        Infusion.objects.filter(trial=trial).order_by("started_at").values_list("participant_id", "started_at")
+        _scoped(Infusion.objects.filter(trial=trial), user)
+        .order_by("started_at")
+        .values_list("participant_id", "started_at")
     ):
         first_infusion.setdefault(participant_id, timezone.localdate(started_at, timezone=zone))
     events: dict[int, list[AeMark]] = {}
     for event in (
-        AdverseEvent.objects.filter(participant__trial=trial).select_related("ctcae_term").order_by("onset_date", "pk")
+        _scoped(AdverseEvent.objects.filter(participant__trial=trial), user)
+        .select_related("ctcae_term")
+        .order_by("onset_date", "pk")
     ):
         events.setdefault(event.participant_id, []).append(
             AeMark(event.onset_date, event.worst_grade, ae_term(event), event.serious, event.dlt_status)
         )
     visits: dict[int, list[VisitMark]] = {}
-    for visit in FollowUpVisit.objects.filter(participant__trial=trial).order_by("target_date", "day_offset"):
+    for visit in _scoped(FollowUpVisit.objects.filter(participant__trial=trial), user).order_by(
+        "target_date", "day_offset"
+    ):
         visits.setdefault(visit.participant_id, []).append(
             VisitMark(visit.done_on or visit.target_date, visit.code, _visit_status(visit, today))
         )
@@ -234,25 +247,26 @@ def swimmer_lanes(trial: Trial, *, today: date, zone: zoneinfo.ZoneInfo) -> list
     ]  # fmt: skip
 
 
-def grades_by_dose(trial: Trial) -> list[GradeRow]:
-    """Adverse events counted by their worst grade at each dose level (of the participant's cohort)."""
+def grades_by_dose(trial: Trial, *, user=None) -> list[GradeRow]:
+    """Adverse events (of the reader's sites) counted by their worst grade at each dose level (of the
+    participant's cohort)."""
     rows = {d.level: GradeRow(d.level, d.label, dict.fromkeys(GRADES, 0)) for d in trial.dose_levels.order_by("level")}
-    level_of = dict(Enrollment.objects.filter(trial=trial).values_list("participant_id", "cohort__dose_level__level"))
-    for participant_id, grade in AdverseEvent.objects.filter(participant__trial=trial).values_list(
-        "participant_id", "worst_grade"
-    ):
+    enrollments = _scoped(Enrollment.objects.filter(trial=trial), user)
+    level_of = dict(enrollments.values_list("participant_id", "cohort__dose_level__level"))
+    events = _scoped(AdverseEvent.objects.filter(participant__trial=trial), user)
+    for participant_id, grade in events.values_list("participant_id", "worst_grade"):
         level = level_of.get(participant_id)
         if level in rows:
             rows[level].counts[grade] += 1
     return list(rows.values())
 
 
-def enrollment_over_time(trial: Trial, *, zone: zoneinfo.ZoneInfo) -> dict[int, list[tuple[date, int]]]:
-    """Per cohort sequence: each site date something was enrolled, with the cohort's cumulative count."""
+def enrollment_over_time(trial: Trial, *, zone: zoneinfo.ZoneInfo, user=None) -> dict[int, list[tuple[date, int]]]:
+    """Per cohort sequence: each site date something was enrolled (at the reader's sites), with the cohort's
+    cumulative count."""
     series: dict[int, list[tuple[date, int]]] = {}
-    for sequence, enrolled_at in (
-        Enrollment.objects.filter(trial=trial).order_by("enrolled_at").values_list("cohort__sequence", "enrolled_at")
-    ):
+    enrollments = _scoped(Enrollment.objects.filter(trial=trial), user)
+    for sequence, enrolled_at in enrollments.order_by("enrolled_at").values_list("cohort__sequence", "enrolled_at"):
         day = timezone.localdate(enrolled_at, timezone=zone)
         points = series.setdefault(sequence, [])
         count = (points[-1][1] if points else 0) + 1
@@ -291,13 +305,13 @@ def review_steps(trial: Trial) -> list[ReviewStep]:
     return steps
 
 
-def clock_compliance(trial: Trial, *, now: datetime | None = None) -> list[ClockRow]:
-    """Expedited-reporting clocks by kind: reported on time, reported late, open past due, open not yet due."""
+def clock_compliance(trial: Trial, *, now: datetime | None = None, user=None) -> list[ClockRow]:
+    """Expedited-reporting clocks (of the reader's sites) by kind: reported on time, reported late, open past due,
+    open not yet due."""
     now = now or timezone.now()
     counts = {kind: [0, 0, 0, 0] for kind in ReportingClock.Kind.values}
-    for kind, due_at, done_at in ReportingClock.objects.filter(adverse_event__participant__trial=trial).values_list(
-        "kind", "due_at", "done_at"
-    ):
+    clocks = _scoped(ReportingClock.objects.filter(adverse_event__participant__trial=trial), user)
+    for kind, due_at, done_at in clocks.values_list("kind", "due_at", "done_at"):
         if done_at is not None:
             counts[kind][0 if done_at <= due_at else 1] += 1
         else:
@@ -306,15 +320,19 @@ def clock_compliance(trial: Trial, *, now: datetime | None = None) -> list[Clock
     return [ClockRow(kind, labels[kind], *values) for kind, values in counts.items()]
 
 
-def trial_dashboard(trial: Trial, *, with_reviews: bool = True, with_clocks: bool = True) -> TrialDashboard:
+def trial_dashboard(trial: Trial, *, with_reviews: bool = True, with_clocks: bool = True, user=None) -> TrialDashboard:
+    """The trial page's data. With ``user``, the participant-level plots (swimmer lanes, grades, enrollment over
+    time, clocks) cover only the reader's sites (``trial.access``); the cohorts' rows, the dose-finding and the
+    reviews are the trial's (a cohort's slots and decisions are shared by every site)."""
     zone = site_zone(trial)
     today = timezone.localdate(timezone=zone)
     verdicts = safety_selectors.participant_evaluability(trial)
     dose_finding = safety_selectors.trial_dose_finding(trial, today=today, verdicts=verdicts)
     return TrialDashboard(
         trial=trial, as_of=today, zone=zone.key, cohorts=cohort_rows(trial, verdicts=verdicts),
-        lanes=swimmer_lanes(trial, today=today, zone=zone), grades_by_dose=grades_by_dose(trial),
-        enrollment=enrollment_over_time(trial, zone=zone),
-        reviews=review_steps(trial) if with_reviews else [], clocks=clock_compliance(trial) if with_clocks else [],
+        lanes=swimmer_lanes(trial, today=today, zone=zone, user=user), grades_by_dose=grades_by_dose(trial, user=user),
+        enrollment=enrollment_over_time(trial, zone=zone, user=user),
+        reviews=review_steps(trial) if with_reviews else [],
+        clocks=clock_compliance(trial, user=user) if with_clocks else [],
         dose_finding=dose_finding, path_rows=safety_selectors.pathway_rows(dose_finding.get("pathways") or {}),
     )  # fmt: skip

@@ -37,6 +37,7 @@ def trial_page(request, registry_id: str):
         trial,
         with_reviews=user.has_perms(["safety.view_safetyreview", "safety.view_signoff"]),
         with_clocks=user.has_perm("safety.view_reportingclock"),
+        user=user,  # site staff and investigators: the plots show their sites' participants only
     )
     zone = zoneinfo.ZoneInfo(data.zone)
     plots = {

@@ -27,6 +27,8 @@ class CtcaeTerm(models.Model):
 
 
 class AdverseEvent(models.Model):
+    free_text_fields = ("verbatim_term", "ctcae_term_text", "dlt_reason")
+
     class Relationship(models.TextChoices):
         NOT_RELATED = "not_related", "Not related"
         UNLIKELY = "unlikely", "Unlikely"
@@ -199,6 +201,8 @@ class AdverseEventTally(models.Model):
 class ReportingClock(models.Model):
     """An expedited-reporting deadline: due at, done at, by whom and to whom."""
 
+    free_text_fields = ("reported_to",)
+
     class Kind(models.TextChoices):
         SPONSOR_24H = "sponsor_24h", "Sponsor notification (24 h)"
         SUSAR_7D = "susar_7d", "SUSAR to regulators (7 days)"
@@ -238,6 +242,8 @@ class SafetyReview(models.Model):
 
     A review whose decision took effect (or was rejected) cannot change: a correction is a new review.
     """
+
+    free_text_fields = ("reason", "rationale")
 
     class Kind(models.TextChoices):
         SCHEDULED = "scheduled", "Scheduled (DLT windows complete)"
@@ -332,6 +338,8 @@ class SignOff(models.Model):
     link to the trial's chain head (database triggers; safety migration 0008).
     """
 
+    free_text_fields = ("comment",)
+
     LEGACY_KEY_ID = "sha256-legacy"  # rows signed before keyed digests: an unkeyed SHA-256, verified as such
 
     class Meaning(models.TextChoices):
@@ -395,8 +403,11 @@ class SignatureChainHead(models.Model):
 class IntegrityAlert(models.Model):
     """A failed integrity check (the daily signature verification): what broke, when it was found.
 
-    One row per kind of check and day (the beat task may run twice: the unique key decides). Never edited.
+    One row per kind of check and day (the beat task may run twice: the unique key decides). Append-only
+    (``core.append_only``): no acknowledgement is stored here; its safety reminders say whom it reached.
     """
+
+    append_only = True
 
     class Kind(models.TextChoices):
         SIGNATURES = "signatures", "Signature chain (verify_signatures)"

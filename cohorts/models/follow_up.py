@@ -17,6 +17,8 @@ class FollowUpVisit(models.Model):
     amendment does not move visits already planned.
     """
 
+    free_text_fields = ("missed_reason",)
+
     class Status(models.TextChoices):
         SCHEDULED = "scheduled", "Scheduled"
         COMPLETED = "completed", "Completed"
@@ -75,6 +77,8 @@ class FollowUpVisit(models.Model):
 
 class ProtocolDeviation(models.Model):
     """A departure from the protocol: opened by the system (rate, dose, visit window) or by staff."""
+
+    free_text_fields = ("description", "corrective_action")
 
     class Category(models.TextChoices):
         INFUSION_RATE = "infusion_rate", "Infusion rate"

@@ -54,6 +54,8 @@ class Infusion(models.Model):
     can hold it), a positive drop factor, an end not before the start, non-negative volumes.
     """
 
+    free_text_fields = ("stop_reason",)
+
     class Status(models.TextChoices):
         PLANNED = "planned", "Planned"
         IN_PROGRESS = "in_progress", "In progress"

@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from api.fields import StaffTextField, TextField
 from api.filters import ListFilterBackend, RegistryIdFilter
-from api.permissions import ReadPermissionForWrites
+from api.permissions import RoleActionPermissions
 from cohorts.models import Cohort
 from safety import services
 from safety.models import SafetyReview, SignOff
@@ -182,9 +182,14 @@ class SafetyReviewViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet
             SignResultSerializer(signature, context=self.get_serializer_context()).data, status=status.HTTP_201_CREATED
         )
 
-    # Reads need safety.view_safetyreview; writes are checked by the services themselves (committee
-    # membership, the chair), so a POST needs only the view permission here.
-    permission_classes = [ReadPermissionForWrites]
+    # Reads need safety.view_safetyreview; each write the permission its service checks again (the services
+    # also judge committee membership of the trial and whether the chair holds the permission as her own).
+    permission_classes = [RoleActionPermissions]
+    action_perms = {
+        "create": ("safety.view_safetyreview", "safety.chair_review"),
+        "propose": ("safety.view_safetyreview", "safety.sign_review"),
+        "sign": ("safety.view_safetyreview", "safety.sign_review"),
+    }
 
 
 class EscalationStepSerializer(serializers.ModelSerializer):

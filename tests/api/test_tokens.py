@@ -122,6 +122,38 @@ def test_create_role_user_prints_a_token_once_that_authenticates(nct_trial, caps
     printed = json.loads(capsys.readouterr().out)
     assert _get(printed["token"]).status_code == 200
     assert not AuthToken.objects.filter(digest=printed["token"]).exists()
+    (row,) = AuthToken.history.all()
+    assert (row.history_type, row.history_user.username) == ("+", "system:create_role_user")
+    assert row.history_change_reason == "create_role_user --token"
+
+
+# --- the history: who issued and revoked which token, and why -------------------------------------------------
+
+
+def test_issuing_and_revoking_a_token_leave_history_rows_with_who_and_why(data_manager):
+    holder = UserFactory(username="holder", role=SITE_STAFF)
+    token, secret = token_issue(user=holder, by=data_manager, reason="bedside tablet")
+    token_revoke(token=token, by=data_manager, reason="tablet lost")
+    rows = AuthToken.history.filter(digest=token.digest).order_by("history_id")
+    assert [(r.history_type, r.history_user, r.history_change_reason, r.user_id) for r in rows] == [
+        ("+", data_manager, "bedside tablet", holder.pk),
+        ("-", data_manager, "tablet lost", holder.pk),
+    ]
+    assert secret not in {value for row in rows.values() for value in row.values()}, "never the token itself"
+
+
+def test_a_token_issued_without_a_reason_says_whose_it_is(data_manager):
+    token, _ = token_issue(user=UserFactory(username="holder"), by=data_manager)
+    assert AuthToken.history.get(digest=token.digest).history_change_reason == "API token issued for holder"
+
+
+def test_revoking_a_token_twice_is_refused_and_writes_one_row(data_manager):
+    token, _ = token_issue(user=UserFactory(role=SITE_STAFF), by=data_manager)
+    token_revoke(token=token, by=data_manager, reason="left")
+    with pytest.raises(DomainError) as refused:
+        token_revoke(token=token, by=data_manager, reason="left again")
+    assert refused.value.code == "rule_violation"
+    assert AuthToken.history.filter(digest=token.digest, history_type="-").count() == 1
 
 
 # --- the admin: list, issue (shown once), revoke ------------------------------------------------------------
@@ -168,6 +200,8 @@ def test_a_data_manager_revokes_a_token_with_a_reason_in_the_admin(client, nct_t
     assert done.status_code == 200
     assert not AuthToken.objects.exists()
     assert _get(secret).status_code == 401
+    revoked = AuthToken.history.get(digest=token.digest, history_type="-")  # the admin's proxy row is knox's row
+    assert (revoked.history_user, revoked.history_change_reason) == (data_manager, "left the site")
 
 
 def test_site_staff_cannot_open_the_tokens_in_the_admin(client):

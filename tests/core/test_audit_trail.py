@@ -259,6 +259,57 @@ def test_the_failed_signature_log_refuses_update_and_delete(nct_trial):
     assert SignatureFailure.objects.filter(pk=failure.pk).exists()
 
 
+def _release():
+    from core.lockouts import lockout_release
+
+    return lockout_release(kind="login", username="nurse", by=UserFactory(role=DATA_MANAGER), reason="identity checked")
+
+
+def _alert():
+    import datetime as dt
+
+    from safety.models import IntegrityAlert
+
+    return IntegrityAlert.objects.create(
+        kind="signatures", detected_on=dt.date(2026, 12, 1), detected_at=dt.datetime(2026, 12, 1, tzinfo=dt.UTC),
+        signatures_checked=3, problem_count=1, problems=[{"code": "head_mismatch", "message": "broken"}],
+    )  # fmt: skip
+
+
+def _free_text_review():
+    from django.contrib.contenttypes.models import ContentType
+    from django.utils import timezone
+
+    from core.models import FreeTextReview
+
+    return FreeTextReview.objects.create(
+        content_type=ContentType.objects.get_for_model(Trial), object_id=1, text_digest="0" * 64,
+        reviewed_by=UserFactory(role=DATA_MANAGER), reviewed_at=timezone.now(), reason="Read: no identifiers",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("make", "column"), [(_release, "reason"), (_alert, "problem_count"), (_free_text_review, "reason")]
+)
+def test_lockout_releases_integrity_alerts_and_free_text_releases_refuse_update_and_delete(make, column):
+    row = make()
+    before = getattr(row, column)
+    table = row._meta.db_table
+    assert table in append_only_tables()
+    value = "'forged'" if column == "reason" else "0"
+    assert _refused(f"UPDATE {table} SET {column} = {value} WHERE id = %s", [row.pk])  # noqa: S608 - fixed names
+    assert _refused(f"DELETE FROM {table} WHERE id = %s", [row.pk])  # noqa: S608
+    with pytest.raises(IntegrityError), transaction.atomic():
+        type(row).objects.filter(pk=row.pk).delete()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        assert _refused(f"TRUNCATE {table} CASCADE")
+    row.refresh_from_db()
+    assert getattr(row, column) == before
+    assert type(row).objects.filter(pk=row.pk).exists()
+
+
 def _triggers() -> dict[str, set[str]]:
     with connection.cursor() as cursor:
         if connection.vendor == "sqlite":
