@@ -17,6 +17,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from api.fields import MAX_ID
+from core.errors import ErrorCode
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
@@ -49,7 +50,7 @@ class _YesNoField(forms.Field):
             return True
         if text in _FALSE:
             return False
-        raise forms.ValidationError("Must be true or false.", code="invalid")
+        raise forms.ValidationError("Must be true or false.", code=ErrorCode.INVALID)
 
 
 @extend_schema_field(OpenApiTypes.BOOL)
