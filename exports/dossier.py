@@ -15,7 +15,8 @@ from pathlib import Path
 
 from django.utils import timezone
 
-from exports.permissions import Audience
+from core.free_text import free_text_released
+from exports.permissions import WITHHELD, Audience
 from safety import selectors as safety_selectors
 from safety import services as safety_services
 
@@ -63,6 +64,14 @@ def dossier_data(review, audience: Audience) -> dict:
     mine = [p["message"] for p in problems if p["sequence"] in {s.sequence for s in signatures}]
     recommended = safety_services.protocol_recommendation(review)
     decisions = dict(review.Decision.choices)
+    # A sponsor reads the review's reason and rationale and the signatures' comments only where a data manager
+    # released them (core.free_text), as in the API. The frozen snapshot is shown as the API shows it.
+    released = free_text_released([review, *signatures]) if audience.sponsor else None
+
+    def text(record, value: str) -> str:
+        shown = released is None or not value or (type(record)._meta.concrete_model, record.pk) in released
+        return value if shown else WITHHELD
+
     return {
         "dossier": {"format": "escalation-dossier/1", "generated_at": _iso(timezone.now()),
                     "prepared_for": audience.label, "time_zone": zone.key},
@@ -70,7 +79,8 @@ def dossier_data(review, audience: Audience) -> dict:
                   "protocol_version": review.trial.protocol_version, "design": review.trial.escalation_design,
                   "three_plus_three_variant": review.trial.three_plus_three_variant},
         "review": {"id": review.pk, "kind": review.kind, "kind_display": review.get_kind_display(),
-                   "reason": review.reason, "state": review.state, "state_display": review.get_state_display(),
+                   "reason": text(review, review.reason), "state": review.state,
+                   "state_display": review.get_state_display(),
                    "opened_at": _iso(review.opened_at), "cohort": _cohort(review.cohort)},
         "data_cut": snapshot.get("as_of"),
         "snapshot": snapshot,
@@ -81,7 +91,7 @@ def dossier_data(review, audience: Audience) -> dict:
                            "by_design": snapshot.get("recommendations", {}),
                            "mtd_selection": snapshot.get("mtd_selection", {})},
         "decision": {"decision": review.decision, "display": decisions.get(review.decision, ""),
-                     "rationale": review.rationale, "departs_from_recommendation": bool(review.decision)
+                     "rationale": text(review, review.rationale), "departs_from_recommendation": bool(review.decision)
                      and review.decision != recommended, "proposed_at": _iso(review.proposed_at),
                      "proposed_by": _printed_name(review.proposed_by), "decided_at": _iso(review.decided_at),
                      "declared_mtd_level": review.declared_mtd_level, "mtd_statement": review.mtd_statement,
@@ -92,7 +102,7 @@ def dossier_data(review, audience: Audience) -> dict:
             {"sequence": s.sequence, "printed_name": s.signer_full_name, "meaning": s.meaning,
              "meaning_display": s.get_meaning_display(), "signed_at": _iso(s.signed_at),
              "signed_at_site": _local(s.signed_at, zone), "decision_signed": s.decision, "mtd_level": s.mtd_level,
-             "comment": s.comment, "digest": s.digest, "previous_digest": s.previous_digest,
+             "comment": text(s, s.comment), "digest": s.digest, "previous_digest": s.previous_digest,
              "key_id": s.key_id, "digest_verified": safety_services.digest_matches(s)}
             for s in signatures
         ],

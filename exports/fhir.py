@@ -23,7 +23,7 @@ from datetime import UTC
 from django.utils import timezone
 
 from exports import selectors
-from exports.permissions import Audience
+from exports.permissions import WITHHELD, Audience, with_release
 from trial.models import Trial
 
 NAMESPACE = uuid.UUID("2f0f6c2e-63c8-5a8e-9b8e-2d6a0f1c7e41")
@@ -99,7 +99,7 @@ def research_subject(trial: Trial, participant, study_url: str) -> dict:
     }
 
 
-def medication_administration(trial: Trial, infusion, study_url: str) -> dict:
+def medication_administration(trial: Trial, infusion, study_url: str, *, shown: bool = True) -> dict:
     finished = infusion.status in ("completed", "stopped_early")
     cells = infusion.cells_administered if finished else infusion.cells_planned
     status = {"completed": "completed", "stopped_early": "stopped", "in_progress": "in-progress"}.get(
@@ -112,7 +112,8 @@ def medication_administration(trial: Trial, infusion, study_url: str) -> dict:
     return {
         "resourceType": "MedicationAdministration",
         "status": status,
-        **({"statusReason": [{"text": infusion.stop_reason}]} if infusion.status == "stopped_early" else {}),
+        **({"statusReason": [{"text": infusion.stop_reason if shown else WITHHELD}]}
+           if infusion.status == "stopped_early" else {}),
         "medicationCodeableConcept": {"text": trial.product},
         "subject": subject_reference(trial, infusion.participant.study_id),
         "supportingInformation": [{"reference": study_url, "display": trial.registry_id}],
@@ -126,8 +127,8 @@ def medication_administration(trial: Trial, infusion, study_url: str) -> dict:
     }  # fmt: skip
 
 
-def adverse_event(trial: Trial, event, study_url: str, infusion_url: str | None) -> dict:
-    term = event.ctcae_term.term if event.ctcae_term else event.ctcae_term_text
+def adverse_event(trial: Trial, event, study_url: str, infusion_url: str | None, *, shown: bool = True) -> dict:
+    term = event.ctcae_term.term if event.ctcae_term else (event.ctcae_term_text if shown else WITHHELD)
     codings = [coding(MEDDRA, event.ctcae_term.meddra_code, term)] if event.ctcae_term and \
         event.ctcae_term.meddra_code else []  # fmt: skip
     grade_code, grade_display = CTCAE_GRADES[event.worst_grade]
@@ -191,11 +192,11 @@ def bundle_json(trial: Trial, audience: Audience) -> Iterator[str]:
     for participant in selectors.subjects(trial, enrolled).iterator(chunk_size=500):
         yield ",\n" + entry(urn(trial.registry_id, "subject", participant.pk),
                             research_subject(trial, participant, study_url))  # fmt: skip
-    for infusion in selectors.infusions(trial, enrolled).iterator(chunk_size=500):
+    for infusion, shown in with_release(audience, selectors.infusions(trial, enrolled).iterator(chunk_size=500)):
         yield ",\n" + entry(urn(trial.registry_id, "infusion", infusion.pk),
-                            medication_administration(trial, infusion, study_url))  # fmt: skip
-    for event in selectors.adverse_events(trial, enrolled).iterator(chunk_size=500):
+                            medication_administration(trial, infusion, study_url, shown=shown))  # fmt: skip
+    for event, shown in with_release(audience, selectors.adverse_events(trial, enrolled).iterator(chunk_size=500)):
         suspect = urn(trial.registry_id, "infusion", event.first_infusion) if event.first_infusion else None
         yield ",\n" + entry(urn(trial.registry_id, "adverse-event", event.pk),
-                            adverse_event(trial, event, study_url, suspect))  # fmt: skip
+                            adverse_event(trial, event, study_url, suspect, shown=shown))  # fmt: skip
     yield "]}\n"

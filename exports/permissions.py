@@ -6,8 +6,11 @@ An export needs the ``view_`` permissions of every model it reads, exactly as th
 identifier (date of birth, initials, screening number). No export ever carries a staff username.
 """
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 
+from core.free_text import free_text_released
 from core.roles import ROLES, SPONSOR
 from trial.access import EVERYTHING, Scope, scope_of
 
@@ -35,6 +38,21 @@ class Audience:
     consent: bool  # informed-consent dates (roles that read consent records)
     label: str  # the reader's role, printed on the export ("prepared for")
     scope: Scope = EVERYTHING  # whose participants it covers: the reader's sites or trials (trial.access)
+    sponsor: bool = False  # free text only where a data manager released it (core.free_text), as in the API
+
+
+# What a sponsor's export shows in place of free text nobody has reviewed and released (issue 12, item 8).
+WITHHELD = "[withheld: free text not yet reviewed for sponsors]"
+
+
+def with_release(audience: Audience, records: Iterable, *, chunk: int = 500) -> Iterator[tuple[object, bool]]:
+    """Each record with whether its free text may be shown: always for staff; for a sponsor, only a record
+    whose text a data manager released and nobody changed since (one query per ``chunk`` records)."""
+    rows = iter(records)
+    while batch := list(islice(rows, chunk)):
+        released = free_text_released(batch) if audience.sponsor else None
+        for row in batch:
+            yield row, released is None or (type(row)._meta.concrete_model, row.pk) in released
 
 
 def role_label(user) -> str:
@@ -56,6 +74,7 @@ def audience_for(user) -> Audience:
         consent=not sponsor and user.has_perm("cohorts.view_consentrecord"),
         label=role_label(user),
         scope=scope_of(user),
+        sponsor=sponsor,
     )
 
 

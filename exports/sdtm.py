@@ -19,7 +19,7 @@ from datetime import date, datetime
 from django.utils import timezone
 
 from exports import selectors
-from exports.permissions import Audience
+from exports.permissions import WITHHELD, Audience, with_release
 from trial.models import Trial
 
 
@@ -290,8 +290,9 @@ def dm_rows(trial: Trial, audience: Audience) -> Iterator[dict]:
 
 
 def ex_rows(trial: Trial, audience: Audience) -> Iterator[dict]:
-    for i in selectors.infusions(trial, audience).iterator(chunk_size=500):
+    for i, shown in with_release(audience, selectors.infusions(trial, audience).iterator(chunk_size=500)):
         tz = i.participant.site.time_zone
+        adjusted = (i.stop_reason if shown else WITHHELD) if i.status == "stopped_early" else ""
         reference = local_date(i.reference_start, tz)
         finished = i.status in ("completed", "stopped_early")
         yield {
@@ -299,7 +300,7 @@ def ex_rows(trial: Trial, audience: Audience) -> Iterator[dict]:
             "EXSEQ": i.sequence, "EXTRT": trial.product,
             "EXDOSE": i.cells_administered if finished else i.cells_planned,
             "EXDOSU": "CELLS", "EXDOSFRM": "SUSPENSION", "EXDOSFRQ": "ONCE", "EXROUTE": "INTRAVENOUS",
-            "EXLOT": i.product_lot, "EXADJ": i.stop_reason if i.status == "stopped_early" else "",
+            "EXLOT": i.product_lot, "EXADJ": adjusted,
             "EPOCH": "TREATMENT", "EXSTDTC": dtc(i.started_at, tz), "EXENDTC": dtc(i.ended_at, tz),
             "EXSTDY": study_day(local_date(i.started_at, tz), reference),
             "EXENDY": study_day(local_date(i.ended_at, tz), reference),
@@ -317,13 +318,13 @@ def _sequenced(rows: Iterable[tuple[str, dict]], seq: str) -> Iterator[dict]:
 
 def ae_rows(trial: Trial, audience: Audience) -> Iterator[dict]:
     def raw():
-        for e in selectors.adverse_events(trial, audience).iterator(chunk_size=500):
+        for e, shown in with_release(audience, selectors.adverse_events(trial, audience).iterator(chunk_size=500)):
             tz = e.participant.site.time_zone
+            decode = e.ctcae_term.term if e.ctcae_term else (e.ctcae_term_text if shown else WITHHELD)
             reference = local_date(e.reference_start, tz)
             yield e.participant_id, {
                 "STUDYID": trial.registry_id, "DOMAIN": "AE", "USUBJID": usubjid(trial, e.participant),
-                "AESPID": str(e.pk), "AETERM": e.verbatim_term,
-                "AEDECOD": e.ctcae_term.term if e.ctcae_term else e.ctcae_term_text,
+                "AESPID": str(e.pk), "AETERM": e.verbatim_term if shown else WITHHELD, "AEDECOD": decode,
                 "AEBODSYS": e.ctcae_term.soc if e.ctcae_term else "", "AESEV": SEVERITY[e.worst_grade],
                 "AETOXGR": str(e.worst_grade), "AESER": yn(e.serious), "AESDTH": yn(e.sae_death),
                 "AESLIFE": yn(e.sae_life_threatening), "AESHOSP": yn(e.sae_hospitalisation),
