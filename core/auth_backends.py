@@ -6,8 +6,9 @@ permissions and of every group's the user is in), cached on the user object for 
 caches it. Superusers and inactive users behave as in Django.
 """
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.db.models import Q
 
 
@@ -19,7 +20,12 @@ class OneQueryModelBackend(ModelBackend):
             if user_obj.is_superuser:
                 permissions = Permission.objects.all()
             else:
-                permissions = Permission.objects.filter(Q(user=user_obj) | Q(group__user=user_obj))
-            rows = permissions.values_list("content_type__app_label", "codename").order_by().distinct()
+                # Two id subqueries, not an OR across two joins (which needs a DISTINCT over their product).
+                own = get_user_model().user_permissions.through.objects.filter(user_id=user_obj.pk)
+                grouped = Group.permissions.through.objects.filter(group__user=user_obj)
+                permissions = Permission.objects.filter(
+                    Q(pk__in=own.values("permission_id")) | Q(pk__in=grouped.values("permission_id"))
+                )
+            rows = permissions.values_list("content_type__app_label", "codename").order_by()
             user_obj._perm_cache = {f"{app}.{codename}" for app, codename in rows}
         return user_obj._perm_cache
