@@ -13,7 +13,10 @@ from datetime import date, datetime
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from api.permissions import is_sponsor
 from cohorts.models import Cohort, Enrollment, FollowUpVisit, Infusion
+from core.free_text import free_text_released
+from exports.permissions import WITHHELD
 from safety import selectors as safety_selectors
 from safety import services as safety_services
 from safety.models import AdverseEvent, ReportingClock, SafetyReview
@@ -28,9 +31,12 @@ def site_zone(trial: Trial) -> zoneinfo.ZoneInfo:
     return zoneinfo.ZoneInfo(site.time_zone if site else "UTC")
 
 
-def ae_term(event: AdverseEvent) -> str:
-    """The CTCAE term, else the free-text CTCAE term, else the verbatim term (as the review snapshot)."""
-    return event.ctcae_term.term if event.ctcae_term else (event.ctcae_term_text or event.verbatim_term)
+def ae_term(event: AdverseEvent, *, text_shown: bool = True) -> str:
+    """The CTCAE term, else the free-text CTCAE term, else the verbatim term (as the review snapshot); typed
+    text only when ``text_shown`` (for a sponsor: released by a data manager, ``core.free_text``)."""
+    if event.ctcae_term:
+        return event.ctcae_term.term
+    return (event.ctcae_term_text or event.verbatim_term) if text_shown else WITHHELD
 
 
 @dataclass(frozen=True)
@@ -205,7 +211,9 @@ def _scoped(queryset: QuerySet, user) -> QuerySet:
     return queryset if user is None else scope_records(queryset, user)
 
 
-def swimmer_lanes(trial: Trial, *, today: date, zone: zoneinfo.ZoneInfo, user=None) -> list[Lane]:
+def swimmer_lanes(
+    trial: Trial, *, today: date, zone: zoneinfo.ZoneInfo, user=None, sponsor: bool = False
+) -> list[Lane]:
     """One lane per enrolled participant (cohort, then slot) of the reader's sites, in four queries."""
     enrollments = list(
         _scoped(Enrollment.objects.filter(trial=trial), user)
@@ -220,14 +228,18 @@ def swimmer_lanes(trial: Trial, *, today: date, zone: zoneinfo.ZoneInfo, user=No
     ):
         first_infusion.setdefault(participant_id, timezone.localdate(started_at, timezone=zone))
     events: dict[int, list[AeMark]] = {}
-    for event in (
+    rows = list(
         _scoped(AdverseEvent.objects.filter(participant__trial=trial), user)
         .select_related("ctcae_term")
         .order_by("onset_date", "pk")
-    ):
+    )
+    released = free_text_released(rows) if sponsor else None  # a sponsor: typed terms only once released
+    for event in rows:
+        shown = released is None or (AdverseEvent, event.pk) in released
         events.setdefault(event.participant_id, []).append(
-            AeMark(event.onset_date, event.worst_grade, ae_term(event), event.serious, event.dlt_status)
-        )
+            AeMark(event.onset_date, event.worst_grade, ae_term(event, text_shown=shown), event.serious,
+                   event.dlt_status)
+        )  # fmt: skip
     visits: dict[int, list[VisitMark]] = {}
     for visit in _scoped(FollowUpVisit.objects.filter(participant__trial=trial), user).order_by(
         "target_date", "day_offset"
@@ -277,14 +289,16 @@ def enrollment_over_time(trial: Trial, *, zone: zoneinfo.ZoneInfo, user=None) ->
     return dict(sorted(series.items()))
 
 
-def review_steps(trial: Trial) -> list[ReviewStep]:
-    """Every safety review of the trial, oldest first, with its signatures and the cohort it opened."""
-    reviews = (
+def review_steps(trial: Trial, *, sponsor: bool = False) -> list[ReviewStep]:
+    """Every safety review of the trial, oldest first, with its signatures and the cohort it opened (for a
+    sponsor, the rationale only where a data manager released it)."""
+    reviews = list(
         SafetyReview.objects.filter(trial=trial)
         .select_related("cohort__dose_level", "resulting_cohort__dose_level", "trial")
         .prefetch_related("signatures")
         .order_by("opened_at", "pk")
     )
+    released = free_text_released(reviews) if sponsor else None
     states = dict(SafetyReview.State.choices)
     decisions = dict(SafetyReview.Decision.choices)
     steps = []
@@ -295,7 +309,9 @@ def review_steps(trial: Trial) -> list[ReviewStep]:
             kind=review.kind, state=review.state, state_display=states[review.state], opened_at=review.opened_at,
             data_cut=review.snapshot.get("as_of", ""), outcomes=review.snapshot.get("outcomes", ""),
             recommendation=safety_services.protocol_recommendation(review), decision=review.decision,
-            decision_display=decisions.get(review.decision, ""), rationale=review.rationale,
+            decision_display=decisions.get(review.decision, ""),
+            rationale=review.rationale if released is None or (SafetyReview, review.pk) in released or
+            not review.rationale else WITHHELD,
             decided_at=review.decided_at,
             signatures=tuple(Signature(s.signer_full_name, s.meaning, s.signed_at)
                              for s in sorted(review.signatures.all(), key=lambda s: s.sequence)),
@@ -326,13 +342,15 @@ def trial_dashboard(trial: Trial, *, with_reviews: bool = True, with_clocks: boo
     reviews are the trial's (a cohort's slots and decisions are shared by every site)."""
     zone = site_zone(trial)
     today = timezone.localdate(timezone=zone)
+    sponsor = user is not None and is_sponsor(user)
     verdicts = safety_selectors.participant_evaluability(trial)
     dose_finding = safety_selectors.trial_dose_finding(trial, today=today, verdicts=verdicts)
     return TrialDashboard(
         trial=trial, as_of=today, zone=zone.key, cohorts=cohort_rows(trial, verdicts=verdicts),
-        lanes=swimmer_lanes(trial, today=today, zone=zone, user=user), grades_by_dose=grades_by_dose(trial, user=user),
+        lanes=swimmer_lanes(trial, today=today, zone=zone, user=user, sponsor=sponsor),
+        grades_by_dose=grades_by_dose(trial, user=user),
         enrollment=enrollment_over_time(trial, zone=zone, user=user),
-        reviews=review_steps(trial) if with_reviews else [],
+        reviews=review_steps(trial, sponsor=sponsor) if with_reviews else [],
         clocks=clock_compliance(trial, user=user) if with_clocks else [],
         dose_finding=dose_finding, path_rows=safety_selectors.pathway_rows(dose_finding.get("pathways") or {}),
     )  # fmt: skip

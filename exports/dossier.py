@@ -65,7 +65,7 @@ def dossier_data(review, audience: Audience) -> dict:
     recommended = safety_services.protocol_recommendation(review)
     decisions = dict(review.Decision.choices)
     # A sponsor reads the review's reason and rationale and the signatures' comments only where a data manager
-    # released them (core.free_text), as in the API. The frozen snapshot is shown as the API shows it.
+    # released them (core.free_text), as in the API; the snapshot as the API shows it to them.
     released = free_text_released([review, *signatures]) if audience.sponsor else None
 
     def text(record, value: str) -> str:
@@ -83,7 +83,9 @@ def dossier_data(review, audience: Audience) -> dict:
                    "state_display": review.get_state_display(),
                    "opened_at": _iso(review.opened_at), "cohort": _cohort(review.cohort)},
         "data_cut": snapshot.get("as_of"),
-        "snapshot": snapshot,
+        # A sponsor reads a copy without unreleased free text or staff names; the digest is the frozen one's.
+        "snapshot": safety_selectors.snapshot_for_sponsor(snapshot) if audience.sponsor else snapshot,
+        "snapshot_redacted_for_sponsor": audience.sponsor,
         "snapshot_digest": {"recorded": review.snapshot_digest, "recomputed": recomputed,
                             "matches": recomputed == review.snapshot_digest, "method": DIGEST_METHOD},
         "recommendation": {"design": snapshot.get("design"), "protocol_recommends": recommended,

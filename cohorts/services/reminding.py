@@ -103,11 +103,12 @@ def hold_reminders_schedule(*, cohort: Cohort, infusion: Infusion, is_first: boo
     if is_first:
         kind, subject = "sentinel-ended", sentinel_subject(cohort)
         ends = infusion.ended_at + timedelta(days=trial.sentinel_observation_days)
-        label = f"cohort {cohort.sequence} (sentinel {participant.study_id or participant})"
+        # Trial-wide kinds reach every site's staff: the label names the cohort, never a participant of one site.
+        label = f"cohort {cohort.sequence} (the sentinel's infusion)"
     elif trial.stagger_hours:
         kind, subject = "stagger-ended", f"infusion:{infusion.pk}:stagger"
         ends = infusion.ended_at + timedelta(hours=trial.stagger_hours)
-        label = f"cohort {cohort.sequence} (after {participant.study_id or participant})"
+        label = f"cohort {cohort.sequence} (the last infusion)"
     else:
         return
     reminders.reminder_schedule(

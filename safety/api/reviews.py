@@ -3,7 +3,7 @@ and sign with their password in the request (a token alone never signs); the cha
 
 import django_filters
 from django.core.validators import RegexValidator
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -13,13 +13,13 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api.fields import StaffTextField, TextField
+from api.fields import StaffTextField, TextField, reader_is_sponsor
 from api.filters import ListFilterBackend, RegistryIdFilter
 from api.permissions import RoleActionPermissions
 from cohorts.models import Cohort
 from safety import services
 from safety.models import SafetyReview, SignOff
-from safety.selectors import trial_summary
+from safety.selectors import snapshots_for_sponsor, trial_summary
 from trial.access import scope_trials
 from trial.models import Site, Trial
 
@@ -61,6 +61,29 @@ class SignResultSerializer(SignatureSerializer):
         return obj.review.state == SafetyReview.State.EFFECTIVE
 
 
+class SnapshotField(serializers.JSONField):
+    """The frozen snapshot; for a sponsor, a copy without unreleased free text or staff names
+    (``safety.selectors.snapshots_for_sponsor``, once for every review of the response). The digest is always
+    the frozen snapshot's."""
+
+    def __init__(self, **kwargs):
+        super().__init__(read_only=True, **kwargs)
+
+    def get_attribute(self, instance):
+        snapshot = super().get_attribute(instance)
+        if not reader_is_sponsor(self):
+            return snapshot
+        shown = self.context.setdefault("sponsor_snapshots", {})
+        if instance.pk not in shown:
+            root = self.root.instance
+            rows = list(root) if isinstance(root, list | tuple | QuerySet) else [root]
+            rows = [row for row in rows if isinstance(row, SafetyReview) and row.pk not in shown]
+            if instance not in rows:
+                rows.append(instance)
+            shown.update(zip([r.pk for r in rows], snapshots_for_sponsor([r.snapshot for r in rows]), strict=True))
+        return shown[instance.pk]
+
+
 class ReviewSerializer(serializers.ModelSerializer):
     cohort_sequence = serializers.IntegerField(source="cohort.sequence", read_only=True)
     dose_level = serializers.IntegerField(source="cohort.dose_level.level", read_only=True)
@@ -69,6 +92,7 @@ class ReviewSerializer(serializers.ModelSerializer):
     resulting_cohort = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     reason = StaffTextField()
     rationale = StaffTextField()
+    snapshot = SnapshotField()
 
     class Meta:
         model = SafetyReview

@@ -34,6 +34,7 @@ from safety.selectors.reviews import (
     trial_dose_finding,
     unrecorded_dlt_window_visits,
 )
+from safety.selectors.snapshot_exposure import snapshot_for_sponsor, snapshots_for_sponsor
 from safety.selectors.summary import trial_summary
 
 __all__ = [
@@ -60,6 +61,8 @@ __all__ = [
     "review_snapshot",
     "sha256_hex",
     "simulation_settings",
+    "snapshot_for_sponsor",
+    "snapshots_for_sponsor",
     "three_plus_three_context",
     "three_plus_three_grid",
     "trial_design",

@@ -6,10 +6,14 @@ import pytest
 from django.core.management import call_command
 
 from cohorts import services as cohort_services
-from core.roles import DATA_MANAGER, SITE_STAFF
+from core.free_text import free_text_mark_reviewed
+from core.roles import DATA_MANAGER, INVESTIGATOR, SITE_STAFF, SPONSOR
 from dashboard import selectors
+from exports.permissions import WITHHELD
+from safety.models import AdverseEvent
 from tests.cohorts.test_infusions_support import DAY, T0, frozen, infuse
-from tests.dashboard.seed import record_event
+from tests.dashboard.seed import VIEW, record_event, seed_trial
+from tests.dashboard.seed import frozen as seeded_clock
 from tests.factories import SiteFactory, UserFactory, eligible_participant, staff_users
 
 pytestmark = pytest.mark.django_db
@@ -70,3 +74,22 @@ def test_the_trial_page_of_a_site_b_nurse_names_no_site_a_study_id(client, two_s
     html = client.get("/dashboard/NCT06949137/").content.decode()
     assert people[2].study_id in html
     assert people[0].study_id not in html and people[1].study_id not in html
+
+
+def test_a_sponsor_reads_a_typed_ae_term_on_the_swimmer_plot_only_once_it_is_released(nct_trial):
+    """Issue 12, item 8 on the dashboard (the review timeline's rationale follows the same rule)."""
+    seed_trial(nct_trial)
+    reader = UserFactory(username="sponsor-dash", role=SPONSOR, is_staff=False, trials=[nct_trial])
+    typed = AdverseEvent.objects.filter(ctcae_term__isnull=True).order_by("pk").first()
+    assert typed is not None
+
+    def terms(user) -> set[str]:
+        with seeded_clock(VIEW):
+            data = selectors.trial_dashboard(nct_trial, user=user)
+        return {mark.term for lane in data.lanes for mark in lane.events}
+
+    assert WITHHELD in terms(reader) and (typed.ctcae_term_text or typed.verbatim_term) not in terms(reader)
+    staff = UserFactory(username="inv-dash", role=INVESTIGATOR)
+    assert WITHHELD not in terms(staff)
+    free_text_mark_reviewed(record=typed, by=UserFactory(username="dm-dash", role=DATA_MANAGER), reason="No names")
+    assert (typed.ctcae_term_text or typed.verbatim_term) in terms(reader)

@@ -15,7 +15,7 @@ from cohorts.models import CriterionAssessment, Infusion, Participant
 from core.roles import DATA_MANAGER, INVESTIGATOR, SAFETY_COMMITTEE, SPONSOR
 from exports import sdtm
 from safety.models import AdverseEvent
-from safety.selectors import canonical_json, sha256_hex
+from safety.selectors import canonical_json, sha256_hex, snapshot_for_sponsor
 from tests.dashboard.seed import VIEW, frozen, seed_trial
 from tests.factories import UserFactory, token_for
 
@@ -240,8 +240,10 @@ def test_the_dossier_digest_matches_the_review_snapshot_and_the_chain_is_intact(
         response = reader(role).get(f"/api/v1/reviews/{review.pk}/dossier.json")
     assert response.status_code == 200
     data = json.loads(response.content)
-    assert data["snapshot"] == review.snapshot
-    assert data["snapshot_digest"]["recorded"] == review.snapshot_digest == sha256_hex(canonical_json(data["snapshot"]))
+    # A sponsor's copy leaves out unreleased free text and staff names; the digest is over the frozen snapshot.
+    assert data["snapshot"] == (snapshot_for_sponsor(review.snapshot) if role == SPONSOR else review.snapshot)
+    assert data["snapshot_redacted_for_sponsor"] is (role == SPONSOR)
+    assert data["snapshot_digest"]["recorded"] == review.snapshot_digest == sha256_hex(canonical_json(review.snapshot))
     assert data["snapshot_digest"]["matches"] is True
     assert data["recommendation"]["protocol_recommends"] == "escalate" and data["decision"]["decision"] == "escalate"
     assert [(s["printed_name"], s["meaning"]) for s in data["signatures"]] == [
