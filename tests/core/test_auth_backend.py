@@ -3,7 +3,7 @@
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import AnonymousUser, Group, Permission
 
 from core.auth_backends import OneQueryModelBackend
 
@@ -41,3 +41,15 @@ def test_an_inactive_user_has_no_permissions_and_a_superuser_has_all(user):
     assert OneQueryModelBackend().get_all_permissions(user) == set()
     root = get_user_model().objects.create_superuser("perm-root", password="x" * 12)
     assert len(OneQueryModelBackend().get_all_permissions(root)) == Permission.objects.count()
+
+
+def test_anonymous_users_and_object_checks_get_no_permissions_as_in_django(user):
+    backend = OneQueryModelBackend()
+    assert backend.get_all_permissions(AnonymousUser()) == set() == ModelBackend().get_all_permissions(AnonymousUser())
+    assert backend.get_all_permissions(user, obj=user) == set()  # no object permissions, as ModelBackend
+    assert not backend.has_perm(AnonymousUser(), "trial.view_trial")
+
+
+def test_an_inactive_superuser_has_no_permissions(user):
+    root = get_user_model().objects.create_superuser("perm-root-off", password="x" * 12, is_active=False)
+    assert OneQueryModelBackend().get_all_permissions(root) == set()
