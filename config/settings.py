@@ -341,6 +341,9 @@ FOLLOW_UP_SWEEP_SECONDS = env_int("FOLLOW_UP_SWEEP_SECONDS", 15 * 60)
 # the claim timeout ago (its task lost) is claimed again; a failed send is retried with exponential backoff.
 REMINDER_SWEEP_SECONDS = env_int("REMINDER_SWEEP_SECONDS", 60)
 REMINDER_SWEEP_BATCH = env_int("REMINDER_SWEEP_BATCH", 500)
+# Rows per delivery task (one transaction and one mail connection). A worker killed mid-task re-sends what that
+# task's backend had accepted before the kill (after the claim timeout): 1 is the narrowest window, the slowest.
+REMINDER_DELIVERY_BATCH = env_int("REMINDER_DELIVERY_BATCH", 25)
 REMINDER_CLAIM_TIMEOUT_SECONDS = env_int("REMINDER_CLAIM_TIMEOUT_SECONDS", 15 * 60)
 REMINDER_RETRY_SECONDS = env_int("REMINDER_RETRY_SECONDS", 60)
 REMINDER_MAX_ATTEMPTS = env_int("REMINDER_MAX_ATTEMPTS", 8)

@@ -58,9 +58,10 @@ class Reminder(models.Model):
             ("send_reminder_again", "Can send a reminder again"),
         ]
         indexes = [
-            # The sweep: due pending rows, and rows stuck in sending past the claim timeout.
-            models.Index(fields=["due_at"], condition=Q(state="pending"), name="reminder_pending_due"),
-            models.Index(fields=["claimed_at"], condition=Q(state="sending"), name="reminder_sending_claimed"),
+            # The sweep: due pending rows, and rows stuck in sending past the claim timeout,
+            # ordered as the sweep takes them, so a batch's scan stops at the batch's size
+            models.Index(fields=["due_at", "id"], condition=Q(state="pending"), name="reminder_pending_due_id"),
+            models.Index(fields=["claimed_at", "id"], condition=Q(state="sending"), name="reminder_sending_claimed_id"),
             models.Index(fields=["recipient_role", "state"], name="reminder_role_state"),
         ]
         constraints = [

@@ -1,4 +1,5 @@
 from celery import shared_task
+from django.conf import settings
 
 from core.actors import BEAT, REMINDERS, system_actor
 from core.history import acting_as
@@ -25,22 +26,40 @@ def deliver_reminder(self, reminder_id: int) -> str:
         return services.reminder_deliver(reminder_id=reminder_id, by=actor)
 
 
+@shared_task(name="reminders.tasks.deliver_reminders", ignore_result=True, bind=True)
+def deliver_reminders(self, reminder_ids: list[int]) -> dict:
+    """Send a batch of claimed reminders (``REMINDER_DELIVERY_BATCH`` of one sweep batch) over one mail
+    connection. Safe to run twice: each row's state, read under its lock, decides."""
+    actor = _delivery_actor(self.request)
+    with acting_as(actor, "Reminder delivery task"):
+        outcomes = services.reminders_deliver(reminder_ids=reminder_ids, by=actor)
+    return {str(key): value for key, value in outcomes.items()}
+
+
+def delivery_chunks(reminder_ids: list[int], size: int | None = None) -> list[list[int]]:
+    """A sweep batch's ids cut into delivery tasks of ``REMINDER_DELIVERY_BATCH`` rows."""
+    size = max(1, size or settings.REMINDER_DELIVERY_BATCH)
+    return [reminder_ids[start : start + size] for start in range(0, len(reminder_ids), size)]
+
+
 def sweep(*, batch_size: int | None = None, by=None) -> services.SweepResult:
-    """One sweep: each batch's delivery tasks go to the broker through one producer in one round trip (kombu's
-    publish batch: a Redis pipeline; a transport without one publishes them one by one)."""
-    with deliver_reminder.app.producer_or_acquire() as producer:
+    """One sweep: each claimed batch goes out as delivery tasks of ``REMINDER_DELIVERY_BATCH`` rows, published
+    through one producer in one round trip (kombu's publish batch: a Redis pipeline; a transport without one
+    publishes them one by one)."""
+    with deliver_reminders.app.producer_or_acquire() as producer:
 
         def publish_many(reminder_ids: list[int]) -> None:
-            with producer.batch(max_size=len(reminder_ids) + 1):
-                for reminder_id in reminder_ids:
-                    deliver_reminder.apply_async((reminder_id,), retry=False, producer=producer)
+            chunks = delivery_chunks(reminder_ids)
+            with producer.batch(max_size=len(chunks) + 1):
+                for chunk in chunks:
+                    deliver_reminders.apply_async((chunk,), retry=False, producer=producer)
 
         return services.reminders_sweep(publish_many=publish_many, batch_size=batch_size, by=by)
 
 
 @shared_task(name="reminders.tasks.sweep_due_reminders", ignore_result=True)
 def sweep_due_reminders() -> dict:
-    """The beat sweep: claim due reminders in batches, one delivery task per row after each batch commits."""
+    """The beat sweep: claim due reminders in batches; after each batch commits, its delivery tasks."""
     actor = system_actor(BEAT)
     with acting_as(actor, "Scheduled task reminders.tasks.sweep_due_reminders"):
         result = sweep(by=actor)

@@ -32,3 +32,21 @@ class SlowFileBackend(FileBackend):
         (folder / f"STARTED-{os.getpid()}-{time.monotonic_ns()}").write_text("", encoding="utf-8")
         time.sleep(float(os.environ.get("TEST_MAIL_DELAY", "0")))
         return super().send_messages(messages)
+
+
+class CountingLocmem(LocmemBackend):
+    """Delivers to ``mail.outbox``, counts the connections opened, and refuses any message whose subject contains
+    ``refuse_subjects``' words, as an SMTP server refusing one recipient would."""
+
+    opened = 0
+    refuse_subjects: tuple[str, ...] = ()
+
+    def open(self):
+        CountingLocmem.opened += 1
+        return super().open()
+
+    def send_messages(self, messages):
+        for message in messages:
+            if any(word in message.subject for word in CountingLocmem.refuse_subjects):
+                raise smtplib.SMTPRecipientsRefused({message.to[0]: (550, b"mailbox unavailable")})
+        return super().send_messages(messages)

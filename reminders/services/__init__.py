@@ -7,6 +7,7 @@ from reminders.services.delivery import (
     reminder_deliver,
     reminder_message,
     reminder_recipients,
+    reminders_deliver,
     reminders_sweep,
 )
 from reminders.services.scheduling import (
@@ -30,6 +31,7 @@ __all__ = [
     "reminder_schedule",
     "reminder_send_again",
     "reminder_unmute",
+    "reminders_deliver",
     "reminders_schedule_many",
     "reminders_sweep",
 ]

@@ -12,9 +12,10 @@ the delivery task re-reads the row under its lock and marks it sent only after t
   The window is the commit itself; the row then goes out again after the claim timeout.
 """
 
+import contextlib
 import logging
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,11 +23,10 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.html import escape
 
-from core.history import audit
+from core.history import audit, audited_bulk_update
 from reminders.kinds import kind_for, retry_delay_seconds
 from reminders.models import Reminder, ReminderDelivery, ReminderMute
 from trial.access import users_who_see
@@ -42,9 +42,17 @@ class SweepResult:
     broker_error: str = ""
 
 
-def _claimable(now: datetime) -> Q:
+def _claimable(now: datetime) -> list:
+    """What a sweep claims, in order: rows stuck in ``sending`` past the claim timeout (their task was lost), then
+    ``pending`` rows due now, oldest first. Two queries rather than one with ``OR``: each is an ordered scan of its
+    partial index that stops at the batch's size, so a batch costs the same however many rows wait behind it (an
+    ``OR`` sorted every waiting row for every batch: a sweep's time grew with the square of its rows)."""
     stale = now - timedelta(seconds=settings.REMINDER_CLAIM_TIMEOUT_SECONDS)
-    return Q(state=Reminder.State.PENDING, due_at__lte=now) | Q(state=Reminder.State.SENDING, claimed_at__lt=stale)
+    locked = Reminder.objects.select_for_update(skip_locked=True)
+    return [
+        locked.filter(state=Reminder.State.SENDING, claimed_at__lt=stale).order_by("claimed_at", "pk"),
+        locked.filter(state=Reminder.State.PENDING, due_at__lte=now).order_by("due_at", "pk"),
+    ]
 
 
 def reminders_sweep(
@@ -70,13 +78,10 @@ def reminders_sweep(
     batch_size = batch_size or settings.REMINDER_SWEEP_BATCH
     claimed = batches = published = 0
     broker_error = ""
-    while not broker_error:
+    sources = _claimable(now)
+    while not broker_error and sources:
         with transaction.atomic():
-            rows = list(
-                Reminder.objects.select_for_update(skip_locked=True)
-                .filter(_claimable(now))
-                .order_by("due_at", "pk")[:batch_size]
-            )
+            rows = list(sources[0][:batch_size])
             ids = [row.pk for row in rows]
             if ids:
                 Reminder.objects.filter(pk__in=ids).update(state=Reminder.State.SENDING, claimed_at=now)
@@ -85,15 +90,14 @@ def reminders_sweep(
                 Reminder.history.bulk_history_create(
                     rows, update=True, default_user=by, default_change_reason="Claimed for delivery by the sweep"
                 )
-        if not ids:
-            break
-        batches += 1
-        claimed += len(ids)
-        # after the commit above: a worker can never see the row before it is claimed
-        published_now, broker_error = _publish_batch(ids, publish=publish, publish_many=publish_many)
-        published += published_now
+        if ids:
+            batches += 1
+            claimed += len(ids)
+            # after the commit above: a worker can never see the row before it is claimed
+            published_now, broker_error = _publish_batch(ids, publish=publish, publish_many=publish_many)
+            published += published_now
         if len(ids) < batch_size:
-            break
+            sources.pop(0)  # this source is drained: the next one
     return SweepResult(claimed=claimed, batches=batches, published=published, broker_error=broker_error)
 
 
@@ -169,59 +173,134 @@ def reminder_recipients(reminder: Reminder) -> list[str]:
     return sorted(set(users.values_list("email", flat=True)))
 
 
-def _record(reminder: Reminder, *, attempt: int, outcome: str, recipients: list[str], error: str = "") -> None:
-    ReminderDelivery.objects.create(
-        reminder=reminder, attempt=attempt, at=timezone.now(), outcome=outcome, recipients="\n".join(recipients),
+def _delivery_row(
+    reminder: Reminder, *, attempt: int, at: datetime, outcome: str, recipients: list[str], error: str = ""
+) -> ReminderDelivery:
+    return ReminderDelivery(
+        reminder=reminder, attempt=attempt, at=at, outcome=outcome, recipients="\n".join(recipients),
         error=error[:2000],
     )  # fmt: skip
 
 
 def reminder_deliver(*, reminder_id: int, by=None) -> str:
-    """Send one claimed reminder. Returns the row's state afterwards (``sent``, ``pending`` to retry, ``failed``),
-    or why nothing was done (``skipped:<state>``). Safe to run twice. ``by``: who delivers, in the history (the
-    worker task's system actor)."""
+    """Send one claimed reminder: ``reminders_deliver`` of one row. Returns the row's state afterwards (``sent``,
+    ``pending`` to retry, ``failed``), or why nothing was done (``skipped:<state>``). Safe to run twice."""
+    return reminders_deliver(reminder_ids=[reminder_id], by=by)[reminder_id]
+
+
+def reminders_deliver(*, reminder_ids: Sequence[int], by=None) -> dict[int, str]:
+    """Send the claimed reminders among ``reminder_ids`` (one delivery task's batch, ``REMINDER_DELIVERY_BATCH``),
+    in one transaction that holds their row locks while the mail goes out over one mail connection. Returns
+    each id's outcome as ``reminder_deliver`` does. Safe to run twice, and beside another task for the same rows:
+    the locks serialise them (taken in id order), and the state read under the lock decides.
+
+    A row is marked sent only after the mail backend accepted its message; a refused message puts only its own
+    row back to ``pending`` with its backoff (or ``failed``), the rest of the batch goes on. Queries grow with
+    the batch's distinct recipient groups (role, site or trial, kind), not its rows. ``by``: who delivers, in
+    the history (the worker task's system actor).
+
+    The price of the batch: a worker killed after the backend accepted some of the batch's messages and before
+    the commit loses the whole batch's marks, so those messages go out again after the claim timeout (with a
+    batch of one, only the message being sent). ``REMINDER_DELIVERY_BATCH`` trades that window for throughput.
+    """
+    outcomes = dict.fromkeys(reminder_ids, "skipped:missing")
     with transaction.atomic():
-        reminder = (
+        rows = list(
             Reminder.objects.select_for_update(of=("self",))
             .select_related("site", "trial")
-            .filter(pk=reminder_id)
-            .first()
+            .filter(pk__in=list(reminder_ids))
+            .order_by("pk")
         )
-        if reminder is None:
-            return "skipped:missing"
-        if reminder.state != Reminder.State.SENDING:
-            return f"skipped:{reminder.state}"
-        attempt = reminder.attempts + 1
-        recipients = reminder_recipients(reminder)
-        now = timezone.now()
-        if reminder.channel == Reminder.Channel.IN_APP or (
-            not recipients and not reminder.safety and _all_muted(reminder)
-        ):
-            accepted, error = True, ""
-        elif not recipients:
-            accepted, error = False, "nobody to send to: no active user of the role at its site has an e-mail address"
-        else:
-            accepted, error = _send(reminder, recipients)
-        if accepted:
-            reminder.state, reminder.sent_at = Reminder.State.SENT, now
-            reminder.attempts, reminder.claimed_at = attempt, None
-            audit(reminder, by=by, reason=f"Delivered (attempt {attempt})").save(
-                update_fields=["state", "sent_at", "attempts", "claimed_at"]
-            )
-            _record(reminder, attempt=attempt, outcome=ReminderDelivery.Outcome.SENT, recipients=recipients)
-            return Reminder.State.SENT
-        gave_up = attempt >= settings.REMINDER_MAX_ATTEMPTS
-        delay = timedelta(seconds=retry_delay_seconds(attempt, base=settings.REMINDER_RETRY_SECONDS))
-        reminder.state = Reminder.State.FAILED if gave_up else Reminder.State.PENDING
-        reminder.due_at = reminder.due_at if gave_up else now + delay
-        reminder.attempts, reminder.last_error, reminder.claimed_at = attempt, error[:2000], None
-        outcome = "failed: no more retries" if gave_up else "retry scheduled"
-        audit(reminder, by=by, reason=f"Attempt {attempt} {outcome}: {error}"[:300]).save(
-            update_fields=["state", "due_at", "attempts", "last_error", "claimed_at"]
-        )
-        _record(reminder, attempt=attempt, outcome=ReminderDelivery.Outcome.FAILED, recipients=recipients, error=error)
-        log.warning("Reminder %s attempt %s failed: %s", reminder.pk, attempt, error)
-        return Reminder.State.FAILED if gave_up else Reminder.State.PENDING
+        claimed = []
+        for row in rows:
+            if row.state == Reminder.State.SENDING:
+                claimed.append(row)
+            else:
+                outcomes[row.pk] = f"skipped:{row.state}"
+        if not claimed:
+            return outcomes
+        addresses = _RecipientCache()
+        sent: list[Reminder] = []
+        unsent: list[tuple[Reminder, str]] = []
+        deliveries: list[ReminderDelivery] = []
+        with _MailConnection() as mail:
+            for reminder in claimed:
+                recipients = addresses.of(reminder)
+                if reminder.channel == Reminder.Channel.IN_APP or (
+                    not recipients and not reminder.safety and addresses.all_muted(reminder)
+                ):
+                    accepted, error = True, ""
+                elif not recipients:
+                    accepted, error = False, NOBODY
+                else:
+                    accepted, error = mail.send(reminder, recipients)
+                now, attempt = timezone.now(), reminder.attempts + 1
+                if accepted:
+                    reminder.state, reminder.sent_at = Reminder.State.SENT, now
+                    reminder.attempts, reminder.claimed_at = attempt, None
+                    audit(reminder, by=by, reason=f"Delivered (attempt {attempt})")
+                    sent.append(reminder)
+                    outcome = ReminderDelivery.Outcome.SENT
+                else:
+                    unsent.append((reminder, error))
+                    outcome = ReminderDelivery.Outcome.FAILED
+                deliveries.append(
+                    _delivery_row(
+                        reminder, attempt=attempt, at=now, outcome=outcome, recipients=recipients, error=error
+                    )
+                )
+        if sent:
+            audited_bulk_update(sent, ["state", "sent_at", "attempts", "claimed_at"])
+            outcomes.update(dict.fromkeys((r.pk for r in sent), Reminder.State.SENT))
+        for reminder, error in unsent:
+            outcomes[reminder.pk] = _schedule_retry(reminder, error, by=by)
+        ReminderDelivery.objects.bulk_create(deliveries)
+    return outcomes
+
+
+NOBODY = "nobody to send to: no active user of the role at its site has an e-mail address"
+
+
+def _schedule_retry(reminder: Reminder, error: str, *, by) -> str:
+    """A refused attempt: back to ``pending`` after its backoff, or ``failed`` after the last attempt."""
+    attempt = reminder.attempts + 1
+    gave_up = attempt >= settings.REMINDER_MAX_ATTEMPTS
+    delay = timedelta(seconds=retry_delay_seconds(attempt, base=settings.REMINDER_RETRY_SECONDS))
+    reminder.state = Reminder.State.FAILED if gave_up else Reminder.State.PENDING
+    reminder.due_at = reminder.due_at if gave_up else timezone.now() + delay
+    reminder.attempts, reminder.last_error, reminder.claimed_at = attempt, error[:2000], None
+    outcome = "failed: no more retries" if gave_up else "retry scheduled"
+    audit(reminder, by=by, reason=f"Attempt {attempt} {outcome}: {error}"[:300]).save(
+        update_fields=["state", "due_at", "attempts", "last_error", "claimed_at"]
+    )
+    log.warning("Reminder %s attempt %s failed: %s", reminder.pk, attempt, error)
+    return Reminder.State.FAILED if gave_up else Reminder.State.PENDING
+
+
+class _RecipientCache:
+    """One batch's addresses: reminders with the same addressees and kind share one query."""
+
+    def __init__(self):
+        self._addresses: dict[tuple, list[str]] = {}
+        self._muted: dict[tuple, bool] = {}
+
+    @staticmethod
+    def _key(reminder: Reminder) -> tuple:
+        site_id = None if kind_for(reminder.kind).trial_wide else reminder.site_id
+        return (reminder.recipient_user_id, reminder.recipient_role, site_id, reminder.trial_id, reminder.kind,
+                reminder.safety)  # fmt: skip
+
+    def of(self, reminder: Reminder) -> list[str]:
+        key = self._key(reminder)
+        if key not in self._addresses:
+            self._addresses[key] = reminder_recipients(reminder)
+        return self._addresses[key]
+
+    def all_muted(self, reminder: Reminder) -> bool:
+        key = self._key(reminder)
+        if key not in self._muted:
+            self._muted[key] = _all_muted(reminder)
+        return self._muted[key]
 
 
 def _all_muted(reminder: Reminder) -> bool:
@@ -230,17 +309,46 @@ def _all_muted(reminder: Reminder) -> bool:
     return users.exists() and not users.exclude(reminder_mutes__kind=reminder.kind).exists()
 
 
-def _send(reminder: Reminder, recipients: list[str]) -> tuple[bool, str]:
-    subject, plain, html = reminder_message(reminder)
-    message = EmailMultiAlternatives(
-        subject=subject, body=plain, from_email=settings.DEFAULT_FROM_EMAIL, to=recipients,
-        headers={"X-Reminder-Key": reminder.dedupe_key},
-    )  # fmt: skip
-    message.attach_alternative(html, "text/html")
-    try:
-        sent = get_connection(fail_silently=False).send_messages([message])
-    except Exception as exc:
-        return False, f"{type(exc).__name__}: {exc}"
-    if not sent:
-        return False, "the mail backend accepted no message"
-    return True, ""
+class _MailConnection:
+    """One mail backend connection for a batch (one SMTP session, not one per message), opened when the first
+    message goes out. A connection that cannot be opened refuses each message with its error."""
+
+    def __init__(self):
+        self._connection = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        if self._connection is not None:
+            try:
+                self._connection.close()
+            except Exception as exc:  # the messages were accepted already; a failed QUIT changes nothing
+                log.warning("Closing the mail connection failed: %s", exc)
+        return False
+
+    def send(self, reminder: Reminder, recipients: list[str]) -> tuple[bool, str]:
+        subject, plain, html = reminder_message(reminder)
+        message = EmailMultiAlternatives(
+            subject=subject, body=plain, from_email=settings.DEFAULT_FROM_EMAIL, to=recipients,
+            headers={"X-Reminder-Key": reminder.dedupe_key},
+        )  # fmt: skip
+        message.attach_alternative(html, "text/html")
+        try:
+            if self._connection is None:
+                self._connection = get_connection(fail_silently=False)
+                self._connection.open()
+            sent = self._connection.send_messages([message])
+        except Exception as exc:
+            self._drop()
+            return False, f"{type(exc).__name__}: {exc}"
+        if not sent:
+            return False, "the mail backend accepted no message"
+        return True, ""
+
+    def _drop(self) -> None:
+        """After an error the session may be broken: the next message opens a new one."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):  # already failed: the error recorded is the send's
+                connection.close()
