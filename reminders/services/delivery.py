@@ -18,17 +18,19 @@ import zoneinfo
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives, get_connection
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.html import escape
 
 from core.history import audit, audited_bulk_update
 from reminders.kinds import kind_for, retry_delay_seconds
 from reminders.models import Reminder, ReminderDelivery, ReminderMute
+from reminders.services import statements
 from trial.access import users_who_see
 
 log = logging.getLogger(__name__)
@@ -42,17 +44,37 @@ class SweepResult:
     broker_error: str = ""
 
 
-def _claimable(now: datetime) -> list:
+def _claim_sources(now: datetime, *, by) -> list[Callable[[int], list[int]]]:
     """What a sweep claims, in order: rows stuck in ``sending`` past the claim timeout (their task was lost), then
-    ``pending`` rows due now, oldest first. Two queries rather than one with ``OR``: each is an ordered scan of its
-    partial index that stops at the batch's size, so a batch costs the same however many rows wait behind it (an
-    ``OR`` sorted every waiting row for every batch: a sweep's time grew with the square of its rows)."""
+    ``pending`` rows due now, oldest first; each source claims up to n rows and returns their ids, inside the
+    caller's transaction. Two sources rather than one query with ``OR``: each is an ordered scan of its partial
+    index that stops at the batch's size, so a batch costs the same however many rows wait behind it (an ``OR``
+    sorted every waiting row for every batch: a sweep's time grew with the square of its rows). On PostgreSQL a
+    batch is one statement (``reminders.services.statements``); elsewhere the ORM writes the same rows."""
     stale = now - timedelta(seconds=settings.REMINDER_CLAIM_TIMEOUT_SECONDS)
+    if connection.vendor == "postgresql":
+        by_id = by.pk if by is not None else None
+        return [
+            lambda n: statements.claim_batch(stale=True, before=stale, now=now, limit=n, by_id=by_id),
+            lambda n: statements.claim_batch(stale=False, before=now, now=now, limit=n, by_id=by_id),
+        ]
     locked = Reminder.objects.select_for_update(skip_locked=True)
-    return [
-        locked.filter(state=Reminder.State.SENDING, claimed_at__lt=stale).order_by("claimed_at", "pk"),
-        locked.filter(state=Reminder.State.PENDING, due_at__lte=now).order_by("due_at", "pk"),
-    ]
+    stuck = locked.filter(state=Reminder.State.SENDING, claimed_at__lt=stale)
+    due = locked.filter(state=Reminder.State.PENDING, due_at__lte=now)
+    return [partial(_claim_with_orm, stuck, "claimed_at", now, by), partial(_claim_with_orm, due, "due_at", now, by)]
+
+
+def _claim_with_orm(rows, key: str, now: datetime, by, limit: int) -> list[int]:
+    rows = list(rows.order_by(key, "pk")[:limit])
+    ids = [row.pk for row in rows]
+    if ids:
+        Reminder.objects.filter(pk__in=ids).update(state=Reminder.State.SENDING, claimed_at=now)
+        for row in rows:  # the audit trail of the batch UPDATE: one history row per claimed reminder
+            row.state, row.claimed_at = Reminder.State.SENDING, now
+        Reminder.history.bulk_history_create(
+            rows, update=True, default_user=by, default_change_reason="Claimed for delivery by the sweep"
+        )
+    return ids
 
 
 def reminders_sweep(
@@ -63,14 +85,14 @@ def reminders_sweep(
     batch_size: int | None = None,
     by=None,
 ) -> SweepResult:
-    """Claim every due reminder, batch by batch, and send one delivery task per row after each batch commits:
+    """Claim every due reminder, batch by batch, and send its delivery tasks after each batch commits:
     ``publish(reminder_id)`` one at a time, or ``publish_many(reminder_ids)`` a batch's tasks at once (the task
     module's sender: one broker round trip per batch; it raises if the broker did not take them all).
 
-    Queries grow with batches (a locking SELECT, an UPDATE and the claimed rows' history in one INSERT each),
-    not rows; ``by`` is who claims (the beat task's system actor) in the history. If the broker refuses a
-    publish, the sweep stops publishing: the rest of that batch stays ``sending`` and the next sweep after the
-    claim timeout sends it again.
+    Queries grow with batches (on PostgreSQL one statement each; elsewhere a locking SELECT, an UPDATE and the
+    claimed rows' history in one INSERT), not rows; ``by`` is who claims (the beat task's system actor) in the
+    history. If the broker refuses a publish, the sweep stops publishing: the rest of that batch stays
+    ``sending`` and the next sweep after the claim timeout sends it again.
     """
     if (publish is None) == (publish_many is None):
         raise ValueError("give publish or publish_many")
@@ -78,18 +100,10 @@ def reminders_sweep(
     batch_size = batch_size or settings.REMINDER_SWEEP_BATCH
     claimed = batches = published = 0
     broker_error = ""
-    sources = _claimable(now)
+    sources = _claim_sources(now, by=by)
     while not broker_error and sources:
         with transaction.atomic():
-            rows = list(sources[0][:batch_size])
-            ids = [row.pk for row in rows]
-            if ids:
-                Reminder.objects.filter(pk__in=ids).update(state=Reminder.State.SENDING, claimed_at=now)
-                for row in rows:  # the audit trail of the batch UPDATE: one history row per claimed reminder
-                    row.state, row.claimed_at = Reminder.State.SENDING, now
-                Reminder.history.bulk_history_create(
-                    rows, update=True, default_user=by, default_change_reason="Claimed for delivery by the sweep"
-                )
+            ids = sources[0](batch_size)
         if ids:
             batches += 1
             claimed += len(ids)
@@ -249,13 +263,26 @@ def reminders_deliver(*, reminder_ids: Sequence[int], by=None) -> dict[int, str]
                         reminder, attempt=attempt, at=now, outcome=outcome, recipients=recipients, error=error
                     )
                 )
-        if sent:
-            audited_bulk_update(sent, ["state", "sent_at", "attempts", "claimed_at"])
-            outcomes.update(dict.fromkeys((r.pk for r in sent), Reminder.State.SENT))
+        _mark_sent(sent, [d for d in deliveries if d.outcome == ReminderDelivery.Outcome.SENT], by=by)
+        outcomes.update(dict.fromkeys((r.pk for r in sent), Reminder.State.SENT))
         for reminder, error in unsent:
             outcomes[reminder.pk] = _schedule_retry(reminder, error, by=by)
-        ReminderDelivery.objects.bulk_create(deliveries)
+        ReminderDelivery.objects.bulk_create([d for d in deliveries if d.outcome != ReminderDelivery.Outcome.SENT])
     return outcomes
+
+
+def _mark_sent(sent: list[Reminder], deliveries: list[ReminderDelivery], *, by) -> None:
+    """The accepted rows: ``sent``, with their history and delivery rows (on PostgreSQL one statement)."""
+    if not sent:
+        return
+    if connection.vendor == "postgresql":
+        marks = [(d.reminder_id, d.at, d.recipients) for d in deliveries]
+        by_id = by.pk if by is not None else None
+        if statements.mark_sent(marks, by_id=by_id) != len(marks):
+            raise RuntimeError("a reminder locked by this delivery was no longer claimed: nothing was marked")
+        return
+    audited_bulk_update(sent, ["state", "sent_at", "attempts", "claimed_at"])
+    ReminderDelivery.objects.bulk_create(deliveries)
 
 
 NOBODY = "nobody to send to: no active user of the role at its site has an e-mail address"
