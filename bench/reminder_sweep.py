@@ -1,13 +1,14 @@
 """Reminder sweep at two sizes: 100,000 due reminders against 10,000, on PostgreSQL and Redis with a real worker.
 
 For each size, in one run against the same database, broker and worker: the due rows are inserted
-(bulk, not timed), then the sweep claims them in batches and publishes one delivery task per row
-(``reminders.services.reminders_sweep``, as the beat task runs it), and a real Celery worker delivers
-every one (``reminders.tasks.deliver_reminder``: row lock, recipients, the mail backend, the attempt
-log). Reported per size: the sweep's own time (claim + publish), the end-to-end time until the last row
+(bulk, not timed), then the sweep claims them in batches and publishes them as delivery tasks of
+``REMINDER_DELIVERY_BATCH`` rows (``reminders.tasks.sweep``, as the beat task runs it), and a real Celery
+worker delivers every one (``reminders.tasks.deliver_reminders``: row locks, recipients, the mail backend, the
+attempt log). Reported per size: the sweep's own time (claim + publish), the end-to-end time until the last row
 is ``sent``, and the sweep's SQL queries and batches. See bench/README.md for the goals and figures.
 
     .venv/bin/python bench/reminder_sweep.py [--sizes 10000 100000] [--concurrency 2]
+    REMINDER_DELIVERY_BATCH=1 .venv/bin/python bench/reminder_sweep.py   # one task per reminder
 
 The worker's mail backend is Django's dummy backend (accepts every message, sends nothing): the bench
 measures the pipeline, not an SMTP server. Exits 2 if any reminder was not sent exactly once.
