@@ -36,7 +36,7 @@ from core.actors import system_actor
 from core.roles import DATA_MANAGER, SAFETY_COMMITTEE, SITE_STAFF
 from reminders import services as reminder_services
 from reminders.models import Reminder
-from reminders.tasks import deliver_reminder, sweep_due_reminders
+from reminders.tasks import deliver_reminder, deliver_reminders, sweep_due_reminders
 from safety import services as ss
 from safety.models import CtcaeTerm, ReportingClock
 from safety.tasks import open_due_reviews
@@ -879,6 +879,9 @@ path("task", "reminders.tasks.sweep_due_reminders (beat)", "reminder", actor="sy
 )
 path("task", "reminders.tasks.deliver_reminder", "claimed", actor="system:reminders")(
     lambda w, c: deliver_reminder.apply((w.claimed.pk,))
+)
+path("task", "reminders.tasks.deliver_reminders (a batch)", "claimed", actor="system:reminders")(
+    lambda w, c: deliver_reminders.apply(([w.claimed.pk],))
 )
 path("command", "load_protocol", actor="system:load_protocol")(
     lambda w, c: call_command("load_protocol", stdout=StringIO(), stderr=StringIO())
