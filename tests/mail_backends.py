@@ -40,9 +40,12 @@ class CountingLocmem(LocmemBackend):
 
     opened = 0
     refuse_subjects: tuple[str, ...] = ()
+    unreachable = False
 
     def open(self):
         CountingLocmem.opened += 1
+        if CountingLocmem.unreachable:
+            raise TimeoutError("timed out connecting to the SMTP server")
         return super().open()
 
     def send_messages(self, messages):

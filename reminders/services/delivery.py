@@ -338,10 +338,13 @@ def _all_muted(reminder: Reminder) -> bool:
 
 class _MailConnection:
     """One mail backend connection for a batch (one SMTP session, not one per message), opened when the first
-    message goes out. A connection that cannot be opened refuses each message with its error."""
+    message goes out; after a failed send the next message opens a new one. A connection that cannot be opened
+    fails the rest of the batch with that error at once (each row retried with its backoff): a server that does
+    not answer costs one connection timeout per batch, not one per message (the task's time limit)."""
 
     def __init__(self):
         self._connection = None
+        self._cannot_open = ""
 
     def __enter__(self):
         return self
@@ -361,10 +364,17 @@ class _MailConnection:
             headers={"X-Reminder-Key": reminder.dedupe_key},
         )  # fmt: skip
         message.attach_alternative(html, "text/html")
+        if self._cannot_open:
+            return False, self._cannot_open
+        if self._connection is None:
+            try:
+                connection = get_connection(fail_silently=False)
+                connection.open()
+            except Exception as exc:
+                self._cannot_open = f"{type(exc).__name__}: {exc}"
+                return False, self._cannot_open
+            self._connection = connection
         try:
-            if self._connection is None:
-                self._connection = get_connection(fail_silently=False)
-                self._connection.open()
             sent = self._connection.send_messages([message])
         except Exception as exc:
             self._drop()

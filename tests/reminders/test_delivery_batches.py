@@ -18,9 +18,9 @@ NOW = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
 @pytest.fixture
 def counting(settings, outbox):
     settings.EMAIL_BACKEND = "tests.mail_backends.CountingLocmem"
-    CountingLocmem.opened, CountingLocmem.refuse_subjects = 0, ()
+    CountingLocmem.opened, CountingLocmem.refuse_subjects, CountingLocmem.unreachable = 0, (), False
     yield CountingLocmem
-    CountingLocmem.refuse_subjects = ()
+    CountingLocmem.refuse_subjects, CountingLocmem.unreachable = (), False
 
 
 def _claimed(site, count, *, start=0):
@@ -68,6 +68,21 @@ def test_a_message_the_server_refuses_retries_alone_and_the_rest_of_the_batch_is
     assert (refused.attempts, refused.due_at) == (1, NOW + timedelta(seconds=60))
     assert "SMTPRecipientsRefused" in refused.last_error
     assert counting.opened == 2, "after a refusal the next message opens a new session"
+
+
+def test_an_unreachable_mail_server_is_tried_once_per_batch_and_every_row_waits_for_its_retry(
+    site, nurse, counting, outbox
+):
+    ids = _claimed(site, 4)
+    counting.unreachable = True
+    outcomes = services.reminders_deliver(reminder_ids=ids)
+    assert outcomes == dict.fromkeys(ids, Reminder.State.PENDING)
+    assert counting.opened == 1, "one connection timeout for the batch, not one per message"
+    rows = Reminder.objects.filter(pk__in=ids)
+    assert {(r.state, r.attempts) for r in rows} == {(Reminder.State.PENDING, 1)}
+    assert all("timed out connecting" in r.last_error for r in rows)
+    assert ReminderDelivery.objects.filter(reminder_id__in=ids, outcome="failed").count() == 4
+    assert outbox == []
 
 
 def test_a_batch_with_cancelled_missing_and_claimed_rows_sends_only_the_claimed(site, nurse, counting, outbox):
