@@ -16,10 +16,13 @@ writes a participant's records or a trial's. A scoped user's grants cost two que
 kept on the user object for reads.
 """
 
-from dataclasses import dataclass
+# ruff: noqa: S608 - the assignments statement names tables from the models' meta; the user id is a parameter
 
-from django.db import transaction
-from django.db.models import IntegerField, Q, QuerySet, Value
+from dataclasses import dataclass
+from functools import cache
+
+from django.db import connection, transaction
+from django.db.models import Q, QuerySet
 
 from core.errors import ErrorCode, PermissionDenied, require_permission
 from core.history import audit
@@ -77,21 +80,28 @@ def forget_scope(user) -> None:
         delattr(user, _CACHE)
 
 
+@cache
+def _assignments_sql() -> str:
+    q = connection.ops.quote_name
+    return (
+        f"SELECT s.{q('trial_id')}, a.{q('site_id')} FROM {q(SiteAssignment._meta.db_table)} a "
+        f"JOIN {q(Site._meta.db_table)} s ON s.{q('id')} = a.{q('site_id')} "
+        f"WHERE a.{q('user_id')} = %s AND a.{q('active')} "
+        f"UNION ALL SELECT t.{q('trial_id')}, NULL FROM {q(TrialAssignment._meta.db_table)} t "
+        f"WHERE t.{q('user_id')} = %s AND t.{q('active')}"
+    )
+
+
 def _compute(user) -> Scope:
     if user is None or not user.is_authenticated or not user.is_active:
         return NOTHING
     if user.has_perm(EVERY_SITE):  # superusers too; the permission cache is usually warm already
         return EVERYTHING
     # One query: the site assignments (the site's trial, the site) and the whole-trial ones (the trial, no
-    # site). The annotation comes last in both, as the UNION's columns must line up.
-    sites = SiteAssignment.objects.filter(user=user, active=True).values_list("site__trial_id", "site_id").order_by()
-    trials = (
-        TrialAssignment.objects.filter(user=user, active=True)
-        .annotate(no_site=Value(None, output_field=IntegerField()))
-        .values_list("trial_id", "no_site")
-        .order_by()
-    )
-    rows = list(sites.union(trials, all=True))
+    # site), written once as SQL: compiling the ORM's UNION cost more than running it, on every API request.
+    with connection.cursor() as cursor:
+        cursor.execute(_assignments_sql(), [user.pk, user.pk])
+        rows = cursor.fetchall()
     return Scope(
         site_ids=frozenset(site for _, site in rows if site is not None),
         whole_trial_ids=frozenset(trial for trial, site in rows if site is None),

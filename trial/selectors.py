@@ -16,5 +16,7 @@ def trial_list() -> QuerySet[Trial]:
 
 def display_time_zone() -> str:
     """The zone times are shown in: the site's when all sites share one zone, else settings' default."""
-    zones = set(Site.objects.values_list("time_zone", flat=True).distinct()[:2])
+    # order_by(): the model's ordering would make DISTINCT run over (zone, trial, name), and two sites of one
+    # zone could then fill both rows while a third site has another zone.
+    zones = set(Site.objects.order_by().values_list("time_zone", flat=True).distinct()[:2])
     return zones.pop() if len(zones) == 1 else settings.TIME_ZONE

@@ -3,7 +3,8 @@ and sign with their password in the request (a token alone never signs); the cha
 
 import django_filters
 from django.core.validators import RegexValidator
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import QuerySet
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -19,9 +20,9 @@ from api.permissions import RoleActionPermissions
 from cohorts.models import Cohort
 from safety import services
 from safety.models import SafetyReview, SignOff
-from safety.selectors import snapshots_for_sponsor, trial_summary
-from trial.access import scope_trials
-from trial.models import Site, Trial
+from safety.selectors import snapshots_for_sponsor, summary_trial, trial_summary
+from trial.access import scope_of, scope_trials
+from trial.models import Trial
 
 
 class SignatureSerializer(serializers.ModelSerializer):
@@ -269,7 +270,7 @@ class TrialSummaryView(APIView):
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request, registry_id: str):
-        first_zone = Site.objects.filter(trial=OuterRef("pk")).order_by("pk").values("time_zone")[:1]
-        trials = scope_trials(Trial.objects.all(), request.user, trial="pk").annotate(first_zone=Subquery(first_zone))
-        trial = get_object_or_404(trials, registry_id=registry_id)
+        trial = summary_trial(registry_id)
+        if trial is None or not scope_of(request.user).sees_trial(trial.pk):
+            raise Http404  # a trial the reader does not see is answered as one that does not exist
         return Response(trial_summary(trial, time_zone=trial.first_zone))

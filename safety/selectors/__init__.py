@@ -35,12 +35,13 @@ from safety.selectors.reviews import (
     unrecorded_dlt_window_visits,
 )
 from safety.selectors.snapshot_exposure import snapshot_for_sponsor, snapshots_for_sponsor
-from safety.selectors.summary import trial_summary
+from safety.selectors.summary import SummaryTrial, summary_trial, trial_summary
 
 __all__ = [
     "OPEN_DLT_STATUSES",
     "PATHWAY_COHORTS",
     "TITE_KEY",
+    "SummaryTrial",
     "adverse_event_list",
     "answer_label",
     "boin_grid",
@@ -63,6 +64,7 @@ __all__ = [
     "simulation_settings",
     "snapshot_for_sponsor",
     "snapshots_for_sponsor",
+    "summary_trial",
     "three_plus_three_context",
     "three_plus_three_grid",
     "trial_design",
