@@ -19,6 +19,7 @@ from rest_framework.test import APIClient
 
 from cohorts import services
 from cohorts.models import (
+    Cohort,
     ConsentRecord,
     DripRateReading,
     Enrollment,
@@ -30,8 +31,16 @@ from core.errors import PermissionDenied
 from core.roles import DATA_MANAGER, INVESTIGATOR, SAFETY_COMMITTEE, SITE_STAFF, SPONSOR
 from safety.models import AdverseEvent, ReportingClock
 from tests.factories import TrialFactory, UserFactory, consent_document, eligible_participant, token_for
-from trial.access import participant_path, scope_of, scope_participants, site_assignment_save
-from trial.models import Site, SiteAssignment, TrialAssignment
+from trial.access import (
+    participant_path,
+    scope_of,
+    scope_participants,
+    scope_trials,
+    scope_trials_in_query,
+    site_assignment_save,
+    trial_assignment_save,
+)
+from trial.models import Site, SiteAssignment, Trial, TrialAssignment
 
 pytestmark = pytest.mark.django_db
 
@@ -159,6 +168,30 @@ def test_a_sponsor_token_reads_only_the_trials_assigned_to_it(people, nct_trial)
 def test_a_sponsor_with_no_trial_assigned_reads_nothing(people):
     sponsor = UserFactory(username="sponsor_none", role=SPONSOR, is_staff=False, trials=[])
     assert _api(sponsor).get("/api/v1/trials/").json()["results"] == []
+
+
+def test_the_trials_scoped_in_the_query_are_those_of_the_users_scope(people, sites, nurse_a, nct_trial,
+                                                                      django_assert_num_queries):  # fmt: skip
+    other = TrialFactory(registry_id="NCT00000002")
+    manager = UserFactory(username="dm-scope", role=DATA_MANAGER)
+    sponsor = UserFactory(username="sponsor-scope", role=SPONSOR, is_staff=False, trials=[other])
+    ended = UserFactory(username="nurse-ended", role=SITE_STAFF, sites=[sites[1]])
+    site_assignment_save(user=ended, site=sites[1], active=False, by=manager, reason="Left the site")
+    ended_sponsor = UserFactory(username="sponsor-ended", role=SPONSOR, is_staff=False, trials=[nct_trial])
+    trial_assignment_save(user=ended_sponsor, trial=nct_trial, active=False, by=manager, reason="Contract ended")
+    nobody = UserFactory(username="sponsor-none", role=SPONSOR, is_staff=False, trials=[])
+    expected = {
+        nurse_a: {nct_trial.pk}, sponsor: {other.pk}, manager: {nct_trial.pk, other.pk}, ended: set(),
+        ended_sponsor: set(), nobody: set(), AnonymousUser(): set(),
+    }  # fmt: skip
+    for user, trials in expected.items():
+        fresh = type(user).objects.get(pk=user.pk) if user.pk else user
+        fresh.get_all_permissions()  # the permission check a request makes first
+        with django_assert_num_queries(1 if user.pk else 0):  # the grants are subqueries of the one query
+            seen = set(scope_trials_in_query(Trial.objects.all(), fresh, trial="pk").values_list("pk", flat=True))
+        cohorts = scope_trials_in_query(Cohort.objects.all(), fresh)
+        assert {cohort.trial_id for cohort in cohorts} <= seen
+        assert seen == trials == {t.pk for t in scope_trials(Trial.objects.all(), fresh, trial="pk")}, user
 
 
 # --- the services --------------------------------------------------------------------------------------
