@@ -150,20 +150,23 @@ def scope_trials(queryset: QuerySet, user, *, trial: str = "trial") -> QuerySet:
     return queryset.filter(**{"pk__in" if trial == "pk" else f"{trial}_id__in": scope.trial_ids})
 
 
-def scope_trials_in_query(queryset: QuerySet, user, *, trial: str = "trial") -> QuerySet:
-    """``scope_trials``, the grants read by the query itself (two id subqueries) unless the user's scope is
-    known already: a request that reads one trial makes one query, not two. The same trials as
-    ``Scope.trial_ids``: the trials of the user's active site assignments and their active trial assignments."""
-    if getattr(user, _CACHE, None) is not None:
-        return scope_trials(queryset, user, trial=trial)
+# The trials a scoped user sees, as plain SQL (``trial_scope_sql``): the same rows as ``Scope.trial_ids``.
+TRIALS_SEEN_SQL = """(
+    {column} IN (SELECT s.trial_id FROM trial_siteassignment a JOIN trial_site s ON s.id = a.site_id
+                 WHERE a.user_id = %(scope_user)s AND a.active)
+    OR {column} IN (SELECT trial_id FROM trial_trialassignment WHERE user_id = %(scope_user)s AND active)
+)"""
+
+
+def trial_scope_sql(user, column: str) -> tuple[str, dict]:
+    """``scope_trials`` for a plain SQL statement: a condition on ``column`` (a trial id; a name in the
+    statement, never a value) that holds for the trials ``user`` sees, and its parameters. The grants are
+    subqueries of the statement, not a query of their own (the trial summary reads a trial in one query)."""
     if user is None or not user.is_authenticated or not user.is_active:
-        return queryset.none()
+        return "1 = 0", {}
     if user.has_perm(EVERY_SITE):
-        return queryset
-    lookup = "pk__in" if trial == "pk" else f"{trial}_id__in"
-    sites = SiteAssignment.objects.filter(user=user, active=True).values("site__trial_id")
-    trials = TrialAssignment.objects.filter(user=user, active=True).values("trial_id")
-    return queryset.filter(Q(**{lookup: sites}) | Q(**{lookup: trials}))
+        return "1 = 1", {}
+    return TRIALS_SEEN_SQL.format(column=column), {"scope_user": user.pk}
 
 
 def scope_sites(queryset: QuerySet, user) -> QuerySet:

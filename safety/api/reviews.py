@@ -3,7 +3,8 @@ and sign with their password in the request (a token alone never signs); the cha
 
 import django_filters
 from django.core.validators import RegexValidator
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import QuerySet
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -19,9 +20,9 @@ from api.permissions import RoleActionPermissions
 from cohorts.models import Cohort
 from safety import services
 from safety.models import SafetyReview, SignOff
-from safety.selectors import snapshots_for_sponsor, trial_summary
-from trial.access import scope_trials, scope_trials_in_query
-from trial.models import Site, Trial
+from safety.selectors import snapshots_for_sponsor, trial_summary_for
+from trial.access import scope_trials
+from trial.models import Trial
 
 
 class SignatureSerializer(serializers.ModelSerializer):
@@ -269,8 +270,7 @@ class TrialSummaryView(APIView):
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request, registry_id: str):
-        # One query: the trial's fields the summary shows, its first site's zone, and the user's grants.
-        first_zone = Site.objects.filter(trial=OuterRef("pk")).order_by("pk").values("time_zone")[:1]
-        trials = Trial.objects.only("pk", "registry_id", "status").annotate(first_zone=Subquery(first_zone))
-        trial = get_object_or_404(scope_trials_in_query(trials, request.user, trial="pk"), registry_id=registry_id)
-        return Response(trial_summary(trial, time_zone=trial.first_zone))
+        summary = trial_summary_for(registry_id, request.user)  # only a trial the user sees (trial.access)
+        if summary is None:
+            raise Http404
+        return Response(summary)

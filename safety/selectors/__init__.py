@@ -35,7 +35,7 @@ from safety.selectors.reviews import (
     unrecorded_dlt_window_visits,
 )
 from safety.selectors.snapshot_exposure import snapshot_for_sponsor, snapshots_for_sponsor
-from safety.selectors.summary import trial_summary
+from safety.selectors.summary import trial_summary, trial_summary_for
 
 __all__ = [
     "OPEN_DLT_STATUSES",
@@ -68,5 +68,6 @@ __all__ = [
     "trial_design",
     "trial_dose_finding",
     "trial_summary",
+    "trial_summary_for",
     "unrecorded_dlt_window_visits",
 ]

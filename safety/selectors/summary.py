@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from cohorts.models import Cohort
 from safety.models import AdverseEvent, SafetyReview
+from trial.access import trial_scope_sql
 from trial.models import format_cells
 
 GRADES = range(1, 6)
@@ -77,6 +78,28 @@ def _next_review(state: str, review: int | None, review_state: str | None, infus
     return None
 
 
+# The trial, its first site's zone and the reader's grants (``trial_scope_sql``) in one statement.
+TRIAL_SQL = """
+SELECT t.id, t.registry_id, t.status,
+       (SELECT s.time_zone FROM trial_site s WHERE s.trial_id = t.id ORDER BY s.id LIMIT 1)
+FROM trial_trial t
+WHERE t.registry_id = %(registry_id)s AND {scope}
+"""
+
+
+def trial_summary_for(registry_id: str, user) -> dict | None:
+    """``trial_summary`` of the trial ``registry_id`` if ``user`` sees it (``trial.access``), else None. Two
+    statements: the trial with its zone and the user's grants, then the summary."""
+    scope, parameters = trial_scope_sql(user, "t.id")
+    with connection.cursor() as cursor:
+        cursor.execute(TRIAL_SQL.format(scope=scope), {"registry_id": registry_id, **parameters})
+        found = cursor.fetchone()
+    if found is None:
+        return None
+    pk, registry, status, zone = found
+    return _summary(pk, registry, status, zone)
+
+
 def trial_summary(trial, *, time_zone: str | None = None) -> dict:
     """What a sponsor dashboard shows per cohort: dose, state, capacity, enrolled, infused, in DLT window,
     DLTs (participants with a confirmed DLT), DLT candidates, AEs by worst grade, serious AEs, and the next
@@ -86,9 +109,13 @@ def trial_summary(trial, *, time_zone: str | None = None) -> dict:
     when it read it with the trial (one query fewer), otherwise it is read here."""
 
     zone = time_zone or trial.sites.order_by("pk").values_list("time_zone", flat=True).first()
+    return _summary(trial.pk, trial.registry_id, trial.status, zone)
+
+
+def _summary(trial: int, registry_id: str, status: str, zone: str) -> dict:
     today: date = timezone.localdate(timezone=zoneinfo.ZoneInfo(zone))
     parameters = {
-        "trial": trial.pk,
+        "trial": trial,
         "today": connection.ops.adapt_datefield_value(today),
         "open": SafetyReview.State.OPEN,
         "candidate": AdverseEvent.DltStatus.CANDIDATE,
@@ -121,4 +148,4 @@ def trial_summary(trial, *, time_zone: str | None = None) -> dict:
                 "next_review": _next_review(state, review, review_state, infused, _DATE.to_python(last_end)),
             }
         )
-    return {"trial": trial.registry_id, "status": trial.status, "as_of": str(today), "cohorts": rows}
+    return {"trial": registry_id, "status": status, "as_of": str(today), "cohorts": rows}
