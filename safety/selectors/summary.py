@@ -1,12 +1,14 @@
 """The trial summary a sponsor dashboard shows, per cohort, in one statement whatever the trial's size.
 
-Every measure is an aggregate in SQL: one statement joins the trial's cohorts to three grouped subqueries
-(the enrollments and their participants' DLT windows, the adverse-event tallies, the open review). The
-adverse-event measures add up ``AdverseEventTally`` (kept by triggers in each write's transaction), so the
-cost grows with the trial's participants, never with its events. The statement is plain SQL, not the ORM:
-the summary is read on every dashboard refresh, and building four querysets cost more than running them
-(``bench/summary_scale.py``). ``tests/safety/test_trial_summary.py`` compares the result with a naive count
-over the rows after every kind of write.
+Every measure is an aggregate in SQL: one statement joins the trial's cohorts to one grouped pass over
+their enrollments, the participants' DLT windows and their adverse-event tallies (counts of enrollments are
+DISTINCT, as each enrollment meets several tally rows), and to the open review. The adverse-event measures
+add up ``AdverseEventTally`` (kept by triggers in each write's transaction), so the cost grows with the
+trial's participants, never with its events; one pass plans faster than a subquery per group of
+measures. The statement is plain SQL, not the ORM: the summary is read on every dashboard refresh, and
+building four querysets cost more than running them (``bench/summary_scale.py``).
+``tests/safety/test_trial_summary.py`` compares the result with a naive count over the rows after every
+kind of write.
 """
 
 import zoneinfo
@@ -26,44 +28,36 @@ _DATE = models.DateField()
 # Plain SQL with the models' tables (tests/safety/test_trial_summary.py runs it on SQLite and PostgreSQL, and checks
 # the table names against the models); parameters for every value.
 SUMMARY_SQL = """
-WITH people AS (
+WITH measures AS (
     SELECT e.cohort_id,
-           COUNT(*) AS enrolled,
-           COUNT(*) FILTER (WHERE p.dlt_window_start IS NOT NULL) AS infused,
-           COUNT(*) FILTER (WHERE p.dlt_window_start <= %(today)s AND p.dlt_window_end >= %(today)s) AS in_window,
-           MAX(p.dlt_window_end) FILTER (WHERE p.dlt_window_start IS NOT NULL) AS last_window_end
-    FROM cohorts_enrollment e JOIN cohorts_participant p ON p.id = e.participant_id
-    WHERE e.trial_id = %(trial)s
-    GROUP BY e.cohort_id
-), events AS (
-    SELECT e.cohort_id,
+           COUNT(DISTINCT e.id) AS enrolled,
+           COUNT(DISTINCT e.id) FILTER (WHERE p.dlt_window_start IS NOT NULL) AS infused,
+           COUNT(DISTINCT e.id) FILTER (WHERE p.dlt_window_start <= %(today)s AND p.dlt_window_end >= %(today)s)
+               AS in_window,
+           MAX(p.dlt_window_end) FILTER (WHERE p.dlt_window_start IS NOT NULL) AS last_window_end,
+           COUNT(DISTINCT t.participant_id) FILTER (WHERE t.dlt_status = %(confirmed)s) AS dlts,
+           COALESCE(SUM(t.events) FILTER (WHERE t.dlt_status = %(candidate)s), 0) AS candidates,
            COALESCE(SUM(t.events) FILTER (WHERE t.worst_grade = 1), 0) AS grade_1,
            COALESCE(SUM(t.events) FILTER (WHERE t.worst_grade = 2), 0) AS grade_2,
            COALESCE(SUM(t.events) FILTER (WHERE t.worst_grade = 3), 0) AS grade_3,
            COALESCE(SUM(t.events) FILTER (WHERE t.worst_grade = 4), 0) AS grade_4,
            COALESCE(SUM(t.events) FILTER (WHERE t.worst_grade = 5), 0) AS grade_5,
-           COALESCE(SUM(t.events) FILTER (WHERE t.serious), 0) AS serious,
-           COALESCE(SUM(t.events) FILTER (WHERE t.dlt_status = %(candidate)s), 0) AS candidates,
-           COUNT(DISTINCT t.participant_id) FILTER (WHERE t.dlt_status = %(confirmed)s) AS dlts
-    FROM safety_adverseeventtally t
-    JOIN cohorts_participant p ON p.id = t.participant_id
-    JOIN cohorts_enrollment e ON e.participant_id = t.participant_id
-    WHERE p.trial_id = %(trial)s AND t.events > 0
+           COALESCE(SUM(t.events) FILTER (WHERE t.serious), 0) AS serious
+    FROM cohorts_enrollment e
+    JOIN cohorts_participant p ON p.id = e.participant_id
+    LEFT JOIN safety_adverseeventtally t
+           ON t.participant_id = e.participant_id AND t.events > 0 AND p.trial_id = e.trial_id
+    WHERE e.trial_id = %(trial)s
     GROUP BY e.cohort_id
 )
 SELECT c.id, c.sequence, c.capacity, c.state, d.level, d.label, d.cells,
-       COALESCE(people.enrolled, 0), COALESCE(people.infused, 0), COALESCE(people.in_window, 0),
-       people.last_window_end,
-       COALESCE(events.dlts, 0), COALESCE(events.candidates, 0), COALESCE(events.grade_1, 0),
-       COALESCE(events.grade_2, 0),
-       COALESCE(events.grade_3, 0),
-       COALESCE(events.grade_4, 0),
-       COALESCE(events.grade_5, 0),
-       COALESCE(events.serious, 0), r.id, r.state
+       COALESCE(m.enrolled, 0), COALESCE(m.infused, 0), COALESCE(m.in_window, 0), m.last_window_end,
+       COALESCE(m.dlts, 0), COALESCE(m.candidates, 0), COALESCE(m.grade_1, 0), COALESCE(m.grade_2, 0),
+       COALESCE(m.grade_3, 0), COALESCE(m.grade_4, 0), COALESCE(m.grade_5, 0), COALESCE(m.serious, 0),
+       r.id, r.state
 FROM cohorts_cohort c
 JOIN trial_doselevel d ON d.id = c.dose_level_id
-LEFT JOIN people ON people.cohort_id = c.id
-LEFT JOIN events ON events.cohort_id = c.id
+LEFT JOIN measures m ON m.cohort_id = c.id
 LEFT JOIN safety_safetyreview r ON r.cohort_id = c.id AND r.state = %(open)s
 WHERE c.trial_id = %(trial)s
 ORDER BY c.sequence
