@@ -16,7 +16,6 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from knox.auth import TokenAuthentication
 from knox.crypto import hash_token
-from knox.models import AuthToken
 from knox.settings import CONSTANTS
 from rest_framework import exceptions
 from rest_framework.authentication import SessionAuthentication, get_authorization_header
@@ -24,7 +23,7 @@ from rest_framework.permissions import SAFE_METHODS
 from rest_framework.throttling import SimpleRateThrottle
 
 from core.errors import ErrorCode
-from core.tokens import token_is_expired
+from core.tokens import token_candidates, token_is_expired
 from core.two_factor import is_verified, requires_two_factor
 
 
@@ -75,8 +74,7 @@ class HashedTokenAuthentication(TokenAuthentication):
             digest = hash_token(secret)
         except (UnicodeDecodeError, TypeError, binascii.Error):
             raise exceptions.AuthenticationFailed("Invalid token.", code=ErrorCode.AUTHENTICATION_FAILED) from None
-        candidates = AuthToken.objects.filter(token_key=secret[: CONSTANTS.TOKEN_KEY_LENGTH]).select_related("user")
-        for candidate in candidates:
+        for candidate in token_candidates(secret[: CONSTANTS.TOKEN_KEY_LENGTH]):
             if compare_digest(digest, candidate.digest):
                 if token_is_expired(candidate):
                     raise exceptions.AuthenticationFailed(

@@ -9,7 +9,8 @@ the token no longer authenticates. Both leave a history row (``core.HistoricalAu
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.contrib.auth import get_user_model
+from django.db import connection, transaction
 from django.utils import timezone
 from knox.models import AuthToken, get_digest_token
 from knox.settings import CONSTANTS
@@ -18,7 +19,7 @@ from core.errors import ErrorCode, InvalidInput, PermissionDenied, RuleViolation
 from core.history import audit
 from core.roles import SPONSOR
 
-__all__ = ["token_is_expired", "token_issue", "token_lifetime", "token_revoke"]
+__all__ = ["token_candidates", "token_is_expired", "token_issue", "token_lifetime", "token_revoke"]
 
 
 def token_lifetime(user) -> timedelta:
@@ -27,6 +28,44 @@ def token_lifetime(user) -> timedelta:
     if names == {SPONSOR} and not user.is_staff and not user.is_superuser:
         return timedelta(days=settings.API_TOKEN_TTL_SPONSOR_DAYS)
     return timedelta(days=settings.API_TOKEN_TTL_STAFF_DAYS)
+
+
+# The token lookup of every API request in plain SQL: the rows with this key, each with its user's columns,
+# both in their models' field order (tests/api/test_tokens.py checks them against the models).
+CANDIDATES_SQL = """
+SELECT t.digest, t.token_key, t.user_id, t.created, t.expiry,
+       u.id, u.password, u.last_login, u.is_superuser, u.username, u.first_name, u.last_name, u.email,
+       u.is_staff, u.is_active, u.date_joined
+FROM knox_authtoken t JOIN auth_user u ON u.id = t.user_id
+WHERE t.token_key = %(key)s
+"""
+
+
+def _from_row(model, values):
+    """An instance of ``model`` from its columns, converted as the ORM converts them (SQLite's dates, booleans)."""
+    converted = []
+    for field, value in zip(model._meta.concrete_fields, values, strict=True):
+        column = field.get_col(model._meta.db_table)
+        for convert in connection.ops.get_db_converters(column) + column.get_db_converters(connection):
+            value = convert(value, column, connection)
+        converted.append(value)
+    return model.from_db(connection.alias, [field.attname for field in model._meta.concrete_fields], converted)
+
+
+def token_candidates(token_key: str) -> list[AuthToken]:
+    """The tokens whose key (a token's first characters) is ``token_key``, each with its user: what
+    ``AuthToken.objects.filter(token_key=…).select_related("user")`` reads, without building the queryset on
+    every request. The caller compares digests; nothing about a token is cached beyond the request."""
+    width = len(AuthToken._meta.concrete_fields)
+    with connection.cursor() as cursor:
+        cursor.execute(CANDIDATES_SQL, {"key": token_key})
+        rows = cursor.fetchall()
+    tokens = []
+    for row in rows:
+        token = _from_row(AuthToken, row[:width])
+        token.user = _from_row(get_user_model(), row[width:])
+        tokens.append(token)
+    return tokens
 
 
 def token_is_expired(token: AuthToken, *, now=None) -> bool:

@@ -160,6 +160,25 @@ def scope_trials(queryset: QuerySet, user, *, trial: str = "trial") -> QuerySet:
     return queryset.filter(**{"pk__in" if trial == "pk" else f"{trial}_id__in": scope.trial_ids})
 
 
+# The trials a scoped user sees, as plain SQL (``trial_scope_sql``): the same rows as ``Scope.trial_ids``.
+TRIALS_SEEN_SQL = """(
+    {column} IN (SELECT s.trial_id FROM trial_siteassignment a JOIN trial_site s ON s.id = a.site_id
+                 WHERE a.user_id = %(scope_user)s AND a.active)
+    OR {column} IN (SELECT trial_id FROM trial_trialassignment WHERE user_id = %(scope_user)s AND active)
+)"""
+
+
+def trial_scope_sql(user, column: str) -> tuple[str, dict]:
+    """``scope_trials`` for a plain SQL statement: a condition on ``column`` (a trial id; a name in the
+    statement, never a value) that holds for the trials ``user`` sees, and its parameters. The grants are
+    subqueries of the statement, not a query of their own (the trial summary reads a trial in one query)."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return "1 = 0", {}
+    if user.has_perm(EVERY_SITE):
+        return "1 = 1", {}
+    return TRIALS_SEEN_SQL.format(column=column), {"scope_user": user.pk}
+
+
 def scope_sites(queryset: QuerySet, user) -> QuerySet:
     """Sites ``user`` may register participants at (the choices of a site field)."""
     scope = scope_of(user)

@@ -20,8 +20,8 @@ from api.permissions import RoleActionPermissions
 from cohorts.models import Cohort
 from safety import services
 from safety.models import SafetyReview, SignOff
-from safety.selectors import snapshots_for_sponsor, summary_trial, trial_summary
-from trial.access import scope_of, scope_trials
+from safety.selectors import snapshots_for_sponsor, trial_summary_for
+from trial.access import scope_trials
 from trial.models import Trial
 
 
@@ -270,7 +270,7 @@ class TrialSummaryView(APIView):
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request, registry_id: str):
-        trial = summary_trial(registry_id)
-        if trial is None or not scope_of(request.user).sees_trial(trial.pk):
-            raise Http404  # a trial the reader does not see is answered as one that does not exist
-        return Response(trial_summary(trial, time_zone=trial.first_zone))
+        summary = trial_summary_for(registry_id, request.user)  # only a trial the user sees (trial.access)
+        if summary is None:
+            raise Http404
+        return Response(summary)

@@ -35,13 +35,12 @@ from safety.selectors.reviews import (
     unrecorded_dlt_window_visits,
 )
 from safety.selectors.snapshot_exposure import snapshot_for_sponsor, snapshots_for_sponsor
-from safety.selectors.summary import SummaryTrial, summary_trial, trial_summary
+from safety.selectors.summary import trial_summary, trial_summary_for
 
 __all__ = [
     "OPEN_DLT_STATUSES",
     "PATHWAY_COHORTS",
     "TITE_KEY",
-    "SummaryTrial",
     "adverse_event_list",
     "answer_label",
     "boin_grid",
@@ -64,11 +63,11 @@ __all__ = [
     "simulation_settings",
     "snapshot_for_sponsor",
     "snapshots_for_sponsor",
-    "summary_trial",
     "three_plus_three_context",
     "three_plus_three_grid",
     "trial_design",
     "trial_dose_finding",
     "trial_summary",
+    "trial_summary_for",
     "unrecorded_dlt_window_visits",
 ]

@@ -4,14 +4,16 @@ import json
 
 import pytest
 import time_machine
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.utils import timezone
 from knox.models import AuthToken
+from knox.settings import CONSTANTS
 from rest_framework.test import APIClient
 
 from core.errors import DomainError
 from core.roles import DATA_MANAGER, SITE_STAFF, SPONSOR
-from core.tokens import token_issue, token_revoke
+from core.tokens import CANDIDATES_SQL, token_candidates, token_issue, token_revoke
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -264,3 +266,27 @@ def test_the_migration_turns_old_clear_text_tokens_into_hashed_expiring_ones_and
     moved = AuthToken.objects.get(user=sponsor)
     assert moved.digest != old_key and round((moved.expiry - timezone.now()).total_seconds() / 86400) == 90
     assert _get(old_key).status_code == 200
+
+
+def test_the_candidates_are_the_orms_rows_with_their_users(data_manager):
+    token, secret = token_issue(user=UserFactory(username="reader", role=SPONSOR, is_staff=False), by=data_manager)
+    token_issue(user=data_manager, by=data_manager)  # another key: not a candidate
+    (candidate,) = token_candidates(secret[: CONSTANTS.TOKEN_KEY_LENGTH])
+    stored = AuthToken.objects.select_related("user").get(pk=token.pk)
+    for field in AuthToken._meta.concrete_fields:
+        assert getattr(candidate, field.attname) == getattr(stored, field.attname), field
+    for field in get_user_model()._meta.concrete_fields:
+        assert getattr(candidate.user, field.attname) == getattr(stored.user, field.attname), field
+    assert candidate.expiry.tzinfo is not None and isinstance(candidate.user.is_active, bool)
+    assert not candidate._state.adding and not candidate.user._state.adding
+    assert token_candidates("0" * CONSTANTS.TOKEN_KEY_LENGTH) == []
+
+
+def test_the_candidates_statement_reads_the_models_tables_and_columns_in_their_order():
+    selected = CANDIDATES_SQL.split("SELECT", 1)[1].split("FROM", 1)[0]
+    columns = [name.strip() for name in selected.split(",")]
+    tokens = [f"t.{field.column}" for field in AuthToken._meta.concrete_fields]
+    users = [f"u.{field.column}" for field in get_user_model()._meta.concrete_fields]
+    assert columns == tokens + users
+    for model in (AuthToken, get_user_model()):
+        assert f" {model._meta.db_table} " in CANDIDATES_SQL, model

@@ -4,8 +4,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import AnonymousUser, Group, Permission
+from django.contrib.contenttypes.models import ContentType
 
-from core.auth_backends import OneQueryModelBackend
+from core.auth_backends import EVERY_PERMISSION_SQL, USER_PERMISSIONS_SQL, OneQueryModelBackend
 
 pytestmark = pytest.mark.django_db
 
@@ -53,3 +54,18 @@ def test_anonymous_users_and_object_checks_get_no_permissions_as_in_django(user)
 def test_an_inactive_superuser_has_no_permissions(user):
     root = get_user_model().objects.create_superuser("perm-root-off", password="x" * 12, is_active=False)
     assert OneQueryModelBackend().get_all_permissions(root) == set()
+
+
+def test_the_statements_read_the_models_own_tables_and_columns():
+    User = get_user_model()
+    own, members, grants = User.user_permissions.through, User.groups.through, Group.permissions.through
+    for model in (Permission, ContentType, own, members, grants):
+        assert f" {model._meta.db_table} " in USER_PERMISSIONS_SQL, model
+    assert {Permission._meta.db_table, ContentType._meta.db_table} <= set(EVERY_PERMISSION_SQL.split())
+    columns = [
+        *[(own, "user"), (own, "permission"), (members, "user"), (members, "group")],
+        *[(grants, "group"), (grants, "permission"), (Permission, "content_type"), (Permission, "codename")],
+        (ContentType, "app_label"),
+    ]
+    for model, field in columns:
+        assert model._meta.get_field(field).column in USER_PERMISSIONS_SQL, (model, field)

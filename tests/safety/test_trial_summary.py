@@ -10,18 +10,20 @@ import datetime as dt
 import zoneinfo
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
 
 from cohorts.models import Cohort, Enrollment, Participant
+from core.roles import SPONSOR
 from safety import services
 from safety.models import AdverseEvent, AdverseEventTally, SafetyReview
-from safety.selectors import trial_summary
-from safety.selectors.summary import SUMMARY_SQL
+from safety.selectors import trial_summary, trial_summary_for
+from safety.selectors.summary import SUMMARY_SQL, TRIAL_SQL
 from tests.cohorts.test_infusions_support import DAY, HOUR, T0, enrolled_cohort, frozen, infuse, record_visits
-from tests.factories import staff_users
+from tests.factories import UserFactory, staff_users
 from tests.safety.test_escalation_gate import PASSWORD, committee
-from trial.models import DoseLevel
+from trial.models import DoseLevel, Site, Trial
 
 pytestmark = pytest.mark.django_db
 
@@ -57,7 +59,18 @@ def assert_exact(trial, django_assert_num_queries) -> list[dict]:
         summary = trial_summary(trial)
     measured = [{key: row[key] for key in naive_summary(trial)[0]} for row in summary["cohorts"]]
     assert measured == naive_summary(trial)
+    reader = _sponsor_of(trial)
+    reader.get_all_permissions()  # the request's permission check comes first
+    with django_assert_num_queries(2):  # the trial with its zone and the reader's grants, then the statement
+        assert trial_summary_for(trial.registry_id, reader) == summary
     return summary["cohorts"]
+
+
+def _sponsor_of(trial):
+    """A sponsor assigned to ``trial`` (created once), read afresh as a request reads its user."""
+    if not get_user_model().objects.filter(username="summary-reader").exists():
+        UserFactory(username="summary-reader", role=SPONSOR, is_staff=False, trials=[trial])
+    return get_user_model().objects.get(username="summary-reader")
 
 
 def record(participant, at, **values):
@@ -221,3 +234,11 @@ def test_the_tally_follows_each_insert_update_and_delete_of_an_event(nct_trial, 
 def test_the_summary_statement_reads_the_models_own_tables():
     for model in (Cohort, Enrollment, Participant, AdverseEventTally, SafetyReview, DoseLevel):
         assert f" {model._meta.db_table} " in SUMMARY_SQL, model
+
+
+def test_the_trial_statement_reads_the_models_own_tables(nct_trial):
+    for model in (Trial, Site):
+        assert f" {model._meta.db_table} " in TRIAL_SQL, model
+    stranger = UserFactory(username="summary-stranger", role=SPONSOR, is_staff=False, trials=[])
+    assert trial_summary_for(nct_trial.registry_id, stranger) is None
+    assert trial_summary_for("NCT00000000", _sponsor_of(nct_trial)) is None

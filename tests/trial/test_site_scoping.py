@@ -14,6 +14,7 @@ from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth.models import AnonymousUser
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.test import RequestFactory
 from rest_framework.test import APIClient
 
@@ -30,8 +31,17 @@ from core.errors import PermissionDenied
 from core.roles import DATA_MANAGER, INVESTIGATOR, SAFETY_COMMITTEE, SITE_STAFF, SPONSOR
 from safety.models import AdverseEvent, ReportingClock
 from tests.factories import TrialFactory, UserFactory, consent_document, eligible_participant, token_for
-from trial.access import participant_path, scope_of, scope_participants, site_assignment_save
-from trial.models import Site, SiteAssignment, TrialAssignment
+from trial.access import (
+    TRIALS_SEEN_SQL,
+    participant_path,
+    scope_of,
+    scope_participants,
+    scope_trials,
+    site_assignment_save,
+    trial_assignment_save,
+    trial_scope_sql,
+)
+from trial.models import Site, SiteAssignment, Trial, TrialAssignment
 
 pytestmark = pytest.mark.django_db
 
@@ -159,6 +169,36 @@ def test_a_sponsor_token_reads_only_the_trials_assigned_to_it(people, nct_trial)
 def test_a_sponsor_with_no_trial_assigned_reads_nothing(people):
     sponsor = UserFactory(username="sponsor_none", role=SPONSOR, is_staff=False, trials=[])
     assert _api(sponsor).get("/api/v1/trials/").json()["results"] == []
+
+
+def test_the_trials_scoped_in_plain_sql_are_those_of_the_users_scope(people, sites, nurse_a, nct_trial):
+    other = TrialFactory(registry_id="NCT00000002")
+    manager = UserFactory(username="dm-scope", role=DATA_MANAGER)
+    sponsor = UserFactory(username="sponsor-scope", role=SPONSOR, is_staff=False, trials=[other])
+    ended = UserFactory(username="nurse-ended", role=SITE_STAFF, sites=[sites[1]])
+    site_assignment_save(user=ended, site=sites[1], active=False, by=manager, reason="Left the site")
+    ended_sponsor = UserFactory(username="sponsor-ended", role=SPONSOR, is_staff=False, trials=[nct_trial])
+    trial_assignment_save(user=ended_sponsor, trial=nct_trial, active=False, by=manager, reason="Contract ended")
+    nobody = UserFactory(username="sponsor-none", role=SPONSOR, is_staff=False, trials=[])
+    inactive = UserFactory(username="sponsor-inactive", role=SPONSOR, is_staff=False, trials=[other])
+    inactive.is_active = False
+    inactive.save()
+    expected = {
+        nurse_a: {nct_trial.pk}, sponsor: {other.pk}, manager: {nct_trial.pk, other.pk}, ended: set(),
+        ended_sponsor: set(), nobody: set(), inactive: set(), AnonymousUser(): set(),
+    }  # fmt: skip
+    for user, trials in expected.items():
+        fresh = type(user).objects.get(pk=user.pk) if user.pk else user
+        condition, parameters = trial_scope_sql(fresh, "t.id")
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT t.id FROM {Trial._meta.db_table} t WHERE {condition}", parameters)  # noqa: S608
+            seen = {pk for (pk,) in cursor.fetchall()}
+        assert seen == trials == {t.pk for t in scope_trials(Trial.objects.all(), fresh, trial="pk")}, user
+
+
+def test_the_plain_sql_scope_reads_the_models_own_tables():
+    for model in (SiteAssignment, Site, TrialAssignment):
+        assert f" {model._meta.db_table} " in TRIALS_SEEN_SQL, model
 
 
 # --- the services --------------------------------------------------------------------------------------
