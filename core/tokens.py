@@ -15,9 +15,11 @@ from django.utils import timezone
 from knox.models import AuthToken, get_digest_token
 from knox.settings import CONSTANTS
 
+from core.auth_backends import permissions_column_sql, remember_permissions
 from core.errors import ErrorCode, InvalidInput, PermissionDenied, RuleViolation, require_permission
 from core.history import audit
 from core.roles import SPONSOR
+from core.statements import planned_once
 
 __all__ = ["token_candidates", "token_is_expired", "token_issue", "token_lifetime", "token_revoke"]
 
@@ -31,11 +33,13 @@ def token_lifetime(user) -> timedelta:
 
 
 # The token lookup of every API request in plain SQL: the rows with this key, each with its user's columns,
-# both in their models' field order (tests/api/test_tokens.py checks them against the models).
+# both in their models' field order (tests/api/test_tokens.py checks them against the models), then the
+# user's permissions (``core.auth_backends.permissions_column_sql``).
 CANDIDATES_SQL = """
 SELECT t.digest, t.token_key, t.user_id, t.created, t.expiry,
        u.id, u.password, u.last_login, u.is_superuser, u.username, u.first_name, u.last_name, u.email,
-       u.is_staff, u.is_active, u.date_joined
+       u.is_staff, u.is_active, u.date_joined,
+       {permissions}
 FROM knox_authtoken t JOIN auth_user u ON u.id = t.user_id
 WHERE t.token_key = %(key)s
 """
@@ -55,15 +59,17 @@ def _from_row(model, values):
 def token_candidates(token_key: str) -> list[AuthToken]:
     """The tokens whose key (a token's first characters) is ``token_key``, each with its user: what
     ``AuthToken.objects.filter(token_key=…).select_related("user")`` reads, without building the queryset on
-    every request. The caller compares digests; nothing about a token is cached beyond the request."""
+    every request, and each user's permissions for the request's checks. The caller compares digests;
+    nothing about a token or its user is cached beyond the request."""
     width = len(AuthToken._meta.concrete_fields)
-    with connection.cursor() as cursor:
-        cursor.execute(CANDIDATES_SQL, {"key": token_key})
+    with planned_once() as cursor:
+        cursor.execute(CANDIDATES_SQL.format(permissions=permissions_column_sql("u")), {"key": token_key})
         rows = cursor.fetchall()
     tokens = []
-    for row in rows:
+    for *row, permissions in rows:
         token = _from_row(AuthToken, row[:width])
         token.user = _from_row(get_user_model(), row[width:])
+        remember_permissions(token.user, permissions)
         tokens.append(token)
     return tokens
 

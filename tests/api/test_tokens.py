@@ -5,6 +5,8 @@ import json
 import pytest
 import time_machine
 from django.contrib.auth import get_user_model
+from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.utils import timezone
 from knox.models import AuthToken
@@ -287,6 +289,45 @@ def test_the_candidates_statement_reads_the_models_tables_and_columns_in_their_o
     columns = [name.strip() for name in selected.split(",")]
     tokens = [f"t.{field.column}" for field in AuthToken._meta.concrete_fields]
     users = [f"u.{field.column}" for field in get_user_model()._meta.concrete_fields]
-    assert columns == tokens + users
+    assert columns == [*tokens, *users, "{permissions}"]
     for model in (AuthToken, get_user_model()):
         assert f" {model._meta.db_table} " in CANDIDATES_SQL, model
+
+
+@pytest.mark.parametrize(
+    "who", ["a sponsor", "staff with their own and their group's permissions", "a superuser", "nobody's role"]
+)
+def test_a_tokens_user_comes_with_the_permissions_django_gives_it(data_manager, who, django_assert_num_queries):
+    user = {
+        "a sponsor": lambda: UserFactory(username="p-sponsor", role=SPONSOR, is_staff=False),
+        "staff with their own and their group's permissions": lambda: UserFactory(username="p-staff", role=SITE_STAFF),
+        "a superuser": lambda: get_user_model().objects.create_superuser("p-root", password="x" * 12),
+        "nobody's role": lambda: get_user_model().objects.create_user("p-none", password="x" * 12),
+    }[who]()
+    if who.startswith("staff"):
+        user.user_permissions.add(Permission.objects.get(codename="view_every_site"))
+    secret = token_issue(user=user, by=data_manager if not user.is_superuser else None)[1]
+    with django_assert_num_queries(1):
+        (candidate,) = token_candidates(secret[: CONSTANTS.TOKEN_KEY_LENGTH])
+    with django_assert_num_queries(0):  # the request's checks read what came with the token
+        permissions = candidate.user.get_all_permissions()
+        assert candidate.user.has_perm("trial.view_every_site") == (who != "a sponsor" and who != "nobody's role")
+    assert permissions == ModelBackend().get_all_permissions(get_user_model().objects.get(pk=user.pk))
+    assert bool(permissions) == (who != "nobody's role")
+
+
+def test_a_permission_taken_away_is_gone_at_the_next_request(nct_trial, data_manager):
+    staff = UserFactory(username="p-revoked", role=SPONSOR, is_staff=False)
+    staff.user_permissions.add(Permission.objects.get(codename="view_every_site"))
+    secret = token_issue(user=staff, by=data_manager)[1]
+    assert token_candidates(secret[: CONSTANTS.TOKEN_KEY_LENGTH])[0].user.has_perm("trial.view_every_site")
+    staff.user_permissions.clear()
+    assert not token_candidates(secret[: CONSTANTS.TOKEN_KEY_LENGTH])[0].user.has_perm("trial.view_every_site")
+
+
+def test_an_inactive_users_token_carries_no_permission(data_manager):
+    user = UserFactory(username="p-off", role=SITE_STAFF)
+    secret = token_issue(user=user, by=data_manager)[1]
+    get_user_model().objects.filter(pk=user.pk).update(is_active=False)
+    (candidate,) = token_candidates(secret[: CONSTANTS.TOKEN_KEY_LENGTH])
+    assert candidate.user.get_all_permissions() == set() and not candidate.user.has_perm("trial.view_trial")

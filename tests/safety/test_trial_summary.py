@@ -10,6 +10,7 @@ import datetime as dt
 import zoneinfo
 
 import pytest
+import time_machine
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
@@ -19,9 +20,9 @@ from core.roles import SPONSOR
 from safety import services
 from safety.models import AdverseEvent, AdverseEventTally, SafetyReview
 from safety.selectors import trial_summary, trial_summary_for
-from safety.selectors.summary import SUMMARY_SQL, TRIAL_SQL
+from safety.selectors.summary import SUMMARY_SQL
 from tests.cohorts.test_infusions_support import DAY, HOUR, T0, enrolled_cohort, frozen, infuse, record_visits
-from tests.factories import UserFactory, staff_users
+from tests.factories import TrialFactory, UserFactory, staff_users
 from tests.safety.test_escalation_gate import PASSWORD, committee
 from trial.models import DoseLevel, Site, Trial
 
@@ -55,13 +56,13 @@ def naive_summary(trial) -> list[dict]:
 
 
 def assert_exact(trial, django_assert_num_queries) -> list[dict]:
-    with django_assert_num_queries(2):  # the first site's zone, then the one statement
+    with django_assert_num_queries(1):  # the trial, its first site's zone and the numbers: one statement
         summary = trial_summary(trial)
     measured = [{key: row[key] for key in naive_summary(trial)[0]} for row in summary["cohorts"]]
     assert measured == naive_summary(trial)
     reader = _sponsor_of(trial)
     reader.get_all_permissions()  # the request's permission check comes first
-    with django_assert_num_queries(2):  # the trial with its zone and the reader's grants, then the statement
+    with django_assert_num_queries(1):  # the same statement, the trial chosen within the reader's grants
         assert trial_summary_for(trial.registry_id, reader) == summary
     return summary["cohorts"]
 
@@ -231,14 +232,59 @@ def test_the_tally_follows_each_insert_update_and_delete_of_an_event(nct_trial, 
     assert tally == expected
 
 
-def test_the_summary_statement_reads_the_models_own_tables():
-    for model in (Cohort, Enrollment, Participant, AdverseEventTally, SafetyReview, DoseLevel):
+def test_the_summary_statement_reads_the_models_own_tables(nct_trial):
+    for model in (Trial, Site, Cohort, Enrollment, Participant, AdverseEventTally, SafetyReview, DoseLevel):
         assert f" {model._meta.db_table} " in SUMMARY_SQL, model
-
-
-def test_the_trial_statement_reads_the_models_own_tables(nct_trial):
-    for model in (Trial, Site):
-        assert f" {model._meta.db_table} " in TRIAL_SQL, model
     stranger = UserFactory(username="summary-stranger", role=SPONSOR, is_staff=False, trials=[])
     assert trial_summary_for(nct_trial.registry_id, stranger) is None
     assert trial_summary_for("NCT00000000", _sponsor_of(nct_trial)) is None
+
+
+def _local(day: dt.date, zone: str, hour: int = 0, second: int = 0) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(hour, 0, second), tzinfo=zoneinfo.ZoneInfo(zone))
+
+
+# The DLT window is counted on the day of the trial's first site's zone: east of UTC, west of it, on it.
+# Its first day begins at that zone's midnight and its last day ends at the next one.
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "Pacific/Kiritimati", "Pacific/Pago_Pago", "UTC"])
+@pytest.mark.parametrize(
+    ("moment", "inside"),
+    [
+        ("the second before the first day", False),
+        ("the first day's midnight", True),
+        ("the last day's last second", True),
+        ("the next midnight", False),
+    ],
+)
+def test_a_participant_is_in_the_dlt_window_on_the_sites_own_days(
+    nct_trial, zone, moment, inside, django_assert_num_queries
+):
+    _, people = enrolled_cohort(nct_trial)
+    infuse(people[0], T0)
+    people[0].refresh_from_db()
+    start, end = people[0].dlt_window_start, people[0].dlt_window_end
+    Site.objects.filter(trial=nct_trial).update(time_zone=zone)
+    at = {
+        "the second before the first day": _local(start, zone) - dt.timedelta(seconds=1),
+        "the first day's midnight": _local(start, zone),
+        "the last day's last second": _local(end, zone, 23, 59) + dt.timedelta(seconds=59),
+        "the next midnight": _local(end + dt.timedelta(days=1), zone),
+    }[moment]
+    with frozen(at):
+        (row,) = assert_exact(nct_trial, django_assert_num_queries)
+        assert trial_summary(nct_trial)["as_of"] == str(at.astimezone(zoneinfo.ZoneInfo(zone)).date())
+    assert row["in_dlt_window"] == (1 if inside else 0)
+
+
+def test_a_trial_without_sites_or_cohorts_has_an_empty_summary_dated_in_utc():
+    trial = TrialFactory(registry_id="NCT00000001")
+    trial.sites.all().delete()
+    reader = UserFactory(username="summary-empty", role=SPONSOR, is_staff=False, trials=[trial])
+    with time_machine.travel(dt.datetime(2026, 12, 1, 23, 30, tzinfo=dt.UTC), tick=False):
+        assert trial_summary(trial) == {
+            "trial": "NCT00000001",
+            "status": trial.status,
+            "as_of": "2026-12-01",
+            "cohorts": [],
+        }
+        assert trial_summary_for("NCT00000001", reader) == trial_summary(trial)
