@@ -26,12 +26,21 @@ __all__ = ["planned_once"]
 _TIMESTAMPTZ = psycopg.adapters.types["timestamptz"].oid
 
 
+class _ServerBindingCursor(psycopg.Cursor):
+    """psycopg's cursor, keeping a prepared statement's text where Django's query log reads it (psycopg leaves
+    it unset when it runs a prepared statement; ``tests/core/test_statements.py`` holds it)."""
+
+    def _send_query_prepared(self, name, pgq, *, binary=None):
+        self._query = pgq
+        super()._send_query_prepared(name, pgq, binary=binary)
+
+
 @contextmanager
 def planned_once():
     """A cursor (``with planned_once() as cursor:``) whose statements PostgreSQL plans once per connection."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            client, server = cursor.cursor, psycopg.Cursor(connection.connection)
+            client, server = cursor.cursor, _ServerBindingCursor(connection.connection)
             # Times are read as Django's own cursor reads them (it sets the zone on a cursor whose
             # connection disagrees with it).
             if client.adapters.get_loader(_TIMESTAMPTZ, Format.TEXT).timezone != connection.timezone:
