@@ -106,3 +106,17 @@ def test_deploy_check_is_clean_with_debug_off(tmp_path):
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("prepare", "threshold"), [(None, "0"), ("false", "None"), ("true", "0")])
+def test_postgresql_connections_persist_and_prepare_the_hot_statements_unless_told_not_to(prepare, threshold):
+    env = {"DEBUG": "false", "SECRET_KEY": "x" * 50, "DATABASE_URL": "postgres://alice@db.example:5433/trialdb"}
+    if prepare is not None:
+        env["DB_PREPARE"] = prepare
+    result = _settings_in_subprocess(
+        env,
+        "settings.DATABASES['default']['CONN_MAX_AGE'], settings.DATABASES['default']['CONN_HEALTH_CHECKS'],"
+        " settings.DATABASES['default']['OPTIONS']['prepare_threshold']",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["60", "True", threshold]
