@@ -131,7 +131,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # psycopg prepares a statement at its first run on a connection, for the cursors that bind on the server:
     # only core.statements.planned_once's (Django's own cursors bind on the client and never prepare). Off
-    # behind a pooler that cannot keep prepared statements (PgBouncer before 1.21 in transaction mode).
+    # behind a pooler that cannot keep prepared statements (PgBouncer in transaction mode before 1.21, or with
+    # max_prepared_statements = 0).
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 0 if env_bool("DB_PREPARE", True) else None
 
 # The dashboard's own login (sponsors have no admin access, so the admin's staff-only login would refuse them).

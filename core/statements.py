@@ -7,9 +7,12 @@ benchmark database, the summary takes 1.9 ms planned each time and 0.8 ms prepar
 and 0.12 ms (``bench/README.md``). ``planned_once()`` is Django's cursor, with its checks, logging, execute
 wrappers and error translation, over a psycopg cursor that binds on the server, so psycopg prepares
 each statement at its first run on a connection (``prepare_threshold`` 0 in settings; Django's own cursors
-bind on the client and never prepare) and keeps a connection's prepared statements (the 100 last used);
-PostgreSQL plans a prepared statement again by itself when a table it reads changes. With
-persistent connections (``DB_CONN_MAX_AGE``, 60 s by default) that spans requests. Only statements written
+bind on the client and never prepare) and keeps a connection's prepared statements (the 100 last used)
+until a rollback on it (a refused write), after which each is prepared again at its next run; PostgreSQL
+plans a prepared statement again by itself when a table it reads changes (a migration that changes the
+type of a column one returns makes it fail until the connection is replaced: restart the web workers after
+such a migration). With persistent connections (``DB_CONN_MAX_AGE``, 60 s by default) that spans requests.
+Django's query log shows these statements with ``$1``-style placeholders, without their values. Only statements written
 for it use it: plain SQL whose parameters are all values (never a name, never inside a literal). On SQLite
 it is Django's cursor.
 """
@@ -18,7 +21,6 @@ from contextlib import contextmanager
 
 import psycopg
 from django.db import connection
-from django.db.backends.postgresql.psycopg_any import register_tzloader
 from psycopg.pq import Format
 
 __all__ = ["planned_once"]
@@ -41,10 +43,11 @@ def planned_once():
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             client, server = cursor.cursor, _ServerBindingCursor(connection.connection)
-            # Times are read as Django's own cursor reads them (it sets the zone on a cursor whose
-            # connection disagrees with it).
-            if client.adapters.get_loader(_TIMESTAMPTZ, Format.TEXT).timezone != connection.timezone:
-                register_tzloader(connection.timezone, server)
+            # Times are read as Django's own cursor reads them: Django gives its cursor a loader of its own
+            # when the connection's zone is not Django's (after a settings override), so that one is used.
+            loader = client.adapters.get_loader(_TIMESTAMPTZ, Format.TEXT)
+            if loader is not connection.connection.adapters.get_loader(_TIMESTAMPTZ, Format.TEXT):
+                server.adapters.register_loader(_TIMESTAMPTZ, loader)
             client.close()
             cursor.cursor = server
         yield cursor

@@ -14,7 +14,6 @@ kind of write.
 import zoneinfo
 from datetime import UTC, date, timedelta
 
-from django.conf import settings
 from django.db import connection, models
 from django.utils import timezone
 
@@ -22,7 +21,7 @@ from cohorts.models import Cohort
 from core.statements import planned_once
 from safety.models import AdverseEvent, SafetyReview
 from trial.access import trial_scope_sql
-from trial.models import format_cells
+from trial.models import Trial, format_cells
 
 GRADES = range(1, 6)
 DAY_NAMES = ("day_before", "utc_day", "day_after")
@@ -109,7 +108,10 @@ def trial_summary(trial) -> dict:
     (today in the trial's first site's zone, UTC without a site), DLTs (participants with a confirmed DLT),
     DLT candidates, AEs by worst grade, serious AEs, and the next review (the open one, or the day after the
     last DLT window ends). Exact, in one statement."""
-    return _summary(BY_ID, {"trial": trial.pk})
+    summary = _summary(BY_ID, {"trial": trial.pk})
+    if summary is None:
+        raise Trial.DoesNotExist(f"Trial {trial.pk} no longer exists.")
+    return summary
 
 
 def _summary(trial: str, chosen: dict) -> dict | None:
@@ -129,8 +131,8 @@ def _summary(trial: str, chosen: dict) -> dict | None:
     if not result:
         return None
     registry_id, status, zone = result[0][:3]
-    today: date = now.astimezone(zoneinfo.ZoneInfo(zone or settings.TIME_ZONE)).date()
-    which = days.index(today)
+    today: date = now.astimezone(zoneinfo.ZoneInfo(zone) if zone else UTC).date()
+    which = days.index(today)  # offsets lie within -12 and +14 hours: always one of the three
     rows = []
     for row in result:
         if row[3] is None:  # a trial without cohorts: its one row is the trial's
