@@ -81,14 +81,17 @@ def forget_scope(user) -> None:
 
 
 @cache
-def _assignments_sql() -> str:
+def assignments_sql() -> str:
+    """A scoped user's active assignments as plain SQL, the one place the rule is written: rows of (the site's
+    trial, the site) for site assignments and (the trial, NULL) for whole-trial ones, of the user
+    ``%(scope_user)s``. ``scope_of`` reads them; ``trial_scope_sql`` filters by them."""
     q = connection.ops.quote_name
     return (
-        f"SELECT s.{q('trial_id')}, a.{q('site_id')} FROM {q(SiteAssignment._meta.db_table)} a "
-        f"JOIN {q(Site._meta.db_table)} s ON s.{q('id')} = a.{q('site_id')} "
-        f"WHERE a.{q('user_id')} = %s AND a.{q('active')} "
+        f"SELECT s.{q('trial_id')} AS {q('trial_id')}, a.{q('site_id')} AS {q('site_id')} "
+        f"FROM {q(SiteAssignment._meta.db_table)} a JOIN {q(Site._meta.db_table)} s ON s.{q('id')} = a.{q('site_id')} "
+        f"WHERE a.{q('user_id')} = %(scope_user)s AND a.{q('active')} "
         f"UNION ALL SELECT t.{q('trial_id')}, NULL FROM {q(TrialAssignment._meta.db_table)} t "
-        f"WHERE t.{q('user_id')} = %s AND t.{q('active')}"
+        f"WHERE t.{q('user_id')} = %(scope_user)s AND t.{q('active')}"
     )
 
 
@@ -100,7 +103,7 @@ def _compute(user) -> Scope:
     # One query: the site assignments (the site's trial, the site) and the whole-trial ones (the trial, no
     # site), written once as SQL: compiling the ORM's UNION cost more than running it, on every API request.
     with connection.cursor() as cursor:
-        cursor.execute(_assignments_sql(), [user.pk, user.pk])
+        cursor.execute(assignments_sql(), {"scope_user": user.pk})
         rows = cursor.fetchall()
     return Scope(
         site_ids=frozenset(site for _, site in rows if site is not None),
@@ -160,14 +163,6 @@ def scope_trials(queryset: QuerySet, user, *, trial: str = "trial") -> QuerySet:
     return queryset.filter(**{"pk__in" if trial == "pk" else f"{trial}_id__in": scope.trial_ids})
 
 
-# The trials a scoped user sees, as plain SQL (``trial_scope_sql``): the same rows as ``Scope.trial_ids``.
-TRIALS_SEEN_SQL = """(
-    {column} IN (SELECT s.trial_id FROM trial_siteassignment a JOIN trial_site s ON s.id = a.site_id
-                 WHERE a.user_id = %(scope_user)s AND a.active)
-    OR {column} IN (SELECT trial_id FROM trial_trialassignment WHERE user_id = %(scope_user)s AND active)
-)"""
-
-
 def trial_scope_sql(user, column: str) -> tuple[str, dict]:
     """``scope_trials`` for a plain SQL statement: a condition on ``column`` (a trial id; a name in the
     statement, never a value) that holds for the trials ``user`` sees, and its parameters. The grants are
@@ -176,7 +171,8 @@ def trial_scope_sql(user, column: str) -> tuple[str, dict]:
         return "1 = 0", {}
     if user.has_perm(EVERY_SITE):
         return "1 = 1", {}
-    return TRIALS_SEEN_SQL.format(column=column), {"scope_user": user.pk}
+    seen = f"SELECT seen.{connection.ops.quote_name('trial_id')} FROM ({assignments_sql()}) seen"
+    return f"{column} IN ({seen})", {"scope_user": user.pk}
 
 
 def scope_sites(queryset: QuerySet, user) -> QuerySet:

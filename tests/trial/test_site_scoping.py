@@ -32,7 +32,7 @@ from core.roles import DATA_MANAGER, INVESTIGATOR, SAFETY_COMMITTEE, SITE_STAFF,
 from safety.models import AdverseEvent, ReportingClock
 from tests.factories import TrialFactory, UserFactory, consent_document, eligible_participant, token_for
 from trial.access import (
-    TRIALS_SEEN_SQL,
+    assignments_sql,
     participant_path,
     scope_of,
     scope_participants,
@@ -198,7 +198,7 @@ def test_the_trials_scoped_in_plain_sql_are_those_of_the_users_scope(people, sit
 
 def test_the_plain_sql_scope_reads_the_models_own_tables():
     for model in (SiteAssignment, Site, TrialAssignment):
-        assert f" {model._meta.db_table} " in TRIALS_SEEN_SQL, model
+        assert connection.ops.quote_name(model._meta.db_table) in assignments_sql(), model
 
 
 # --- the services --------------------------------------------------------------------------------------
