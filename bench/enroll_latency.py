@@ -111,6 +111,24 @@ def make_users():
     return coordinator, investigator, token_issue(user=coordinator)[1]
 
 
+def assign_to_sites(trial, users) -> None:
+    """Site staff act only at the sites they are assigned to (trial.access): assign the bench's users to the
+    trial's sites, as a data manager would (a superuser here, bench setup)."""
+    from django.contrib.auth import get_user_model
+
+    from trial.access import site_assignment_save
+
+    admin, created = get_user_model().objects.get_or_create(
+        username="bench-admin", defaults={"is_staff": True, "is_superuser": True}
+    )
+    if created:
+        admin.set_unusable_password()
+        admin.save()
+    for site in trial.sites.all():
+        for user in users:
+            site_assignment_save(user=user, site=site, by=admin, reason="benchmark")
+
+
 def template_participant(trial, *, coordinator, investigator):
     """One participant screened, judged and consented through the services, as staff would."""
     from django.utils import timezone
@@ -235,11 +253,12 @@ def set_up(args) -> dict:
     # service. Every measured request is then a complete enrollment attempt that locks the cohort
     # row, counts and is refused with 409 cohort_full.
     full_trial = Trial.objects.get(registry_id="NCT06949137")
+    assign_to_sites(full_trial, [coordinator, investigator])
     full_cohort = services.cohort_open_first(trial=full_trial, by=investigator)
     template = template_participant(full_trial, coordinator=coordinator, investigator=investigator)
     refusal_pool = clone_eligible(template, count=3 + args.clients, prefix="R")
     for pk in refusal_pool[:3]:
-        services.enroll_participant(participant=Participant(pk=pk), cohort=full_cohort, by=coordinator)
+        services.enroll_participant(participant=Participant.objects.get(pk=pk), cohort=full_cohort, by=coordinator)
 
     # Successes: a copy of the protocol whose cohort holds everyone the bench enrolls. The protocol
     # file allows at most 100 per cohort, so the copy is loaded with 100 and the size raised in the
@@ -251,6 +270,7 @@ def set_up(args) -> dict:
     size = max(1000, needed)
     Trial.objects.filter(registry_id="BENCH0001").update(cohort_size=size, max_per_dose_level=size)
     open_trial = Trial.objects.get(registry_id="BENCH0001")
+    assign_to_sites(open_trial, [coordinator, investigator])
     open_cohort = services.cohort_open_first(trial=open_trial, by=investigator)
     template = template_participant(open_trial, coordinator=coordinator, investigator=investigator)
     success_pool = clone_eligible(template, count=needed, prefix="S")
@@ -459,7 +479,7 @@ def main() -> int:
             "gunicorn_workers": args.workers,
             "cpus": os.cpu_count(),
             "database": args.database,
-            "db_conn_max_age": os.environ.get("DB_CONN_MAX_AGE", "0"),
+            "db_conn_max_age": os.environ.get("DB_CONN_MAX_AGE", "60"),  # the settings default
         },
         "clients": n,
         "requests": sum(p["requests"] for p in phases),
