@@ -13,8 +13,9 @@ plans a prepared statement again by itself when a table it reads changes (a migr
 type of a column one returns makes it fail until the connection is replaced: restart the web workers after
 such a migration). With persistent connections (``DB_CONN_MAX_AGE``, 60 s by default) that spans requests.
 Django's query log shows these statements with ``$1``-style placeholders, without their values. Only statements written
-for it use it: plain SQL whose parameters are all values (never a name, never inside a literal). On SQLite
-it is Django's cursor.
+for it use it: plain SQL whose parameters are all values (never a name, never inside a literal). Django's
+own ``server_side_binding`` option would move every query the ORM builds to server-side binding; this moves
+only these two, which their tests run on PostgreSQL. On SQLite it is Django's cursor.
 """
 
 from contextlib import contextmanager

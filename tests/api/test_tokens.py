@@ -317,11 +317,11 @@ def test_a_tokens_user_comes_with_the_permissions_django_gives_it(data_manager, 
 
 
 def test_a_permission_taken_away_is_gone_at_the_next_request(nct_trial, data_manager):
-    staff = UserFactory(username="p-revoked", role=SPONSOR, is_staff=False)
-    staff.user_permissions.add(Permission.objects.get(codename="view_every_site"))
-    secret = token_issue(user=staff, by=data_manager)[1]
+    sponsor = UserFactory(username="p-revoked", role=SPONSOR, is_staff=False)
+    sponsor.user_permissions.add(Permission.objects.get(codename="view_every_site"))
+    secret = token_issue(user=sponsor, by=data_manager)[1]
     assert token_candidates(secret[: CONSTANTS.TOKEN_KEY_LENGTH])[0].user.has_perm("trial.view_every_site")
-    staff.user_permissions.clear()
+    sponsor.user_permissions.clear()
     assert not token_candidates(secret[: CONSTANTS.TOKEN_KEY_LENGTH])[0].user.has_perm("trial.view_every_site")
 
 

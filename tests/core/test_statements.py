@@ -6,6 +6,7 @@ import datetime as dt
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
 from core.statements import planned_once
@@ -49,3 +50,19 @@ def test_its_statements_are_counted_and_its_errors_are_djangos(nct_trial):
     with pytest.raises(IntegrityError), transaction.atomic(), planned_once() as cursor:
         cursor.execute("INSERT INTO trial_trial (id) VALUES (%(id)s)", {"id": nct_trial.pk})
     assert Trial.objects.filter(pk=nct_trial.pk).exists()  # the refused insert changed nothing
+
+
+@pytest.mark.parametrize("use_tz", [True, False])
+def test_times_come_back_as_djangos_cursor_gives_them_whatever_the_zone_setting(use_tz):
+    """Django gives its cursor a time loader of its own when the connection's zone is not Django's (here, with
+    USE_TZ off: naive times); the prepared statement's cursor reads times with that same loader."""
+    user = UserFactory(username=f"planned-zone-{use_tz}")
+    with override_settings(USE_TZ=use_tz):
+        with connection.cursor() as cursor:
+            cursor.execute(STATEMENT, {"username": user.username})
+            expected = cursor.fetchall()
+        with planned_once() as cursor:
+            cursor.execute(STATEMENT, {"username": user.username})
+            ((_, joined),) = cursor.fetchall()
+    ((_, django_joined),) = expected
+    assert joined == django_joined and (joined.tzinfo is None) == (not use_tz)

@@ -14,6 +14,7 @@ import time_machine
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from cohorts.models import Cohort, Enrollment, Participant
 from core.roles import SPONSOR
@@ -22,7 +23,7 @@ from safety.models import AdverseEvent, AdverseEventTally, SafetyReview
 from safety.selectors import trial_summary, trial_summary_for
 from safety.selectors.summary import SUMMARY_SQL
 from tests.cohorts.test_infusions_support import DAY, HOUR, T0, enrolled_cohort, frozen, infuse, record_visits
-from tests.factories import TrialFactory, UserFactory, staff_users
+from tests.factories import TrialFactory, UserFactory, staff_users, token_for
 from tests.safety.test_escalation_gate import PASSWORD, committee
 from trial.models import DoseLevel, Site, Trial
 
@@ -288,3 +289,22 @@ def test_a_trial_without_sites_or_cohorts_has_an_empty_summary_dated_in_utc():
             "cohorts": [],
         }
         assert trial_summary_for("NCT00000001", reader) == trial_summary(trial)
+
+
+def test_a_sponsors_summary_request_takes_three_queries_whatever_the_trials_size(nct_trial, django_assert_num_queries):
+    """The display zone (middleware), the token with its user's permissions, the summary with the grants."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(_sponsor_of(nct_trial))}")
+    path = f"/api/v1/trials/{nct_trial.registry_id}/summary/"
+    with django_assert_num_queries(3):
+        empty = client.get(path)
+    _, people = enrolled_cohort(nct_trial)
+    infuse(people[0], T0)
+    people[0].refresh_from_db()
+    with frozen(T0 + DAY):
+        for grade in (1, 2, 3):
+            record(people[0], T0 + DAY, grade=grade, onset_date=people[0].dlt_window_start)
+        with django_assert_num_queries(3):
+            full = client.get(path)
+    assert (empty.status_code, full.status_code) == (200, 200)
+    assert (empty.json()["cohorts"], full.json()["cohorts"][0]["enrolled"]) == ([], 3)
